@@ -1,0 +1,43 @@
+# One entry point for every check. Each target sets up what it needs itself,
+# so `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PEERS := .venv-peers
+
+.PHONY: demo test lint typecheck bench format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,postgres]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/loopml demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest -n 2 -q
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+$(PEERS)/.installed: bench/peers-requirements.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(PEERS)/bin/uv pip install --quiet --compile-bytecode --python $(PEERS)/bin/python -r bench/peers-requirements.txt
+	touch $(PEERS)/.installed
+
+bench: $(STAMP) $(PEERS)/.installed
+	$(BIN)/python bench/tracking.py --vs mlflow --peer-python $(PEERS)/bin/python
+
+clean:
+	rm -rf $(VENV) $(PEERS) .loopml .pytest_cache .mypy_cache .ruff_cache

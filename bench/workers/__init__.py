@@ -1,0 +1,1 @@
+"""Per-tool worker scripts of the tracking benchmark and their shared workload driver."""

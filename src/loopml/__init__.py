@@ -1,0 +1,87 @@
+"""loopml: the whole machine-learning lifecycle as one closed loop.
+
+``import loopml`` is cheap: it does no I/O, starts no thread and imports nothing
+heavy. The names below are loaded on first use.
+
+Example:
+    >>> import loopml
+    >>> with loopml.start_run(name="baseline", params={"C": 1.0}):
+    ...     loopml.log_metric("accuracy", 0.93)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from loopml.tracking import (
+        ActiveRun,
+        Metric,
+        Run,
+        TrackingClient,
+        active_run,
+        autolog,
+        end_run,
+        get_metric_history,
+        get_run,
+        log_artifact,
+        log_batch,
+        log_dict,
+        log_figure,
+        log_metric,
+        log_metrics,
+        log_note,
+        log_param,
+        log_params,
+        log_text,
+        search_runs,
+        set_tag,
+        set_tags,
+        start_run,
+    )
+
+__all__ = [
+    "ActiveRun",
+    "Metric",
+    "Run",
+    "TrackingClient",
+    "__version__",
+    "active_run",
+    "autolog",
+    "end_run",
+    "get_metric_history",
+    "get_run",
+    "log_artifact",
+    "log_batch",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_note",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
+
+# Every public name but __version__ lives in loopml.tracking and is imported on first use.
+_LAZY = dict.fromkeys((n for n in __all__ if n != "__version__"), "loopml.tracking")
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopml' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,0 +1,60 @@
+"""``loopml artifacts …``: list a run's artifacts and download them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loopml.cli._client import open_client
+from loopml.cli._format import fmt_bytes, short_id
+from loopml.cli._output import out, print_json
+
+__all__ = ["app"]
+
+app = typer.Typer(help="List and download the artifacts of runs.", no_args_is_help=True)
+
+_RunId = Annotated[str, typer.Argument(help="The run id.")]
+
+
+@app.command("list")
+def list_artifacts(
+    run_id: _RunId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the files and folders logged to a run."""
+    with open_client() as client:
+        artifacts = client.get_run(run_id).artifacts
+    if as_json:
+        print_json(list(artifacts))
+        return
+    if not artifacts:
+        out().print(f"Run {run_id} has no artifacts.", style="dim")
+        return
+    table = Table(title=f"Artifacts of run {short_id(run_id)}", title_justify="left")
+    table.add_column("path")
+    table.add_column("type")
+    table.add_column("size", justify="right")
+    table.add_column("digest", style="dim", no_wrap=True)
+    for artifact in artifacts:
+        kind = "dir" if artifact.is_dir else "file"
+        table.add_row(artifact.path, kind, fmt_bytes(artifact.size), artifact.digest)
+    out().print(table)
+
+
+@app.command("get")
+def get(
+    run_id: _RunId,
+    path: Annotated[str, typer.Argument(help="The artifact's path within the run.")],
+    dest: Annotated[
+        Path,
+        typer.Option("--dest", "-d", help="Folder to download into (created if missing)."),
+    ] = Path(),
+) -> None:
+    """Download a run artifact (file or folder); its bytes are verified on the way."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with open_client() as client:
+        target = client.download_artifact(run_id, path, dest)
+    out().print(f"Downloaded {path} to {target}", highlight=False)

@@ -1,0 +1,113 @@
+"""``loopml runs …``: list, show, compare, annotate runs and read metric histories."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from loopml.cli import _run_views as views
+from loopml.cli._client import open_client
+from loopml.cli._output import out, print_json, to_jsonable
+from loopml.errors import InvalidParameter
+
+__all__ = ["app"]
+
+app = typer.Typer(help="List, inspect, compare and annotate runs.", no_args_is_help=True)
+
+_Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+_RunId = Annotated[
+    str, typer.Argument(help="The run id (as printed by 'loopml runs list --json').")
+]
+
+
+@app.command("list")
+def list_runs(
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Project (default: LOOPML_PROJECT).")
+    ] = None,
+    filter: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"."),
+    ] = None,
+    order_by: Annotated[
+        list[str] | None,
+        typer.Option("--order-by", "-o", help='e.g. "metrics.auc DESC"; repeat for ties.'),
+    ] = None,
+    max_results: Annotated[
+        int, typer.Option("--max", "-n", min=1, help="Show at most this many runs.")
+    ] = 100,
+    as_json: _Json = False,
+) -> None:
+    """List the runs of a project, newest first unless --order-by says otherwise."""
+    with open_client() as client:
+        runs = client.search_runs(project, filter, order_by, max_results)
+    assert isinstance(runs, list)  # output="list"
+    if as_json:
+        print_json([views.run_json(run) for run in runs])
+        return
+    if not runs:
+        out().print("No runs found.", style="dim")
+        return
+    metric_keys = views.pick_metric_keys(runs, [filter or "", *(order_by or [])])
+    console = out()
+    console.print(views.runs_table(runs, metric_keys, console.width))
+
+
+@app.command("show")
+def show(run_id: _RunId, as_json: _Json = False) -> None:
+    """Show everything recorded about a run: params, metrics, context, artifacts, notes."""
+    with open_client() as client:
+        run = client.get_run(run_id)
+    if as_json:
+        print_json(views.run_json(run))
+        return
+    views.print_run(out(), run)
+
+
+@app.command("compare")
+def compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.", metavar="RUN_ID")],
+    as_json: _Json = False,
+) -> None:
+    """Compare runs side by side; params that differ are highlighted."""
+    if len(run_ids) < 2:
+        raise typer.BadParameter("give at least two run ids to compare.", param_hint="RUN_ID")
+    with open_client() as client:
+        runs = [client.get_run(run_id) for run_id in run_ids]
+    if as_json:
+        print_json(views.comparison_json(runs))
+        return
+    out().print(views.comparison_table(runs))
+
+
+@app.command("note")
+def note(
+    run_id: _RunId,
+    text: Annotated[str, typer.Argument(help="The note, in Markdown.")],
+) -> None:
+    """Attach a Markdown note to a run."""
+    with open_client() as client:
+        client.log_note("run", run_id, text)
+    out().print(f"Added a note to run {run_id}.")
+
+
+@app.command("history")
+def history(
+    run_id: _RunId,
+    key: Annotated[str, typer.Argument(help="The metric key, e.g. 'loss'.")],
+    as_json: _Json = False,
+) -> None:
+    """Show every logged point of one metric of a run, in step order."""
+    with open_client() as client:
+        points = client.get_metric_history(run_id, key)
+        if not points:
+            known = sorted(client.get_run(run_id).metrics)
+            listing = ", ".join(known) if known else "none"
+            raise InvalidParameter(
+                f"Run {run_id} has no metric {key!r}; its metrics are: {listing}."
+            )
+    if as_json:
+        print_json(to_jsonable(points))
+        return
+    out().print(views.history_table(run_id, key, points))

@@ -1,0 +1,106 @@
+"""The one tree of loopml's errors.
+
+Every error a user can meet derives from :class:`LoopmlError`, so one ``except``
+catches them all; where a built-in exception names the same situation, the
+error also derives from it (``RunNotFound`` is a ``KeyError``), so callers'
+existing handlers keep working. Each docstring says who raises it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNotFound",
+    "FilterSyntaxError",
+    "InvalidParameter",
+    "LoopmlError",
+    "ParamConflict",
+    "RunNotActive",
+    "RunNotFound",
+    "SettingError",
+    "StoreError",
+    "StoreUnavailable",
+    "StoreVersionError",
+]
+
+
+class LoopmlError(Exception):
+    """Base of every error loopml raises on purpose."""
+
+
+class SettingError(LoopmlError, ValueError):
+    """Raised by ``loopml.settings`` when a ``LOOPML_*`` variable has a bad value."""
+
+
+class InvalidParameter(LoopmlError, ValueError):
+    """Raised by any public function given an argument it cannot accept.
+
+    The message names the parameter, what was expected and what was got.
+    """
+
+
+# --- store -----------------------------------------------------------------
+
+
+class StoreError(LoopmlError):
+    """Base of the errors raised by the metadata store (``loopml.store``)."""
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """Raised when the metadata store cannot be opened or reached.
+
+    Unreachable database URLs, unwritable ``LOOPML_HOME`` folders and unknown
+    URI schemes end here.
+    """
+
+
+class StoreVersionError(StoreError):
+    """Raised when the database was migrated by a newer loopml than this one."""
+
+
+# --- artifacts -------------------------------------------------------------
+
+
+class ArtifactError(LoopmlError):
+    """Base of the errors raised by the artifact store (``loopml.artifacts``)."""
+
+
+class ArtifactNotFound(ArtifactError, FileNotFoundError):
+    """Raised when a blob, a run artifact or a local path to log does not exist."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """Raised when a blob's bytes no longer hash to its address (corruption)."""
+
+
+# --- tracking --------------------------------------------------------------
+
+
+class RunNotFound(LoopmlError, KeyError):
+    """Raised by the tracking client when a run id is unknown."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; a readable message is worth more here.
+        return str(self.args[0]) if self.args else "run not found"
+
+
+class RunNotActive(LoopmlError, RuntimeError):
+    """Raised by the fluent API when a call needs an active run and none is."""
+
+
+class ParamConflict(LoopmlError, ValueError):
+    """Raised when a param is logged again with a different value (params are immutable)."""
+
+
+class FilterSyntaxError(LoopmlError, ValueError):
+    """Raised by ``search_runs`` when a filter string does not parse.
+
+    ``position`` is the 0-based offset of the offending token in ``text``.
+    """
+
+    def __init__(self, message: str, text: str, position: int) -> None:
+        pointer = " " * position + "^"
+        super().__init__(f"{message} at position {position}:\n  {text}\n  {pointer}")
+        self.text = text
+        self.position = position

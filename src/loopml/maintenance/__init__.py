@@ -1,0 +1,7 @@
+"""Housekeeping over the store and the artifact store together (garbage collection)."""
+
+from __future__ import annotations
+
+from loopml.maintenance._gc import GcReport, collect_garbage
+
+__all__ = ["GcReport", "collect_garbage"]

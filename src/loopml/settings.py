@@ -1,0 +1,214 @@
+"""The catalogue of every ``LOOPML_*`` environment variable.
+
+Each setting is declared once, here, with its type, default and a one-line doc;
+code reads settings through :func:`get` and never through ``os.environ``
+directly, so ``loopml settings`` can show every knob and its current value.
+
+Example:
+    >>> from loopml import settings
+    >>> settings.get("LOOPML_FLUSH_INTERVAL") > 0
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loopml.errors import SettingError
+
+__all__ = ["SETTINGS", "Setting", "artifact_uri", "get", "home", "iter_settings", "store_uri"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a number greater than 0")
+    return value
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected an integer greater than 0")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, type, default and meaning."""
+
+    name: str
+    type_name: str
+    default: Any
+    doc: str
+    parse: Callable[[str], Any]
+
+    def value(self) -> Any:
+        """Return the current value: the parsed variable, or the default when unset.
+
+        Raises:
+            SettingError: the variable is set to something its type cannot parse.
+        """
+        raw = os.environ.get(self.name)
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise SettingError(
+                f"{self.name} must be a {self.type_name}; got {raw!r} ({exc})."
+            ) from None
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting(
+            "LOOPML_HOME",
+            "path",
+            ".loopml",
+            "Folder of the embedded store (loopml.db) and local artifacts.",
+            _str,
+        ),
+        Setting(
+            "LOOPML_STORE_URI",
+            "URI",
+            None,
+            "Metadata store URL (sqlite:///… or postgresql+psycopg://…); "
+            "default: SQLite in LOOPML_HOME.",
+            _str,
+        ),
+        Setting(
+            "LOOPML_ARTIFACT_URI",
+            "URI",
+            None,
+            "Artifact store: a folder or any fsspec URL (s3://bucket/prefix); "
+            "default: LOOPML_HOME/artifacts.",
+            _str,
+        ),
+        Setting(
+            "LOOPML_PROJECT",
+            "str",
+            "default",
+            "Project used when a call names none.",
+            _str,
+        ),
+        Setting(
+            "LOOPML_FLUSH_INTERVAL",
+            "float (s)",
+            1.0,
+            "Longest time a logged metric point waits in memory before it is written.",
+            _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_FLUSH_MAX_POINTS",
+            "int",
+            10_000,
+            "Buffered metric points that trigger an early write.",
+            _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_HEARTBEAT_INTERVAL",
+            "float (s)",
+            10.0,
+            "How often a running run records that its process is alive.",
+            _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_HEARTBEAT_TIMEOUT",
+            "float (s)",
+            60.0,
+            "A running run whose heartbeat is older than this is shown as lost.",
+            _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_CAPTURE_PACKAGES",
+            "bool",
+            True,
+            "Record the installed package versions with every run.",
+            _parse_bool,
+        ),
+        Setting(
+            "LOOPML_GC_GRACE",
+            "float (s)",
+            3600.0,
+            "loopml gc never deletes a blob younger than this (it may belong to a "
+            "write in progress).",
+            _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_DEBUG",
+            "bool",
+            False,
+            "Show full tracebacks in the CLI (same as --debug).",
+            _parse_bool,
+        ),
+        Setting(
+            "LOOPML_TEST_POSTGRES_URL",
+            "URI",
+            "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+            "Tests only: the PostgreSQL server the contract tests create databases on.",
+            _str,
+        ),
+    )
+}
+
+
+def get(name: str) -> Any:
+    """Return the current value of the setting ``name``.
+
+    Raises:
+        SettingError: ``name`` is not a declared setting, or its value does not parse.
+    """
+    try:
+        setting = SETTINGS[name]
+    except KeyError:
+        raise SettingError(f"{name!r} is not a loopml setting.") from None
+    return setting.value()
+
+
+def iter_settings() -> Iterator[tuple[Setting, Any]]:
+    """Yield every setting with its current value, in declaration order."""
+    for setting in SETTINGS.values():
+        yield setting, setting.value()
+
+
+def home() -> Path:
+    """Return the loopml home folder (not created)."""
+    return Path(get("LOOPML_HOME")).expanduser()
+
+
+def store_uri() -> str:
+    """Return the metadata store URI in force."""
+    explicit: str | None = get("LOOPML_STORE_URI")
+    if explicit:
+        return explicit
+    return f"sqlite:///{(home() / 'loopml.db').absolute()}"
+
+
+def artifact_uri() -> str:
+    """Return the artifact store URI in force."""
+    explicit: str | None = get("LOOPML_ARTIFACT_URI")
+    if explicit:
+        return explicit
+    return str((home() / "artifacts").absolute())

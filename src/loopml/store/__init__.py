@@ -1,0 +1,27 @@
+"""The metadata store: SQLAlchemy engine, tables, migrations and lineage edges.
+
+Embedded default: SQLite in WAL mode under ``LOOPML_HOME``; multi-user:
+PostgreSQL via ``postgresql+psycopg://``. Both pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from loopml.store import _tables as tables
+from loopml.store._engine import redacted
+from loopml.store._lineage import Edge, Node, add_edge, walk
+from loopml.store._migrate import HEAD_REVISION, current_revision
+from loopml.store._store import Store, now_ms, open_store
+
+__all__ = [
+    "HEAD_REVISION",
+    "Edge",
+    "Node",
+    "Store",
+    "add_edge",
+    "current_revision",
+    "now_ms",
+    "open_store",
+    "redacted",
+    "tables",
+    "walk",
+]

@@ -1,0 +1,106 @@
+"""Engine creation: SQLite tuned for many writers, PostgreSQL as it comes.
+
+SQLite runs in WAL mode (readers never block the writer) and every write
+transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock up front,
+so two processes never deadlock upgrading read locks, and the busy timeout
+queues writers instead of failing them with "database is locked".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from loopml.errors import StoreUnavailable
+
+__all__ = ["WRITE_OPTION", "create_store_engine", "redacted"]
+
+WRITE_OPTION = "loopml_write"
+_BUSY_TIMEOUT_MS = 120_000
+
+
+def redacted(uri: str) -> str:
+    """Return ``uri`` with any password hidden, for messages."""
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except ArgumentError:
+        return uri
+
+
+def create_store_engine(uri: str) -> Engine:
+    """Create the SQLAlchemy engine for a store URI.
+
+    Raises:
+        StoreUnavailable: the URI is malformed, names an unknown back-end, or
+            (SQLite) its folder cannot be created.
+    """
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        raise StoreUnavailable(
+            f"The store URI {uri!r} is not a database URL "
+            "(expected sqlite:///path or postgresql+psycopg://…)."
+        ) from None
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(uri, url.database)
+    try:
+        return create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise StoreUnavailable(
+            f"No driver for the store URI {redacted(uri)} ({exc}); "
+            "for PostgreSQL install loopml[postgres] and use postgresql+psycopg://."
+        ) from None
+
+
+def _sqlite_engine(uri: str, database: str | None) -> Engine:
+    if database and database != ":memory:" and not database.startswith("file:"):
+        folder = Path(database).expanduser().absolute().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"Cannot create the store folder {folder}: {exc.strerror}."
+            ) from None
+    engine = create_engine(
+        uri,
+        connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Take transaction control away from the driver so "begin" below decides.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.create_function("loopml_float", 1, _text_to_float, deterministic=True)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _text_to_float(value: object) -> float | None:
+    """SQL ``loopml_float(text)``: the number a text spells, or NULL (SQLite's CAST gives 0)."""
+    if value is None:
+        return None
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get(WRITE_OPTION):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")

@@ -1,0 +1,223 @@
+"""ORM tables of the metadata store.
+
+Times are integer milliseconds since the epoch. A metric value of SQL ``NULL``
+means NaN: SQLite turns NaN into NULL on its own, so every back-end stores it
+the same way and reads it back as ``float("nan")``. Columns that hold an
+artifact-store digest carry ``info={"blob": True}`` so garbage collection can
+find every reference without knowing the tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "ENVIRONMENT",
+    "LATEST_METRIC",
+    "LINEAGE_EDGE",
+    "METRIC",
+    "NOTE",
+    "PARAM",
+    "PROJECT",
+    "RUN",
+    "RUN_ARTIFACT",
+    "TAG",
+    "Base",
+    "EnvironmentRow",
+    "LatestMetricRow",
+    "LineageEdgeRow",
+    "MetricRow",
+    "NoteRow",
+    "ParamRow",
+    "ProjectRow",
+    "RunArtifactRow",
+    "RunRow",
+    "TagRow",
+    "blob_columns",
+]
+
+# SQLite only aliases the rowid for INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+KEY_LENGTH = 250
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every loopml table."""
+
+
+class ProjectRow(Base):
+    """A namespace for runs (and later datasets, models, deployments)."""
+
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class EnvironmentRow(Base):
+    """A set of installed packages, stored once however many runs share it."""
+
+    __tablename__ = "environment"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    packages: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunRow(Base):
+    """One tracked execution: an experiment, a pipeline, a step, a monitor check."""
+
+    __tablename__ = "run"
+    __table_args__ = (Index("ix_run_project_start", "project_id", "start_time"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    name: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("run.id"), index=True)
+    user: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    start_time: Mapped[int] = mapped_column(BigInteger)
+    end_time: Mapped[int | None] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[int] = mapped_column(BigInteger)
+    failure_type: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    failure_traceback: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    environment_sha256: Mapped[str | None] = mapped_column(ForeignKey("environment.sha256"))
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    wall_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class ParamRow(Base):
+    """An immutable run parameter (stored as text, as given)."""
+
+    __tablename__ = "param"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class TagRow(Base):
+    """A mutable run label."""
+
+    __tablename__ = "tag"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MetricRow(Base):
+    """One metric point; the full history of a key is every row of it."""
+
+    __tablename__ = "metric"
+    __table_args__ = (Index("ix_metric_run_key_step", "run_id", "key", "step"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"))
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)
+
+
+class LatestMetricRow(Base):
+    """The latest point (highest step, then newest) of each run's metric, kept for search."""
+
+    __tablename__ = "latest_metric"
+    __table_args__ = (Index("ix_latest_metric_key_value", "key", "value"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)
+
+
+class RunArtifactRow(Base):
+    """A file or directory logged to a run, by its digest in the artifact store."""
+
+    __tablename__ = "run_artifact"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), info={"blob": True})
+    size: Mapped[int] = mapped_column(BigInteger)
+    is_dir: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class NoteRow(Base):
+    """A Markdown note on any object (run, project, …)."""
+
+    __tablename__ = "note"
+    __table_args__ = (Index("ix_note_object", "object_kind", "object_id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    object_kind: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LineageEdgeRow(Base):
+    """A directed edge between any two objects: (src) --relation--> (dst)."""
+
+    __tablename__ = "lineage_edge"
+    __table_args__ = (
+        UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "relation"),
+        Index("ix_lineage_dst", "dst_kind", "dst_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    src_kind: Mapped[str] = mapped_column(String(32))
+    src_id: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    dst_kind: Mapped[str] = mapped_column(String(32))
+    dst_id: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    relation: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+def blob_columns() -> list[tuple[str, str]]:
+    """Return ``(table, column)`` for every column that references an artifact blob."""
+    return [
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if column.info.get("blob")
+    ]
+
+
+# Core ``Table`` handles for fast bulk statements (the ORM classes type them loosely).
+PROJECT = cast(Table, ProjectRow.__table__)
+ENVIRONMENT = cast(Table, EnvironmentRow.__table__)
+RUN = cast(Table, RunRow.__table__)
+PARAM = cast(Table, ParamRow.__table__)
+TAG = cast(Table, TagRow.__table__)
+METRIC = cast(Table, MetricRow.__table__)
+LATEST_METRIC = cast(Table, LatestMetricRow.__table__)
+RUN_ARTIFACT = cast(Table, RunArtifactRow.__table__)
+NOTE = cast(Table, NoteRow.__table__)
+LINEAGE_EDGE = cast(Table, LineageEdgeRow.__table__)

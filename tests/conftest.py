@@ -1,0 +1,112 @@
+"""Fixtures shared by every test: an isolated LOOPML_HOME, and stores on every back-end.
+
+``store_uri`` is parametrised over SQLite and PostgreSQL; each PostgreSQL test gets
+a database of its own, created and dropped here, on the server named by
+``LOOPML_TEST_POSTGRES_URL``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loopml import settings
+from loopml.tracking import TrackingClient, _fluent
+
+_ISOLATED = ("LOOPML_STORE_URI", "LOOPML_ARTIFACT_URI", "LOOPML_PROJECT", "LOOPML_DEBUG")
+
+
+@pytest.fixture(autouse=True)
+def loopml_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point LOOPML_HOME at a fresh folder and forget the default fluent client."""
+    home = tmp_path / "loopml-home"
+    monkeypatch.setenv("LOOPML_HOME", str(home))
+    for name in _ISOLATED:
+        monkeypatch.delenv(name, raising=False)
+    _reset_fluent()
+    yield home
+    _reset_fluent()
+
+
+def _reset_fluent() -> None:
+    client = _fluent._client
+    _fluent._stack.clear()
+    if client is not None:
+        client.close()
+    _fluent._client = None
+    _fluent._client_pid = None
+
+
+def postgres_server_url() -> str:
+    """URL of the PostgreSQL server used by the tests."""
+    return str(settings.get("LOOPML_TEST_POSTGRES_URL"))
+
+
+def _admin_connect():  # type: ignore[no-untyped-def]
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_server_url())
+    return psycopg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+def create_postgres_database() -> str:
+    """Create an empty database and return its SQLAlchemy URL."""
+    from sqlalchemy.engine import make_url
+
+    name = f"loopml_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with _admin_connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # the server is part of the test machine; say so loudly
+        pytest.fail(f"PostgreSQL at {postgres_server_url()} is not usable: {exc}")
+    return make_url(postgres_server_url()).set(database=name).render_as_string(False)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by :func:`create_postgres_database`."""
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    with _admin_connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URI on each back-end."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'loopml.db'}"
+        return
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@pytest.fixture
+def client(store_uri: str, tmp_path: Path) -> Iterator[TrackingClient]:
+    """A TrackingClient on a fresh store (each back-end) and a local artifact folder."""
+    tracking = TrackingClient(store_uri, str(tmp_path / "artifacts"))
+    yield tracking
+    tracking.close()
+
+
+@pytest.fixture
+def fluent_store(store_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make the fluent API (loopml.start_run …) use ``store_uri``."""
+    monkeypatch.setenv("LOOPML_STORE_URI", store_uri)
+    _reset_fluent()
+    return store_uri

@@ -1,0 +1,116 @@
+"""Errors: one red line on stderr and exit 1; tracebacks only with --debug/LOOPML_DEBUG."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cli_support import Cli, Seeded
+
+from loopml.tracking import TrackingClient
+
+UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/x"
+
+
+def _boom(self: TrackingClient, run_id: str) -> None:
+    raise RuntimeError("kaboom")
+
+
+def test_an_unreachable_database_is_one_line(cli: Cli) -> None:
+    for args in (["runs", "list"], ["runs", "show", "abc"], ["projects", "list"], ["gc"]):
+        result = cli(*args, env={"LOOPML_STORE_URI": UNREACHABLE})
+        assert result.exit_code == 1, args
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: Cannot open the store postgresql+psycopg://nobody@")
+        assert "Traceback" not in result.output
+
+
+def test_a_home_that_is_a_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    home = tmp_path / "not-a-folder"
+    home.write_text("")
+    result = cli("runs", "list", env={"LOOPML_HOME": str(home)})
+    assert result.exit_code == 1
+    assert result.stderr == f"error: Cannot create the store folder {home}: Not a directory.\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
+def test_a_read_only_home_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    home = tmp_path / "read-only"
+    home.mkdir()
+    home.chmod(0o555)
+    try:
+        result = cli("runs", "list", env={"LOOPML_HOME": str(home)})
+    finally:
+        home.chmod(0o755)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: Cannot open the store sqlite:///")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_bad_setting_is_one_line(cli: Cli, seeded: Seeded) -> None:
+    result = cli("runs", "list", "-p", "proj", env={"LOOPML_HEARTBEAT_TIMEOUT": "soon"})
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: LOOPML_HEARTBEAT_TIMEOUT must be a float (s)")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_debug_flag_shows_the_traceback(cli: Cli, seeded: Seeded) -> None:
+    result = cli("--debug", "runs", "show", "abc")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert "loopml.errors.RunNotFound" in result.stderr
+    assert result.stderr.endswith("error: No run with id 'abc'.\n")
+
+
+@pytest.mark.parametrize("value", ["1", "true"])
+def test_loopml_debug_shows_the_traceback(cli: Cli, seeded: Seeded, value: str) -> None:
+    result = cli("runs", "show", "abc", env={"LOOPML_DEBUG": value})
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last):" in result.stderr
+
+
+def test_a_malformed_loopml_debug_does_not_hide_the_error(cli: Cli, seeded: Seeded) -> None:
+    result = cli("runs", "show", "abc", env={"LOOPML_DEBUG": "perhaps"})
+    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abc'.\n")
+
+
+def test_an_unexpected_error_says_so_and_hints_at_debug(
+    cli: Cli, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(TrackingClient, "get_run", _boom)
+    result = cli("runs", "show", seeded.good)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: unexpected RuntimeError: kaboom",
+        "hint: rerun with --debug (or LOOPML_DEBUG=1) to see the traceback.",
+    ]
+    debug = cli("--debug", "runs", "show", seeded.good)
+    assert debug.exit_code == 1
+    assert "Traceback (most recent call last):" in debug.stderr
+    assert "hint:" not in debug.stderr
+
+
+def test_usage_errors_exit_2(cli: Cli) -> None:
+    assert cli("runs", "list", "--no-such-option").exit_code == 2
+    assert cli("runs", "show").exit_code == 2
+    assert cli("no-such-command").exit_code == 2
+
+
+def test_no_arguments_prints_help(cli: Cli) -> None:
+    for args in ([], ["runs"], ["artifacts"], ["projects"]):
+        result = cli(*args)
+        assert "Usage: " in result.output, args
+        assert "Commands" in result.output
+
+
+def test_help_and_version(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in ("runs", "artifacts", "projects", "gc", "settings", "demo", "--debug"):
+        assert command in result.stdout
+    assert cli("runs", "list", "--help").exit_code == 0
+    from loopml import __version__
+
+    assert cli("--version").stdout == f"loopml {__version__}\n"

@@ -1,0 +1,119 @@
+"""The real ``loopml`` executable in a subprocess: the demo end to end, errors, start-up."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_support import LOOPML, Cli, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+
+def _loopml(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LOOPML), *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(**env),
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A LOOPML_HOME in which ``loopml demo`` ran (once for the whole module)."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOPML_HOME", str(home))
+        done = _loopml("demo")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    for text in ("Demo runs, best test AUC first", "logistic-regression", "test_auc"):
+        assert text in done.stdout
+    assert f"Metadata:  sqlite:///{home.absolute()}/loopml.db" in done.stdout
+    assert "loopml runs list --project demo" in done.stdout
+    yield home
+
+
+@pytest.fixture
+def in_demo(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LOOPML_HOME", str(demo_home))
+    return demo_home
+
+
+def test_demo_then_list_json(in_demo: Path) -> None:
+    done = _loopml("runs", "list", "--project", "demo", "--json")
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout)
+    assert len(runs) == 3
+    assert {run["status"] for run in runs} == {"finished"}
+    assert {run["name"] for run in runs} == {
+        "logistic-regression",
+        "random-forest",
+        "gradient-boosting",
+    }
+    for run in runs:
+        assert 0.9 < run["metrics"]["test_auc"] <= 1
+        assert {"test_accuracy", "test_f1"} <= set(run["metrics"])
+        assert run["params"]["model"]
+        assert [a["path"] for a in run["artifacts"]] == ["model.pkl"]
+
+
+def test_demo_runs_have_histories_notes_and_a_usable_model(
+    in_demo: Path, cli: Cli, tmp_path: Path
+) -> None:
+    runs = {r["name"]: r for r in json.loads(cli("runs", "list", "-p", "demo", "--json").stdout)}
+    boosted = runs["gradient-boosting"]["id"]
+    history = json.loads(cli("runs", "history", boosted, "staged_test_auc", "--json").stdout)
+    assert [p["step"] for p in history] == list(range(1, 101))
+    forest = json.loads(
+        cli("runs", "history", runs["random-forest"]["id"], "staged_test_auc", "--json").stdout
+    )
+    assert [p["step"] for p in forest] == list(range(10, 101, 10))
+    shown = json.loads(cli("runs", "show", boosted, "--json").stdout)
+    assert "test AUC" in shown["notes"][0]["text"]
+
+    result = cli("artifacts", "get", boosted, "model.pkl", "--dest", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    model = pickle.loads((tmp_path / "model.pkl").read_bytes())
+    from sklearn.datasets import load_breast_cancer
+
+    features, _ = load_breast_cancer(return_X_y=True)
+    assert model.predict(features[:5]).shape == (5,)
+
+
+def test_an_error_is_one_line_without_traceback(in_demo: Path) -> None:
+    done = _loopml("runs", "show", "abc")
+    assert done.returncode == 1
+    assert done.stderr == "error: No run with id 'abc'.\n"
+    assert done.stdout == ""
+
+    unreachable = _loopml(
+        "runs", "list", LOOPML_STORE_URI="postgresql+psycopg://nobody@127.0.0.1:1/x"
+    )
+    assert unreachable.returncode == 1
+    assert len(unreachable.stderr.splitlines()) == 1
+    assert "Traceback" not in unreachable.stderr
+
+
+def test_debug_shows_the_traceback(in_demo: Path) -> None:
+    done = _loopml("--debug", "runs", "show", "abc")
+    assert done.returncode == 1
+    assert "Traceback (most recent call last):" in done.stderr
+    assert done.stderr.endswith("error: No run with id 'abc'.\n")
+
+
+def test_importing_the_cli_stays_light() -> None:
+    heavy = ["sklearn", "sqlalchemy", "pandas", "numpy", "loopml.tracking", "rich.markdown"]
+    code = f"import sys, loopml.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
