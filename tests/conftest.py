@@ -110,3 +110,27 @@ def fluent_store(store_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("LOOPML_STORE_URI", store_uri)
     _reset_fluent()
     return store_uri
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """An existing folder nobody, root included, can write into (immutable when run as root)."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if made.returncode != 0:
+            pytest.skip(f"cannot make a folder read-only for root: {made.stderr.decode()}")
+        try:
+            yield folder
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=False)
+    else:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)

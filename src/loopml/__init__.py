@@ -18,29 +18,73 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from loopml.tracking import (
-        ActiveRun,
-        Metric,
-        Run,
-        TrackingClient,
-        active_run,
-        autolog,
-        end_run,
-        get_metric_history,
-        get_run,
-        log_artifact,
-        log_batch,
-        log_dict,
-        log_figure,
-        log_metric,
-        log_metrics,
-        log_note,
-        log_param,
-        log_params,
-        log_text,
-        search_runs,
-        set_tag,
-        set_tags,
-        start_run,
+        ActiveRun as ActiveRun,
+    )
+    from loopml.tracking import (
+        Metric as Metric,
+    )
+    from loopml.tracking import (
+        Run as Run,
+    )
+    from loopml.tracking import (
+        TrackingClient as TrackingClient,
+    )
+    from loopml.tracking import (
+        active_run as active_run,
+    )
+    from loopml.tracking import (
+        autolog as autolog,
+    )
+    from loopml.tracking import (
+        end_run as end_run,
+    )
+    from loopml.tracking import (
+        get_metric_history as get_metric_history,
+    )
+    from loopml.tracking import (
+        get_run as get_run,
+    )
+    from loopml.tracking import (
+        log_artifact as log_artifact,
+    )
+    from loopml.tracking import (
+        log_batch as log_batch,
+    )
+    from loopml.tracking import (
+        log_dict as log_dict,
+    )
+    from loopml.tracking import (
+        log_figure as log_figure,
+    )
+    from loopml.tracking import (
+        log_metric as log_metric,
+    )
+    from loopml.tracking import (
+        log_metrics as log_metrics,
+    )
+    from loopml.tracking import (
+        log_note as log_note,
+    )
+    from loopml.tracking import (
+        log_param as log_param,
+    )
+    from loopml.tracking import (
+        log_params as log_params,
+    )
+    from loopml.tracking import (
+        log_text as log_text,
+    )
+    from loopml.tracking import (
+        search_runs as search_runs,
+    )
+    from loopml.tracking import (
+        set_tag as set_tag,
+    )
+    from loopml.tracking import (
+        set_tags as set_tags,
+    )
+    from loopml.tracking import (
+        start_run as start_run,
     )
 
 __all__ = [

@@ -16,6 +16,7 @@ __all__ = [
     "InvalidParameter",
     "LoopmlError",
     "ParamConflict",
+    "ProjectNotFound",
     "RunNotActive",
     "RunNotFound",
     "SettingError",
@@ -83,6 +84,13 @@ class RunNotFound(LoopmlError, KeyError):
     def __str__(self) -> str:
         # KeyError quotes its argument; a readable message is worth more here.
         return str(self.args[0]) if self.args else "run not found"
+
+
+class ProjectNotFound(LoopmlError, KeyError):
+    """Raised when a call names a project that has never been used."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "project not found"
 
 
 class RunNotActive(LoopmlError, RuntimeError):

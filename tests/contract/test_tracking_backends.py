@@ -132,7 +132,7 @@ def test_a_run_without_heartbeats_is_shown_lost(
     monkeypatch.setenv("LOOPML_HEARTBEAT_TIMEOUT", "0.05")
     time.sleep(0.1)
     assert client.get_run(run_id).status == "lost"
-    assert [r.id for r in client.search_runs("p", "status = 'lost'")] == [run_id]  # type: ignore[union-attr]
+    assert [r.id for r in client.search_runs("p", "status = 'lost'")] == [run_id]
     monkeypatch.setenv("LOOPML_HEARTBEAT_TIMEOUT", "60")
     assert client.get_run(run_id).status == "running"
 
@@ -179,17 +179,17 @@ def populated(client: TrackingClient) -> TrackingClient:
 )
 def test_search_filters(populated: TrackingClient, filter_text: str, names: set[str]) -> None:
     runs = populated.search_runs("search", filter_text)
-    assert {run.name for run in runs} == names  # type: ignore[union-attr]
+    assert {run.name for run in runs} == names
 
 
 def test_search_orders_limits_and_returns_frames(populated: TrackingClient) -> None:
     runs = populated.search_runs("search", order_by=["metrics.auc DESC"], max_results=3)
-    assert [r.name for r in runs] == ["run-0", "run-2", "run-1"]  # type: ignore[union-attr]
+    assert [r.name for r in runs] == ["run-0", "run-2", "run-1"]
     ascending = populated.search_runs("search", order_by=["params.model", "metrics.auc"])
-    assert [r.name for r in ascending][:2] == ["run-2", "run-1"]  # type: ignore[union-attr]
+    assert [r.name for r in ascending][:2] == ["run-2", "run-1"]
     frame = populated.search_runs("search", "metrics.auc > 0.9", output="pandas")
-    assert set(frame["name"]) == {"run-0", "run-2"}  # type: ignore[call-overload, index]
-    assert {"metrics.auc", "params.model", "run_id"} <= set(frame.columns)  # type: ignore[union-attr]
+    assert set(frame["name"]) == {"run-0", "run-2"}
+    assert {"metrics.auc", "params.model", "run_id"} <= set(frame.columns)
 
 
 def test_a_malformed_filter_points_at_the_offending_token(populated: TrackingClient) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -32,18 +31,12 @@ def test_a_home_that_is_a_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
     home.write_text("")
     result = cli("runs", "list", env={"LOOPML_HOME": str(home)})
     assert result.exit_code == 1
-    assert result.stderr == f"error: Cannot create the store folder {home}: Not a directory.\n"
+    assert result.stderr.startswith(f"error: Cannot create the store folder {home}: ")
+    assert len(result.stderr.splitlines()) == 1
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
-def test_a_read_only_home_is_one_line(cli: Cli, tmp_path: Path) -> None:
-    home = tmp_path / "read-only"
-    home.mkdir()
-    home.chmod(0o555)
-    try:
-        result = cli("runs", "list", env={"LOOPML_HOME": str(home)})
-    finally:
-        home.chmod(0o755)
+def test_a_read_only_home_is_one_line(cli: Cli, read_only_folder: Path) -> None:
+    result = cli("runs", "list", env={"LOOPML_HOME": str(read_only_folder)})
     assert result.exit_code == 1
     assert result.stderr.startswith("error: Cannot open the store sqlite:///")
     assert len(result.stderr.splitlines()) == 1

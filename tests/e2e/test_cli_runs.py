@@ -227,3 +227,13 @@ def test_history_errors(cli: Cli, seeded: Seeded) -> None:
     )
     result = cli("runs", "history", "abc", "auc")
     assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abc'.\n")
+
+
+def test_a_run_whose_process_stopped_is_listed_as_lost(cli: Cli, seeded: Seeded) -> None:
+    import time
+
+    time.sleep(0.05)
+    env = {"LOOPML_HEARTBEAT_TIMEOUT": "0.01"}
+    runs = json.loads(cli("runs", "list", "-p", "proj", "--json", env=env).stdout)
+    assert {run["name"]: run["status"] for run in runs}["live-run"] == "lost"
+    assert "lost" in cli("runs", "list", "-p", "proj", env=env).stdout

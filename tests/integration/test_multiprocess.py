@@ -59,11 +59,11 @@ def test_eight_processes_logging_at_once_lose_nothing(store_uri: str, tmp_path: 
         runs = client.search_runs("multi", max_results=100)
         assert len(runs) == PROCESSES
         for run in runs:
-            assert run.status == "finished"  # type: ignore[union-attr]
-            history = client.get_metric_history(run.id, "loss")  # type: ignore[union-attr]
+            assert run.status == "finished"
+            history = client.get_metric_history(run.id, "loss")
             assert [p.step for p in history] == list(range(POINTS))
-            worker = run.name.split("-")[1]  # type: ignore[union-attr]
-            assert len(client.get_metric_history(run.id, f"worker_{worker}")) == POINTS  # type: ignore[union-attr]
+            worker = run.name.split("-")[1]
+            assert len(client.get_metric_history(run.id, f"worker_{worker}")) == POINTS
     finally:
         client.close()
 

@@ -142,10 +142,11 @@ def test_empty_filter_is_none(text: str) -> None:
     assert parse_filter(text) is None
 
 
-def test_nan_value() -> None:
-    parsed = parse_filter("metrics.loss != nan")
+@pytest.mark.parametrize(("text", "op"), [("metrics.loss != nan", "!="), ("params.x = NaN", "=")])
+def test_nan_value(text: str, op: str) -> None:
+    parsed = parse_filter(text)
     assert isinstance(parsed, Comparison)
-    assert parsed.op == "!="
+    assert parsed.op == op
     assert isinstance(parsed.value, float) and math.isnan(parsed.value)
 
 
@@ -211,6 +212,8 @@ BAD: list[tuple[str, int, str]] = [
     ("not", 3, "got end of filter"),
     ("'it''s' = 1", 0, 'got the string "it\'s"'),
     ("metrics.a > 1 or or", 17, "expected an identifier"),
+    ("metrics.a < nan", 12, "nan can only be compared with = or !=, not with '<'"),
+    ("metrics.a in (1, -NaN)", 17, "nan can only be compared with = or !=, not with 'in'"),
     ("métrics.a > 1", 1, "unexpected character 'é' in a name"),
     ("metrics.aé > 1", 9, "unexpected character 'é' in a key (quote it: metrics.\"…\")"),
     ("metrics.a > é", 12, "unexpected character 'é'"),

@@ -26,6 +26,7 @@ def list_artifacts(
 ) -> None:
     """List the files and folders logged to a run."""
     with open_client() as client:
+        run_id = client.resolve_run_id(run_id)
         artifacts = client.get_run(run_id).artifacts
     if as_json:
         print_json(list(artifacts))
@@ -56,5 +57,5 @@ def get(
     """Download a run artifact (file or folder); its bytes are verified on the way."""
     dest.mkdir(parents=True, exist_ok=True)
     with open_client() as client:
-        target = client.download_artifact(run_id, path, dest)
+        target = client.download_artifact(client.resolve_run_id(run_id), path, dest)
     out().print(f"Downloaded {path} to {target}", highlight=False)

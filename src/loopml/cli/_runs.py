@@ -58,7 +58,7 @@ def list_runs(
 def show(run_id: _RunId, as_json: _Json = False) -> None:
     """Show everything recorded about a run: params, metrics, context, artifacts, notes."""
     with open_client() as client:
-        run = client.get_run(run_id)
+        run = client.get_run(client.resolve_run_id(run_id))
     if as_json:
         print_json(views.run_json(run))
         return
@@ -74,7 +74,7 @@ def compare(
     if len(run_ids) < 2:
         raise typer.BadParameter("give at least two run ids to compare.", param_hint="RUN_ID")
     with open_client() as client:
-        runs = [client.get_run(run_id) for run_id in run_ids]
+        runs = [client.get_run(client.resolve_run_id(run_id)) for run_id in run_ids]
     if as_json:
         print_json(views.comparison_json(runs))
         return
@@ -88,6 +88,7 @@ def note(
 ) -> None:
     """Attach a Markdown note to a run."""
     with open_client() as client:
+        run_id = client.resolve_run_id(run_id)
         client.log_note("run", run_id, text)
     out().print(f"Added a note to run {run_id}.")
 
@@ -100,6 +101,7 @@ def history(
 ) -> None:
     """Show every logged point of one metric of a run, in step order."""
     with open_client() as client:
+        run_id = client.resolve_run_id(run_id)
         points = client.get_metric_history(run_id, key)
         if not points:
             known = sorted(client.get_run(run_id).metrics)

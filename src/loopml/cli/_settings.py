@@ -47,19 +47,20 @@ def show_settings(
     if as_json:
         print_json(rows)
         return
-    table = Table(title="loopml settings", title_justify="left")
-    table.add_column("name", style="bold", no_wrap=True)
+    table = Table(title="loopml settings", title_justify="left", expand=True, show_lines=True)
+    table.add_column("setting", overflow="fold", ratio=3)
     table.add_column("type", no_wrap=True)
-    table.add_column("default", overflow="fold")
-    table.add_column("current", overflow="fold")
-    table.add_column("doc", overflow="fold")
+    table.add_column("default", overflow="fold", ratio=1)
+    table.add_column("current", overflow="fold", ratio=2)
     for row in rows:
         if "error" in row:
             current = Text(row["error"], style="red")
         else:
             changed = row["value"] != row["default"]
             current = Text(_text(row["value"]), style="bold green" if changed else "dim")
-        table.add_row(row["name"], row["type"], _text(row["default"]), current, row["doc"])
+        label = Text(row["name"], style="bold")
+        label.append(f"\n{row['doc']}", style="dim")
+        table.add_row(label, row["type"], _text(row["default"]), current)
     out().print(table)
 
 

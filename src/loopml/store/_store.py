@@ -124,6 +124,9 @@ def open_store(uri: str) -> Store:
     except OSError as exc:
         engine.dispose()
         raise StoreUnavailable(f"Cannot open the store {redacted(uri)}: {exc}") from None
+    except BaseException:
+        engine.dispose()
+        raise
     return Store(uri, engine)
 
 

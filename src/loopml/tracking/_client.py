@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import tempfile
 import threading
 import time
@@ -14,7 +15,7 @@ import traceback
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,7 +23,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from loopml import settings
 from loopml.artifacts import ArtifactStore
-from loopml.errors import ArtifactNotFound, InvalidParameter, ParamConflict, RunNotFound
+from loopml.errors import (
+    ArtifactNotFound,
+    InvalidParameter,
+    ParamConflict,
+    ProjectNotFound,
+    RunNotFound,
+)
 from loopml.store import Edge, Node, Store, add_edge, now_ms, open_store, tables, walk
 from loopml.tracking import _context
 from loopml.tracking._filter import parse_filter, parse_order_by
@@ -45,6 +52,7 @@ _env = tables.ENVIRONMENT
 _artifact = tables.RUN_ARTIFACT
 _note = tables.NOTE
 
+_HEX = re.compile(r"[0-9a-f]+")
 _RUN_KINDS = ("experiment", "pipeline", "step", "monitor", "training", "evaluation")
 
 
@@ -459,6 +467,7 @@ class TrackingClient:
         Raises:
             InvalidParameter: empty text or an unknown object kind.
             RunNotFound: a run note for an unknown run.
+            ProjectNotFound: a project note for a project that was never used.
         """
         if object_kind not in ("run", "project"):
             raise InvalidParameter(
@@ -470,8 +479,11 @@ class TrackingClient:
         with self.store.write() as conn:
             if object_kind == "run":
                 self._require_run(conn, object_id)
-            else:
-                self.store.project_id(conn, object_id)
+            elif (
+                conn.execute(select(_project.c.id).where(_project.c.name == object_id)).first()
+                is None
+            ):
+                raise ProjectNotFound(f"No project named {object_id!r}.")
             conn.execute(
                 _note.insert().values(
                     object_kind=object_kind,
@@ -519,6 +531,53 @@ class TrackingClient:
             if row is None:
                 raise RunNotFound(f"No run with id {run_id!r}.")
             return load_runs(conn, [row], _lost_cutoff(), with_notes=True)[0]
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """Return the full id of the run that ``run_id`` names, exactly or by a unique prefix.
+
+        Raises:
+            RunNotFound: no run has that id or prefix.
+            InvalidParameter: the prefix is shorter than 4 characters or names several runs.
+        """
+        with self.store.read() as conn:
+            if conn.execute(select(_run.c.id).where(_run.c.id == run_id)).first() is not None:
+                return run_id
+            if not isinstance(run_id, str) or len(run_id) < 4 or not _HEX.fullmatch(run_id):
+                raise RunNotFound(f"No run with id {run_id!r}.")
+            matches = (
+                conn.execute(select(_run.c.id).where(_run.c.id.startswith(run_id)).limit(10))
+                .scalars()
+                .all()
+            )
+        if not matches:
+            raise RunNotFound(f"No run with id {run_id!r}.")
+        if len(matches) > 1:
+            raise InvalidParameter(
+                f"The run id prefix {run_id!r} names several runs "
+                f"({', '.join(m[:12] for m in matches)}, …); give more characters."
+            )
+        return str(matches[0])
+
+    @overload
+    def search_runs(
+        self,
+        project: str | None = ...,
+        filter: str | None = ...,
+        order_by: Sequence[str] | None = ...,
+        max_results: int = ...,
+        output: Literal["list"] = ...,
+    ) -> list[Run]: ...
+
+    @overload
+    def search_runs(
+        self,
+        project: str | None = ...,
+        filter: str | None = ...,
+        order_by: Sequence[str] | None = ...,
+        max_results: int = ...,
+        *,
+        output: Literal["pandas"],
+    ) -> pd.DataFrame: ...
 
     def search_runs(
         self,

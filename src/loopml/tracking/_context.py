@@ -429,6 +429,16 @@ class ResourceMeter:
 def _peak_rss() -> int:
     if sys.platform == "win32":
         return 0
+    # Linux: VmHWM is this process's own high-water mark. ru_maxrss is not: Linux
+    # carries the parent's peak over fork and exec, so a small child of a big
+    # process would report the parent's memory.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # noqa: PTH123
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in bytes on macOS and KiB on Linux and the BSDs.
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024

@@ -27,7 +27,8 @@ Everything after the first dot is the key, so ``metrics.val.loss`` names the met
 ``val.loss``. In quoted strings and keys a quote is escaped by doubling it or with a
 backslash, and ``\\\\`` is one backslash; any other backslash is kept as written,
 so LIKE patterns such as ``'50\\%'`` reach the store unchanged. Numbers are always
-floats; ``true`` and ``false`` are not special (quote them to compare strings).
+floats; ``nan`` only goes with ``=`` and ``!=``; ``true`` and ``false`` are not
+special (quote them to compare strings).
 
 ``and`` binds tighter than ``or`` and ``not`` tighter than both. Chains of one
 operator are one node (``a and b and c`` is one :class:`And` of three operands);
@@ -42,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -508,6 +510,12 @@ class _Parser:
                 f"expected a number for {ident.text!r} ({_numeric_reason(entity)}), "
                 f"got {self.describe(tok)}",
                 tok.position,
+            )
+        if isinstance(value, float) and math.isnan(value) and op not in ("=", "!="):
+            # NaN is unordered and equal to nothing, so only "is NaN" and "is not
+            # NaN" (= and !=) mean something.
+            raise self.error(
+                f"nan can only be compared with = or !=, not with {op!r}", tok.position
             )
         if op in _LIKE_OPS and not isinstance(value, str):
             raise self.error(

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from loopml.errors import RunNotActive
 
@@ -262,6 +262,27 @@ def get_metric_history(run_id: str, key: str) -> list[Metric]:
     return get_client().get_metric_history(run_id, key)
 
 
+@overload
+def search_runs(
+    project: str | None = ...,
+    filter: str | None = ...,
+    order_by: Sequence[str] | None = ...,
+    max_results: int = ...,
+    output: Literal["list"] = ...,
+) -> list[Run]: ...
+
+
+@overload
+def search_runs(
+    project: str | None = ...,
+    filter: str | None = ...,
+    order_by: Sequence[str] | None = ...,
+    max_results: int = ...,
+    *,
+    output: Literal["pandas"],
+) -> pd.DataFrame: ...
+
+
 def search_runs(
     project: str | None = None,
     filter: str | None = None,
@@ -269,8 +290,14 @@ def search_runs(
     max_results: int = 1000,
     output: Literal["list", "pandas"] = "list",
 ) -> list[Run] | pd.DataFrame:
-    """Find runs by a filter such as ``"metrics.auc > 0.9 and params.model = 'rf'"``."""
-    return get_client().search_runs(project, filter, order_by, max_results, output)
+    """Find runs by a filter such as ``"metrics.auc > 0.9 and params.model = 'rf'"``.
+
+    See :meth:`TrackingClient.search_runs` for the arguments.
+    """
+    client = get_client()
+    if output == "pandas":
+        return client.search_runs(project, filter, order_by, max_results, output="pandas")
+    return client.search_runs(project, filter, order_by, max_results, output=output)
 
 
 def _end_open_runs() -> None:

@@ -1,0 +1,66 @@
+"""The public surface: pinned names, and an import that stays cheap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import loopml
+import loopml.errors
+
+
+def test_public_names_are_pinned() -> None:
+    assert loopml.__all__ == [
+        "ActiveRun",
+        "Metric",
+        "Run",
+        "TrackingClient",
+        "__version__",
+        "active_run",
+        "autolog",
+        "end_run",
+        "get_metric_history",
+        "get_run",
+        "log_artifact",
+        "log_batch",
+        "log_dict",
+        "log_figure",
+        "log_metric",
+        "log_metrics",
+        "log_note",
+        "log_param",
+        "log_params",
+        "log_text",
+        "search_runs",
+        "set_tag",
+        "set_tags",
+        "start_run",
+    ]
+    for name in loopml.__all__:
+        assert getattr(loopml, name) is not None
+
+
+def test_every_error_derives_from_loopml_error() -> None:
+    for name in loopml.errors.__all__:
+        error = getattr(loopml.errors, name)
+        assert issubclass(error, loopml.errors.LoopmlError)
+
+
+def test_importing_loopml_does_no_io_starts_no_thread_and_loads_nothing_heavy(
+    tmp_path: object,
+) -> None:
+    probe = (
+        "import sys, threading, json, os\n"
+        "before = set(os.listdir('.'))\n"
+        "import loopml\n"
+        "heavy = [m for m in ('sqlalchemy', 'pandas', 'numpy', 'sklearn', 'pyarrow', 'alembic')"
+        " if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'threads': threading.active_count(),"
+        " 'new_files': sorted(set(os.listdir('.')) - before)}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=str(tmp_path), capture_output=True, text=True, check=True
+    )
+    report = json.loads(out.stdout)
+    assert report == {"heavy": [], "threads": 1, "new_files": []}
