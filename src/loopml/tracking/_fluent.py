@@ -98,12 +98,7 @@ class ActiveRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.end("finished")
-        elif isinstance(exc, KeyboardInterrupt):
-            self.end("killed", exc)
-        else:
-            self.end("failed", exc)
+        self.end(_ending_status(exc), exc)
 
     def end(
         self,
@@ -300,16 +295,18 @@ def search_runs(
     return client.search_runs(project, filter, order_by, max_results, output=output)
 
 
+def _ending_status(error: BaseException | None) -> Literal["finished", "failed", "killed"]:
+    """How a run ends when its block or process ends with ``error`` (None: normally)."""
+    if error is None:
+        return "finished"
+    return "killed" if isinstance(error, KeyboardInterrupt) else "failed"
+
+
 def _end_open_runs() -> None:
     """At interpreter exit, end runs left open: failed if an exception is ending the process."""
     error = getattr(sys, "last_value", None)
     for run in reversed(list(_stack)):
         try:
-            if error is None:
-                run.end("finished")
-            elif isinstance(error, KeyboardInterrupt):
-                run.end("killed", error)
-            else:
-                run.end("failed", error)
+            run.end(_ending_status(error), error)
         except Exception:  # noqa: S112 - nothing useful can be done at exit
             continue

@@ -61,12 +61,7 @@ class MetricWriter:
 
     def add(self, point: Point) -> None:
         """Queue one point."""
-        self._ensure_thread()
-        with self._buffer_lock:
-            self._buffer.append(point)
-            size = len(self._buffer)
-        if size >= self._max_points:
-            self._wake.set()
+        self.add_many((point,))
 
     def add_many(self, points: Iterable[Point]) -> None:
         """Queue many points at once."""
