@@ -19,6 +19,7 @@ def test_public_names_are_pinned() -> None:
         "__version__",
         "active_run",
         "autolog",
+        "data",
         "end_run",
         "get_metric_history",
         "get_run",

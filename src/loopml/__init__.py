@@ -14,9 +14,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from loopml._version import __version__
 
 if TYPE_CHECKING:
+    from loopml import data as data
     from loopml.tracking import (
         ActiveRun as ActiveRun,
     )
@@ -95,6 +96,7 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "data",
     "end_run",
     "get_metric_history",
     "get_run",
@@ -115,10 +117,15 @@ __all__ = [
 ]
 
 # Every public name but __version__ lives in loopml.tracking and is imported on first use.
-_LAZY = dict.fromkeys((n for n in __all__ if n != "__version__"), "loopml.tracking")
+_SUBMODULES = ("data",)
+_LAZY = dict.fromkeys(
+    (n for n in __all__ if n not in ("__version__", *_SUBMODULES)), "loopml.tracking"
+)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"loopml.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'loopml' has no attribute {name!r}")

@@ -12,6 +12,9 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFound",
+    "DataSourceError",
+    "DataValidationError",
+    "DatasetNotFound",
     "FilterSyntaxError",
     "InvalidParameter",
     "LoopmlError",
@@ -19,6 +22,7 @@ __all__ = [
     "ProjectNotFound",
     "RunNotActive",
     "RunNotFound",
+    "SchemaError",
     "SettingError",
     "StoreError",
     "StoreUnavailable",
@@ -112,3 +116,38 @@ class FilterSyntaxError(LoopmlError, ValueError):
         super().__init__(f"{message} at position {position}:\n  {text}\n  {pointer}")
         self.text = text
         self.position = position
+
+
+# --- data ------------------------------------------------------------------
+
+
+class DatasetNotFound(LoopmlError, KeyError):
+    """Raised by ``loopml.data`` when a dataset name or version does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "dataset not found"
+
+
+class DataSourceError(LoopmlError, ValueError):
+    """Raised by ``loopml.data`` when a source cannot be read.
+
+    Unreadable, truncated or empty files, unknown formats and columns of mixed
+    types end here; the message names the file and, where known, the column.
+    """
+
+
+class SchemaError(LoopmlError, ValueError):
+    """Raised by ``loopml.data`` when a schema or expectation file does not parse or is invalid."""
+
+
+class DataValidationError(LoopmlError, ValueError):
+    """Raised by strict ``loopml.data.register`` when the data fails its checks.
+
+    The version is kept as *quarantined*; ``report`` holds the validation report
+    and ``version`` the quarantined version's reference (``name:N``).
+    """
+
+    def __init__(self, message: str, report: object = None, version: str | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+        self.version = version

@@ -94,3 +94,20 @@ def test_many_processes_opening_a_new_store_at_once_migrate_it_once(store_uri: s
             assert current_revision(conn) == HEAD_REVISION
     finally:
         store.close()
+
+
+def test_migrations_build_exactly_the_declared_tables(store_uri: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from loopml.store._migrate import MIGRATIONS
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
+    store = open_store(store_uri)
+    try:
+        with store.read() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, tables.Base.metadata) == []
+    finally:
+        store.close()

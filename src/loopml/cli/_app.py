@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from loopml.cli import _artifacts, _demo, _gc, _projects, _runs, _settings
+from loopml.cli import _artifacts, _data, _demo, _gc, _projects, _runs, _settings
 from loopml.cli._output import debug_enabled, report_error
 from loopml.errors import LoopmlError
 
@@ -46,7 +46,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from loopml import __version__
+        from loopml._version import __version__
 
         typer.echo(f"loopml {__version__}")
         raise typer.Exit()
@@ -71,6 +71,7 @@ def _root(
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_artifacts.app, name="artifacts")
 app.add_typer(_projects.app, name="projects")
+app.add_typer(_data.app, name="data")
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)

@@ -1,42 +1,76 @@
-"""``loopml demo``: train a few scikit-learn models, tracked, and compare them.
+"""``loopml demo``: version a dataset, quarantine a bad delivery, train on the good one.
 
 Everything is local and offline: the breast-cancer data set ships with
-scikit-learn. The whole demo takes a few seconds.
+scikit-learn. The demo registers it as dataset ``breast-cancer``, checks a
+second delivery with planted problems (quarantined, with an HTML report),
+splits the good version reproducibly and trains three models on the split,
+each run loading its data itself so that lineage records which versions it
+used. It takes a few seconds, and running it again reuses identical versions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 
+from loopml.cli import _data_views as data_views
 from loopml.cli._format import fmt_duration, fmt_value, short_id, status_text
 from loopml.cli._output import out
 
-__all__ = ["PROJECT", "demo", "train_all"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopml.data import ValidationReport
+
+__all__ = ["DATASET", "PROJECT", "DemoData", "demo", "prepare_data", "train_all"]
 
 PROJECT = "demo"
+DATASET = "breast-cancer"
 _SEED = 0
+_DATA_SEED = 42
+_DELIVERY_ROWS = 120
+_NEGATIVE_RADII = 6
+_BAD_LABELS = 3
 
 Data = tuple[Any, Any, Any, Any]
 """X_train, X_test, y_train, y_test."""
 
 
+@dataclass(frozen=True)
+class DemoData:
+    """References of the demo's dataset versions."""
+
+    dataset: str
+    train: str
+    test: str
+    quarantined: str | None
+
+
 def demo() -> None:
-    """Train three small models on a bundled data set, track them, and compare them."""
+    """Register a dataset, quarantine a bad delivery, then train and compare three models."""
     from loopml import settings
     from loopml.store import redacted
 
     console = out()
-    console.print(f"Training demo models in project [bold]{PROJECT}[/] …")
+    console.print(f"Preparing the demo data in project [bold]{PROJECT}[/] …")
+    data = prepare_data(console)
+    console.print()
+    console.print(
+        f"Training demo models on [bold]{data.train}[/], tested on [bold]{data.test}[/] …"
+    )
     batch = uuid.uuid4().hex[:12]
-    for name, run_id, auc, seconds in train_all(batch):
+    for name, run_id, auc, seconds in train_all(batch, data):
         console.print(
             f"  [green]✓[/] {name:<20} test_auc={auc:.4f}  "
             f"({fmt_duration(seconds)}, run {short_id(run_id)})",
@@ -47,21 +81,165 @@ def demo() -> None:
     console.print()
     console.print(f"Metadata:  {redacted(settings.store_uri())}", highlight=False)
     console.print(f"Artifacts: {settings.artifact_uri()}", highlight=False)
+    console.print("Next:")
+    hints = [
+        ("loopml runs list --project demo", "the runs"),
+        ("loopml data list --project demo", "the datasets and splits"),
+        (f"loopml data versions {DATASET} --project demo", "every version, quarantined too"),
+    ]
+    if data.quarantined:
+        hints.append(
+            (f"loopml data show {data.quarantined} --project demo", "the quarantined delivery")
+        )
+        hints.append(
+            (f"loopml data diff {data.dataset} {data.quarantined} --project demo", "what changed")
+        )
+    for command, what in hints:
+        console.print(f"  [bold]{command}[/]  [dim]# {what}[/]", highlight=False)
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def prepare_data(console: Console) -> DemoData:
+    """Register the data, check a second delivery (quarantined) and split the good version."""
+    import loopml.data
+
+    frame = _frame()
+    started_ms = int(time.time() * 1000)
+    good = loopml.data.register(
+        DATASET,
+        frame,
+        project=PROJECT,
+        key=["id"],
+        description="Wisconsin breast-cancer data (scikit-learn), with an id column",
+    )
+    again = " (identical data: the existing version)" if good.created_at < started_ms else ""
     console.print(
-        "Next: [bold]loopml runs list --project demo[/], then "
-        "[bold]loopml runs show RUN_ID[/] or [bold]loopml runs compare RUN_ID RUN_ID[/]."
+        f"  [green]✓[/] registered {good.ref}: {good.row_count} rows, "
+        f"{good.column_count} columns{again}",
+        highlight=False,
     )
+    _let_ids_grow(console)
+    quarantined = _second_delivery(console, frame)
+    parts = loopml.data.split(
+        good.ref, {"train": 0.8, "test": 0.2}, seed=_DATA_SEED, stratify="target", project=PROJECT
+    )
+    shown = ", ".join(f"{v.ref} ({v.row_count} rows)" for v in parts.values())
+    console.print(
+        f"  [green]✓[/] split {good.ref} 80/20, stratified on target: {shown}", highlight=False
+    )
+    return DemoData(good.ref, parts["train"].ref, parts["test"].ref, quarantined)
 
 
-def train_all(batch: str) -> list[tuple[str, str, float, float]]:
-    """Train every demo model in its own run; return (name, run id, test AUC, seconds)."""
+def _frame() -> pd.DataFrame:
     from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
 
-    features, target = load_breast_cancer(return_X_y=True)
-    data: Data = tuple(
-        train_test_split(features, target, test_size=0.25, random_state=_SEED, stratify=target)
+    frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
+    frame.insert(0, "id", range(len(frame)))
+    return frame
+
+
+def _let_ids_grow(console: Console) -> None:
+    """The inferred schema bounds ``id`` to the first delivery's ids; later ones bring new ids."""
+    import loopml.data
+
+    _, schema, _ = loopml.data.get_schema(DATASET, project=PROJECT)
+    column = schema.column("id")
+    if column.max is None:
+        return
+    revision = loopml.data.save_schema(
+        DATASET,
+        schema=schema.with_column(dataclasses.replace(column, max=None)),
+        project=PROJECT,
     )
+    console.print(
+        f"  [green]✓[/] schema revision {revision}: ids may grow past the first delivery's "
+        f"(inferred max {column.max} dropped)",
+        highlight=False,
+    )
+
+
+def _delivery(frame: pd.DataFrame) -> pd.DataFrame:
+    """New rows like the old (resampled, 2 % noise, kept in range), with planted problems:
+    a few negative ``mean radius`` values and a few ``target`` labels of 2."""
+    import numpy as np
+
+    rng = np.random.default_rng(_DATA_SEED)
+    features = [c for c in frame.columns if c not in ("id", "target")]
+    rows = frame.iloc[rng.integers(0, len(frame), _DELIVERY_ROWS)].reset_index(drop=True)
+    noisy = rows[features] * rng.normal(1.0, 0.02, size=(len(rows), len(features)))
+    noisy = noisy.clip(lower=frame[features].min(), upper=frame[features].max(), axis=1)
+    noisy.insert(0, "id", np.arange(len(frame), len(frame) + len(rows)))
+    noisy["target"] = rows["target"].to_numpy()
+    radii = rng.choice(len(rows), _NEGATIVE_RADII, replace=False)
+    noisy.loc[radii, "mean radius"] = -noisy.loc[radii, "mean radius"]
+    labels = rng.choice(len(rows), _BAD_LABELS, replace=False)
+    noisy.loc[labels, "target"] = 2
+    return noisy
+
+
+def _second_delivery(console: Console, frame: pd.DataFrame) -> str | None:
+    """Register the bad delivery strictly; show why it is quarantined and write the report."""
+    import loopml.data
+    from loopml.errors import DataValidationError
+
+    report: ValidationReport | None
+    try:
+        version = loopml.data.register(
+            DATASET,
+            _delivery(frame),
+            project=PROJECT,
+            strict=True,
+            description="second delivery, with planted problems",
+        )
+    except DataValidationError as exc:
+        ref = str(exc.version)
+        report = exc.report  # type: ignore[assignment]
+        how = f"quarantined as {ref}"
+    else:
+        ref = version.ref
+        if version.status != "quarantined":
+            console.print(
+                f"  [yellow]![/] the second delivery passed its checks and is {ref} "
+                "(was the schema changed since an earlier demo?)",
+                highlight=False,
+            )
+            return None
+        report = loopml.data.report(ref, project=PROJECT)
+        how = f"identical to {ref}, quarantined by an earlier demo"
+    failed = len(report.failed_checks) if report else 0
+    total = len(report.checks) if report else 0
+    console.print(
+        f"  [red]✗[/] second delivery {how}: {failed} of {total} checks failed",
+        highlight=False,
+    )
+    if report is None:
+        return ref
+    table = data_views.checks_table(report.failed_checks, "Failing checks")
+    console.print(Padding(table, (0, 0, 0, 4)))
+    path = _write_report(ref, report)
+    console.print(f"    Report: {path}", highlight=False)
+    return ref
+
+
+def _write_report(ref: str, report: ValidationReport) -> Path:
+    import loopml.data
+    from loopml import settings
+
+    folder = settings.home() / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / f"{ref.replace(':', '-')}.html").absolute()
+    profile = loopml.data.get(ref, project=PROJECT).profile
+    path.write_text(report.to_html(profile), encoding="utf-8")
+    return path
+
+
+# -- training ----------------------------------------------------------------------------
+
+
+def train_all(batch: str, data: DemoData) -> list[tuple[str, str, float, float]]:
+    """Train every demo model in its own run; return (name, run id, test AUC, seconds)."""
     trainers: list[tuple[str, Callable[[Data], Any]]] = [
         ("logistic-regression", _logistic_regression),
         ("random-forest", _random_forest),
@@ -75,15 +253,31 @@ def train_all(batch: str) -> list[tuple[str, str, float, float]]:
     return results
 
 
+def _load(data: DemoData) -> Data:
+    """Load the split inside the active run, so lineage records the versions it used."""
+    import loopml.data
+
+    train = loopml.data.load(data.train, project=PROJECT)
+    test = loopml.data.load(data.test, project=PROJECT)
+    features = [c for c in train.columns if c not in ("id", "target")]
+    return (
+        train[features].to_numpy(),
+        test[features].to_numpy(),
+        train["target"].to_numpy(),
+        test["target"].to_numpy(),
+    )
+
+
 def _tracked(
-    name: str, batch: str, trainer: Callable[[Data], Any], data: Data
+    name: str, batch: str, trainer: Callable[[Data], Any], data: DemoData
 ) -> tuple[str, float]:
     from loopml import tracking
 
-    tags = {"demo_batch": batch, "dataset": "sklearn.breast_cancer"}
+    tags = {"demo_batch": batch, "dataset": data.dataset, "train": data.train, "test": data.test}
     with tracking.start_run(name=name, project=PROJECT, tags=tags) as run:
-        model = trainer(data)
-        scores = _evaluate(model, data)
+        arrays = _load(data)
+        model = trainer(arrays)
+        scores = _evaluate(model, arrays)
         tracking.log_metrics(scores)
         tracking.set_tag("model_class", type(model).__name__)
         with tempfile.TemporaryDirectory(prefix="loopml-demo-") as folder:
@@ -91,7 +285,8 @@ def _tracked(
             path.write_bytes(pickle.dumps(model))
             tracking.log_artifact(path, "model.pkl")
         tracking.log_note(
-            f"**{name}** on the breast-cancer data set ({len(data[0])} training rows).\n\n"
+            f"**{name}** on `{data.train}` ({len(arrays[0])} rows), tested on `{data.test}`; "
+            f"both split from `{data.dataset}`.\n\n"
             f"- test AUC: `{scores['test_auc']:.4f}`\n"
             f"- test accuracy: `{scores['test_accuracy']:.4f}`\n"
             f"- test F1: `{scores['test_f1']:.4f}`\n"

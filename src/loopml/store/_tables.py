@@ -27,6 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "DATASET",
+    "DATASET_SCHEMA",
+    "DATASET_VERSION",
     "ENVIRONMENT",
     "LATEST_METRIC",
     "LINEAGE_EDGE",
@@ -38,6 +41,9 @@ __all__ = [
     "RUN_ARTIFACT",
     "TAG",
     "Base",
+    "DatasetRow",
+    "DatasetSchemaRow",
+    "DatasetVersionRow",
     "EnvironmentRow",
     "LatestMetricRow",
     "LineageEdgeRow",
@@ -55,6 +61,10 @@ __all__ = [
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 KEY_LENGTH = 250
+
+# Child tables read by run id are clustered on their primary key in SQLite (no rowid
+# indirection): loading the params of many runs is one B-tree range scan per run.
+_CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
 class Base(DeclarativeBase):
@@ -103,6 +113,11 @@ class RunRow(Base):
     failure_traceback: Mapped[str | None] = mapped_column(Text)
     context: Mapped[dict[str, Any]] = mapped_column(JSON)
     environment_sha256: Mapped[str | None] = mapped_column(ForeignKey("environment.sha256"))
+    # Copies of the run's params and tags as JSON objects, kept in step with the
+    # ``param`` and ``tag`` tables in the same transaction: search reads them with the
+    # run row instead of one row per param (the tables stay the source for filters).
+    params_json: Mapped[str] = mapped_column(Text)
+    tags_json: Mapped[str] = mapped_column(Text)
     cpu_seconds: Mapped[float | None] = mapped_column(Float)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     wall_seconds: Mapped[float | None] = mapped_column(Float)
@@ -112,6 +127,7 @@ class ParamRow(Base):
     """An immutable run parameter (stored as text, as given)."""
 
     __tablename__ = "param"
+    __table_args__ = (_CLUSTERED,)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
@@ -122,6 +138,7 @@ class TagRow(Base):
     """A mutable run label."""
 
     __tablename__ = "tag"
+    __table_args__ = (_CLUSTERED,)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
@@ -146,7 +163,7 @@ class LatestMetricRow(Base):
     """The latest point (highest step, then newest) of each run's metric, kept for search."""
 
     __tablename__ = "latest_metric"
-    __table_args__ = (Index("ix_latest_metric_key_value", "key", "value"),)
+    __table_args__ = (Index("ix_latest_metric_key_value", "key", "value"), _CLUSTERED)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
@@ -159,6 +176,7 @@ class RunArtifactRow(Base):
     """A file or directory logged to a run, by its digest in the artifact store."""
 
     __tablename__ = "run_artifact"
+    __table_args__ = (_CLUSTERED,)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
@@ -200,6 +218,66 @@ class LineageEdgeRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class DatasetRow(Base):
+    """A named, versioned dataset of a project."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    description: Mapped[str | None] = mapped_column(Text)
+    key_columns: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    creator: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+
+
+class DatasetVersionRow(Base):
+    """An immutable snapshot of a dataset: Parquet blob, schema, profile and status."""
+
+    __tablename__ = "dataset_version"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "version"),
+        Index("ix_dataset_version_hash", "dataset_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64), info={"blob": True})
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    column_count: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[list[str]]] = mapped_column(JSON)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parents: Mapped[list[str]] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    report_digest: Mapped[str | None] = mapped_column(String(64), info={"blob": True})
+    report_passed: Mapped[bool | None] = mapped_column(Boolean)
+    schema_revision: Mapped[int | None] = mapped_column(Integer)
+    creator: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetSchemaRow(Base):
+    """A revision of a dataset's schema (pandera YAML) and expectations (YAML)."""
+
+    __tablename__ = "dataset_schema"
+    __table_args__ = (UniqueConstraint("dataset_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    schema_yaml: Mapped[str] = mapped_column(Text)
+    expectations_yaml: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 def blob_columns() -> list[tuple[str, str]]:
     """Return ``(table, column)`` for every column that references an artifact blob."""
     return [
@@ -221,3 +299,6 @@ LATEST_METRIC = cast(Table, LatestMetricRow.__table__)
 RUN_ARTIFACT = cast(Table, RunArtifactRow.__table__)
 NOTE = cast(Table, NoteRow.__table__)
 LINEAGE_EDGE = cast(Table, LineageEdgeRow.__table__)
+DATASET = cast(Table, DatasetRow.__table__)
+DATASET_VERSION = cast(Table, DatasetVersionRow.__table__)
+DATASET_SCHEMA = cast(Table, DatasetSchemaRow.__table__)

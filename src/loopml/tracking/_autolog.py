@@ -386,7 +386,7 @@ def _training_metrics(estimator: Any, X: Any, y: Any, sample_weight: Any) -> dic
 def _log_model(run: ActiveRun, estimator: Any) -> None:
     import sklearn
 
-    from loopml import __version__ as loopml_version
+    from loopml._version import __version__ as loopml_version
 
     data = pickle.dumps(estimator, protocol=_PICKLE_PROTOCOL)
     meta = {

@@ -183,6 +183,8 @@ class TrackingClient:
                     heartbeat_at=start,
                     context=context,
                     environment_sha256=None if environment is None else environment[0],
+                    params_json=_json_object(param_rows),
+                    tags_json=_json_object(tag_rows),
                 )
             )
             if param_rows:
@@ -251,7 +253,7 @@ class TrackingClient:
         if not pairs:
             return
         with self.store.write() as conn:
-            self._require_run(conn, run_id)
+            self._require_run(conn, run_id, lock=True)
             existing = dict(
                 conn.execute(
                     select(_param.c.key, _param.c.value).where(
@@ -271,6 +273,7 @@ class TrackingClient:
                     )
             if new:
                 conn.execute(_param.insert(), new)
+                _refresh_json(conn, run_id, _param, "params_json")
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         """Set (or overwrite) a tag."""
@@ -282,7 +285,7 @@ class TrackingClient:
         if not pairs:
             return
         with self.store.write() as conn:
-            self._require_run(conn, run_id)
+            self._require_run(conn, run_id, lock=True)
             factory = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             statement = factory(_tag)
             conn.execute(
@@ -292,6 +295,7 @@ class TrackingClient:
                 ),
                 [_kv(run_id, k, v) for k, v in pairs],
             )
+            _refresh_json(conn, run_id, _tag, "tags_json")
 
     # -- metrics --------------------------------------------------------------------
 
@@ -632,11 +636,19 @@ class TrackingClient:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _require_run(self, conn: Connection, run_id: str) -> int:
-        """Return the project id of run ``run_id``; raise RunNotFound if there is none."""
+    def _require_run(self, conn: Connection, run_id: str, lock: bool = False) -> int:
+        """Return the project id of run ``run_id``; raise RunNotFound if there is none.
+
+        ``lock`` holds the run's row until the transaction ends (PostgreSQL; SQLite
+        write transactions are exclusive already), so read-modify-writes of the run
+        row by concurrent writers take turns.
+        """
         if not isinstance(run_id, str):
             raise InvalidParameter(f"A run id must be a str; got {type(run_id).__name__}.")
-        project_id = conn.execute(select(_run.c.project_id).where(_run.c.id == run_id)).scalar()
+        query = select(_run.c.project_id).where(_run.c.id == run_id)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        project_id = conn.execute(query).scalar()
         if project_id is None:
             raise RunNotFound(f"No run with id {run_id!r}.")
         return int(project_id)
@@ -678,6 +690,20 @@ def _text_pairs(kind: str, values: Mapping[str, Any] | None) -> list[tuple[str, 
             f"got {type(values).__name__}."
         )
     return [(check_key(kind, key), str(value)) for key, value in values.items()]
+
+
+def _json_object(pairs: Sequence[tuple[str, str]]) -> str:
+    return json.dumps(dict(pairs), sort_keys=True, separators=(",", ":"))
+
+
+def _refresh_json(conn: Connection, run_id: str, table: Any, column: str) -> None:
+    """Rewrite the run's JSON copy of its params or tags from the table."""
+    pairs = conn.execute(select(table.c.key, table.c.value).where(table.c.run_id == run_id)).all()
+    conn.execute(
+        update(_run)
+        .where(_run.c.id == run_id)
+        .values({column: _json_object([(k, v) for k, v in pairs])})
+    )
 
 
 def _kv(run_id: str, key: str, value: str) -> dict[str, str]:

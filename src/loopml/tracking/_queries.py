@@ -2,27 +2,65 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    String,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from loopml.store import tables
-from loopml.tracking._records import Metric, Note, Run, RunArtifact
+from loopml.tracking._records import JSONMapping, Metric, Note, Run, RunArtifact
 
 __all__ = ["RUN_COLUMNS", "load_runs", "metric_history", "nan_if_none"]
 
 _run = tables.RUN
 _project = tables.PROJECT
-_param = tables.PARAM
-_tag = tables.TAG
 _latest = tables.LATEST_METRIC
 _metric = tables.METRIC
 _artifact = tables.RUN_ARTIFACT
 _note = tables.NOTE
 
-RUN_COLUMNS = (*_run.c, _project.c.name.label("project_name"))
+# Fixed order: _record unpacks rows positionally (much cheaper than by name). The
+# context is selected as text and parsed only when read (see JSONMapping).
+_RUN_FIELDS = (
+    "id",
+    "name",
+    "kind",
+    "status",
+    "parent_id",
+    "user",
+    "start_time",
+    "end_time",
+    "heartbeat_at",
+    "failure_type",
+    "failure_message",
+    "failure_traceback",
+    "environment_sha256",
+    "params_json",
+    "tags_json",
+    "cpu_seconds",
+    "peak_memory_bytes",
+    "wall_seconds",
+)
+RUN_COLUMNS = (
+    *(_run.c[name] for name in _RUN_FIELDS),
+    type_coerce(_run.c.context, Text).label("context"),
+    _project.c.name.label("project_name"),
+)
 _CHUNK = 5_000
 
 
@@ -35,24 +73,21 @@ def load_runs(
     connection: Connection,
     rows: Sequence[Row[Any]],
     lost_before_ms: int,
+    *,
     with_notes: bool = False,
 ) -> list[Run]:
     """Build full records for ``rows`` (selected with :data:`RUN_COLUMNS`), keeping their order."""
     ids = [row.id for row in rows]
-    params = _key_values(connection, _param, ids)
-    tags = _key_values(connection, _tag, ids)
     metrics: dict[str, dict[str, float]] = defaultdict(dict)
-    for chunk in _chunks(ids):
-        query = select(_latest.c.run_id, _latest.c.key, _latest.c.value).where(
-            _latest.c.run_id.in_(chunk)
-        )
-        for run_id, key, value in connection.execute(query):
-            metrics[run_id][key] = nan_if_none(value)
+    for run_id, key, value in _related(connection, _latest, ("key", "value"), ids):
+        metrics[run_id][key] = nan_if_none(value)
     artifacts: dict[str, list[RunArtifact]] = defaultdict(list)
-    for chunk in _chunks(ids):
-        query = select(_artifact).where(_artifact.c.run_id.in_(chunk)).order_by(_artifact.c.path)
-        for a in connection.execute(query):
-            artifacts[a.run_id].append(RunArtifact(a.path, a.digest, a.size, a.is_dir))
+    for run_id, path, digest, size, is_dir in _related(
+        connection, _artifact, ("path", "digest", "size", "is_dir"), ids
+    ):
+        artifacts[run_id].append(RunArtifact(path, digest, size, is_dir))
+    for entries in artifacts.values():
+        entries.sort(key=lambda artifact: artifact.path)
     notes: dict[str, list[Note]] = defaultdict(list)
     if with_notes:
         for chunk in _chunks(ids):
@@ -67,14 +102,47 @@ def load_runs(
         _record(
             row,
             lost_before_ms,
-            params.get(row.id, {}),
-            tags.get(row.id, {}),
             metrics.get(row.id, {}),
             tuple(artifacts.get(row.id, ())),
             tuple(notes.get(row.id, ())),
         )
         for row in rows
     ]
+
+
+def _related(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    ids: Sequence[str],
+) -> list[Any]:
+    """Rows of ``table`` (run_id first, then ``columns``) for the given runs."""
+    selected = [table.c.run_id, *(table.c[name] for name in columns)]
+    found: list[Any] = []
+    for chunk in _chunks(ids):
+        condition = _one_of(table.c.run_id, chunk, connection.dialect.name)
+        found.extend(connection.execute(select(*selected).where(condition)).all())
+    return found
+
+
+def _one_of(column: ColumnElement[Any], ids: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """``column IN ids`` with the ids bound as ONE parameter (a JSON array / an array).
+
+    Hundreds of separate bound values cost more to render and bind than the query
+    costs to run.
+    """
+    if len(ids) <= 8:
+        return column.in_(ids)
+    if dialect == "sqlite":
+        values = (
+            text("SELECT value FROM json_each(:loopml_ids)")
+            .bindparams(loopml_ids=json.dumps(list(ids)))
+            .columns(value=String)
+        )
+        return column.in_(values)
+    if dialect == "postgresql":
+        return column == any_(bindparam("loopml_ids", list(ids), type_=ARRAY(String)))
+    return column.in_(ids)
 
 
 def metric_history(connection: Connection, run_id: str, key: str) -> list[Metric]:
@@ -87,68 +155,74 @@ def metric_history(connection: Connection, run_id: str, key: str) -> list[Metric
     return [Metric(k, nan_if_none(v), s, t) for k, v, s, t in connection.execute(query)]
 
 
-def _key_values(
-    connection: Connection, table: Any, ids: Sequence[str]
-) -> dict[str, dict[str, str]]:
-    found: dict[str, dict[str, str]] = defaultdict(dict)
-    for chunk in _chunks(ids):
-        query = select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(chunk))
-        for run_id, key, value in connection.execute(query):
-            found[run_id][key] = value
-    return found
-
-
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(ids), _CHUNK):
         yield ids[start : start + _CHUNK]
 
 
 def _record(
-    row: Row[Any],
+    row: Sequence[Any],
     lost_before_ms: int,
-    params: dict[str, str],
-    tags: dict[str, str],
     metrics: dict[str, float],
     artifacts: tuple[RunArtifact, ...],
     notes: tuple[Note, ...],
 ) -> Run:
-    status = row.status
-    if status == "running" and row.heartbeat_at < lost_before_ms:
+    (
+        run_id,
+        name,
+        kind,
+        status,
+        parent_id,
+        user,
+        start_time,
+        end_time,
+        heartbeat_at,
+        failure_type,
+        failure_message,
+        failure_traceback,
+        environment,
+        params_json,
+        tags_json,
+        cpu_seconds,
+        peak_memory_bytes,
+        wall_seconds,
+        context_json,
+        project,
+    ) = row
+    if status == "running" and heartbeat_at < lost_before_ms:
         status = "lost"
     failure = None
-    if row.failure_type is not None:
+    if failure_type is not None:
         failure = {
-            "type": row.failure_type,
-            "message": row.failure_message or "",
-            "traceback": row.failure_traceback or "",
+            "type": failure_type,
+            "message": failure_message or "",
+            "traceback": failure_traceback or "",
         }
     resources = None
-    if row.wall_seconds is not None:
+    if wall_seconds is not None:
         resources = {
-            "cpu_seconds": row.cpu_seconds,
-            "peak_memory_bytes": row.peak_memory_bytes,
-            "wall_seconds": row.wall_seconds,
+            "cpu_seconds": cpu_seconds,
+            "peak_memory_bytes": peak_memory_bytes,
+            "wall_seconds": wall_seconds,
         }
-    context = dict(row.context or {})
-    if row.environment_sha256:
-        context.setdefault("environment_sha256", row.environment_sha256)
+    extra = {"environment_sha256": environment} if environment else None
     return Run(
-        id=row.id,
-        project=row.project_name,
-        name=row.name,
-        kind=row.kind,
-        status=status,
-        parent_id=row.parent_id,
-        user=row.user,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        heartbeat_at=row.heartbeat_at,
-        params=params,
-        tags=tags,
-        metrics=metrics,
-        context=context,
-        artifacts=artifacts,
-        notes=notes,
-        failure=failure,
-        resources=resources,
+        run_id,
+        project,
+        name,
+        kind,
+        status,
+        parent_id,
+        user,
+        start_time,
+        end_time,
+        heartbeat_at,
+        JSONMapping(params_json),
+        JSONMapping(tags_json),
+        metrics,
+        JSONMapping(context_json, extra),
+        artifacts,
+        notes,
+        failure,
+        resources,
     )

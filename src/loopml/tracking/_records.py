@@ -2,17 +2,66 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Metric", "Note", "Run", "RunArtifact", "RunStatus"]
+__all__ = ["JSONMapping", "Metric", "Note", "Run", "RunArtifact", "RunStatus"]
 
 RunStatus = str
 """One of ``running``, ``finished``, ``failed``, ``killed`` or ``lost`` (derived:
 running, but its process stopped sending heartbeats)."""
 
 TERMINAL_STATUSES = ("finished", "failed", "killed")
+
+
+class JSONMapping(Mapping[str, Any]):
+    """A read-only mapping parsed from JSON text on first use.
+
+    Search results carry every run's context; most callers never look at it, so
+    it is kept as text until someone does.
+    """
+
+    __slots__ = ("_extra", "_parsed", "_text")
+
+    def __init__(
+        self, text: str | dict[str, Any] | None, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        self._text = text
+        self._extra = extra
+        self._parsed: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._parsed is None:
+            # Drivers with a native JSON type (psycopg) hand over the dict already.
+            text = self._text
+            loaded = text if isinstance(text, dict) else json.loads(text) if text else {}
+            parsed = loaded if isinstance(loaded, dict) else {}
+            if self._extra:
+                parsed.update(self._extra)
+            self._parsed = parsed
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._load())
 
 
 @dataclass(frozen=True)
@@ -80,10 +129,10 @@ class Run:
     start_time: int
     end_time: int | None
     heartbeat_at: int
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    context: dict[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
     artifacts: tuple[RunArtifact, ...] = ()
     notes: tuple[Note, ...] = ()
     failure: dict[str, str] | None = None

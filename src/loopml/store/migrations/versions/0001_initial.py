@@ -88,6 +88,8 @@ def upgrade() -> None:
         sa.Column("failure_traceback", sa.Text(), nullable=True),
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("environment_sha256", sa.String(length=64), nullable=True),
+        sa.Column("params_json", sa.Text(), nullable=False),
+        sa.Column("tags_json", sa.Text(), nullable=False),
         sa.Column("cpu_seconds", sa.Float(), nullable=True),
         sa.Column("peak_memory_bytes", sa.BigInteger(), nullable=True),
         sa.Column("wall_seconds", sa.Float(), nullable=True),
@@ -121,6 +123,7 @@ def upgrade() -> None:
             ["run.id"],
         ),
         sa.PrimaryKeyConstraint("run_id", "key"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("latest_metric", schema=None) as batch_op:
         batch_op.create_index("ix_latest_metric_key_value", ["key", "value"], unique=False)
@@ -157,6 +160,7 @@ def upgrade() -> None:
             ["run.id"],
         ),
         sa.PrimaryKeyConstraint("run_id", "key"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "run_artifact",
@@ -171,6 +175,7 @@ def upgrade() -> None:
             ["run.id"],
         ),
         sa.PrimaryKeyConstraint("run_id", "path"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "tag",
@@ -182,6 +187,7 @@ def upgrade() -> None:
             ["run.id"],
         ),
         sa.PrimaryKeyConstraint("run_id", "key"),
+        sqlite_with_rowid=False,
     )
 
 

@@ -1,0 +1,73 @@
+"""Versioned, content-addressed datasets with schemas, expectations and profiles.
+
+Example:
+    >>> import loopml.data
+    >>> v1 = loopml.data.register("credit", frame, key=["id"])       # doctest: +SKIP
+    >>> report = loopml.data.validate("delivery.csv", against="credit@latest")  # doctest: +SKIP
+    >>> train = loopml.data.load("credit:1")                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from loopml.data._api import (
+    as_arrow,
+    as_polars,
+    datasets,
+    diff,
+    get,
+    get_client,
+    get_schema,
+    load,
+    register,
+    report,
+    save_schema,
+    split,
+    validate,
+    versions,
+)
+from loopml.data._client import DataClient
+from loopml.data._diff import ProfileDiff
+from loopml.data._expectations import (
+    Expectation,
+    expect,
+    expectations_from_yaml,
+    expectations_to_yaml,
+)
+from loopml.data._profile import ColumnProfile, Histogram, Profile
+from loopml.data._records import Dataset, DatasetVersion
+from loopml.data._report import CheckResult, SchemaDiff, ValidationReport
+from loopml.data._schema import ColumnSchema, DatasetSchema, infer_schema
+
+__all__ = [
+    "CheckResult",
+    "ColumnProfile",
+    "ColumnSchema",
+    "DataClient",
+    "Dataset",
+    "DatasetSchema",
+    "DatasetVersion",
+    "Expectation",
+    "Histogram",
+    "Profile",
+    "ProfileDiff",
+    "SchemaDiff",
+    "ValidationReport",
+    "as_arrow",
+    "as_polars",
+    "datasets",
+    "diff",
+    "expect",
+    "expectations_from_yaml",
+    "expectations_to_yaml",
+    "get",
+    "get_client",
+    "get_schema",
+    "infer_schema",
+    "load",
+    "register",
+    "report",
+    "save_schema",
+    "split",
+    "validate",
+    "versions",
+]

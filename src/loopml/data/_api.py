@@ -1,0 +1,197 @@
+"""The module-level data API (``loopml.data.register`` …) over a default :class:`DataClient`.
+
+The default client shares the store and artifact store of the default tracking
+client; inside an active run, registering and loading record lineage edges
+(run → version it produced, version → run that used it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from loopml import settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from loopml.data._client import DataClient
+    from loopml.data._diff import ProfileDiff
+    from loopml.data._expectations import Expectation
+    from loopml.data._records import Dataset, DatasetVersion
+    from loopml.data._report import ValidationReport
+    from loopml.data._schema import DatasetSchema
+
+__all__ = [
+    "as_arrow",
+    "as_polars",
+    "datasets",
+    "diff",
+    "get",
+    "get_client",
+    "get_schema",
+    "load",
+    "register",
+    "report",
+    "save_schema",
+    "split",
+    "validate",
+    "versions",
+]
+
+
+def get_client() -> DataClient:
+    """Return a data client over the default tracking client's stores."""
+    from loopml.data._client import DataClient
+    from loopml.tracking import get_client as tracking_client
+
+    tracking = tracking_client()
+    return DataClient(tracking.store, tracking.artifacts)
+
+
+def _project(project: str | None) -> str:
+    return project if project is not None else str(settings.get("LOOPML_PROJECT"))
+
+
+def _run_id() -> str | None:
+    from loopml.tracking import active_run
+
+    run = active_run()
+    return None if run is None else run.id
+
+
+def register(
+    name: str,
+    source: Any,
+    *,
+    project: str | None = None,
+    description: str | None = None,
+    parents: Sequence[str] = (),
+    key: Sequence[str] | None = None,
+    strict: bool = False,
+    format: str | None = None,
+) -> DatasetVersion:
+    """Snapshot ``source`` as the next version of dataset ``name`` (or return the identical one).
+
+    Args:
+        name: dataset name (letters, digits, ``_ . -``).
+        source: a pandas/polars DataFrame, a pyarrow Table, or a path/URL to CSV,
+            Parquet (file or folder) or JSON-lines.
+        project: project (default ``LOOPML_PROJECT``).
+        description: free text.
+        parents: references of the versions this data was derived from.
+        key: key columns; with a key, row order does not change the identity.
+        strict: store a version that fails its checks as *quarantined* and raise.
+        format: force ``csv``, ``parquet`` or ``jsonl``.
+
+    Raises:
+        DataSourceError: the source cannot be read.
+        DataValidationError: ``strict`` and the data fails its checks.
+
+    Example:
+        >>> version = loopml.data.register("credit", "credit.csv", key=["id"])
+        >>> version.ref
+        'credit:1'
+    """
+    return get_client().register(
+        name,
+        source,
+        project=_project(project),
+        description=description,
+        parents=parents,
+        key=key,
+        strict=strict,
+        format=format,
+        run_id=_run_id(),
+    )
+
+
+def load(ref: str, *, project: str | None = None) -> pd.DataFrame:
+    """Return a version's data as a pandas DataFrame (``credit:2``, ``credit@latest``)."""
+    return get_client().load(ref, project=_project(project), run_id=_run_id())
+
+
+def as_arrow(ref: str, *, project: str | None = None) -> pa.Table:
+    """Return a version's data as a pyarrow Table."""
+    return get_client().load_table(ref, project=_project(project), run_id=_run_id())
+
+
+def as_polars(ref: str, *, project: str | None = None) -> Any:
+    """Return a version's data as a polars DataFrame (needs ``loopml[polars]``)."""
+    import polars
+
+    return polars.from_arrow(as_arrow(ref, project=project))
+
+
+def get(ref: str, *, project: str | None = None) -> DatasetVersion:
+    """Return the metadata of a version (schema, profile, status, parents …)."""
+    return get_client().get_version(ref, project=_project(project))
+
+
+def versions(name: str, *, project: str | None = None) -> list[DatasetVersion]:
+    """Return every version of a dataset, oldest first."""
+    return get_client().list_versions(name, project=_project(project))
+
+
+def datasets(*, project: str | None = None) -> list[Dataset]:
+    """Return the datasets of a project."""
+    return get_client().list_datasets(project=_project(project))
+
+
+def validate(
+    source: Any,
+    against: str,
+    *,
+    project: str | None = None,
+    expectations: Sequence[Expectation] = (),
+    format: str | None = None,
+) -> ValidationReport:
+    """Check data against a dataset's schema and expectations; returns the report."""
+    return get_client().validate(
+        source, against=against, project=_project(project), expectations=expectations, format=format
+    )
+
+
+def report(ref: str, *, project: str | None = None) -> ValidationReport | None:
+    """Return the validation report stored with a version, if checks ran."""
+    return get_client().report(ref, project=_project(project))
+
+
+def get_schema(
+    name: str, *, project: str | None = None
+) -> tuple[int, DatasetSchema, list[Expectation]]:
+    """Return ``(revision, schema, expectations)`` of a dataset."""
+    return get_client().get_schema(name, project=_project(project))
+
+
+def save_schema(
+    name: str,
+    *,
+    schema: DatasetSchema | str | None = None,
+    expectations: Sequence[Expectation] | str | None = None,
+    project: str | None = None,
+) -> int:
+    """Store a new schema revision (YAML text or objects); returns its number."""
+    return get_client().save_schema(
+        name, project=_project(project), schema=schema, expectations=expectations
+    )
+
+
+def split(
+    ref: str,
+    fractions: Mapping[str, float],
+    *,
+    seed: int,
+    stratify: str | None = None,
+    project: str | None = None,
+) -> dict[str, DatasetVersion]:
+    """Split a version into child datasets ``NAME-PART``, reproducibly."""
+    return get_client().split(
+        ref, fractions, project=_project(project), seed=seed, stratify=stratify, run_id=_run_id()
+    )
+
+
+def diff(old: str, new: str, *, project: str | None = None) -> ProfileDiff:
+    """Compare two versions' schemas and statistics."""
+    return get_client().diff(old, new, project=_project(project))

@@ -1,0 +1,635 @@
+"""Reading data: in-memory frames and files, as normalised Arrow record batches.
+
+Every batch that leaves this module has the *canonical* Arrow types of
+``docs/data-interfaces.md``, so that the same data read from pandas, polars,
+pyarrow, CSV, Parquet or JSON-lines has the same schema (and so the same
+content hash). Files are read a bounded batch at a time: Parquet by row group
+(``ParquetFile.iter_batches``), CSV and JSON-lines by block (``open_csv`` and
+``open_json``), so a file never has to fit in memory.
+
+Example:
+    >>> import pyarrow as pa
+    >>> source = open_source(pa.table({"x": pa.array([1, 2], pa.int32())}))
+    >>> str(source.schema.field("x").type), source.num_rows
+    ('int64', 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+
+from loopml.errors import DataSourceError, InvalidParameter
+
+__all__ = [
+    "FORMATS",
+    "Source",
+    "batch_rows",
+    "conform_batch",
+    "normalize_batch",
+    "normalize_schema",
+    "normalize_table",
+    "normalize_type",
+    "open_source",
+]
+
+FORMATS = ("csv", "parquet", "jsonl")
+_SUFFIXES = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".parq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".lz4")
+# CSV and JSON readers infer column types from the first block, so it is larger
+# than pyarrow's 1 MiB default: fewer "mixed type" surprises further down a file.
+_TEXT_BLOCK_BYTES = 8 << 20
+# A batch aims at this many bytes of Arrow memory, within the row bounds below.
+_BATCH_BYTES = 32 << 20
+_MIN_BATCH_ROWS = 1_024
+_MAX_BATCH_ROWS = 131_072
+_NS_RANGE = "1677-09-21 to 2262-04-11"
+
+
+# --- canonical types -------------------------------------------------------
+
+
+def normalize_type(arrow_type: pa.DataType) -> pa.DataType:
+    """Return the canonical Arrow type that ``arrow_type`` is stored as.
+
+    Args:
+        arrow_type: any Arrow type.
+
+    Returns:
+        ``int64`` for every integer, ``float64`` for every float,
+        ``large_string``/``large_binary`` for strings/binaries, the value type
+        for dictionaries, ``timestamp("ns", tz)``, ``date32``, ``large_list``
+        for every variable-size list, nested types with normalised children;
+        anything else unchanged.
+    """
+    t = arrow_type
+    if pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_floating(t):
+        return pa.float64()
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.large_string()
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.large_binary()
+    if pa.types.is_dictionary(t):
+        return normalize_type(t.value_type)
+    if pa.types.is_timestamp(t):
+        return pa.timestamp("ns", t.tz)
+    if pa.types.is_date64(t):
+        return pa.date32()
+    if pa.types.is_map(t):
+        return pa.map_(normalize_type(t.key_type), normalize_type(t.item_type))
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    ):
+        return pa.large_list(normalize_type(t.value_type))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(normalize_type(t.value_type), t.list_size)
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, normalize_type(f.type)) for f in t])
+    return t
+
+
+def normalize_schema(schema: pa.Schema) -> pa.Schema:
+    """Return ``schema`` with canonical types, all nullable, without metadata.
+
+    Args:
+        schema: any Arrow schema.
+
+    Returns:
+        The normalised schema, columns in the same order.
+    """
+    return pa.schema([pa.field(f.name, normalize_type(f.type)) for f in schema])
+
+
+def _convert(array: pa.Array, target: pa.DataType) -> pa.Array:
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if array.type == target:
+        return array
+    if pa.types.is_list_view(array.type) or pa.types.is_large_list_view(array.type):
+        # Casting list views to lists is not reliable in every pyarrow; they are rare.
+        return pa.array(array.to_pylist(), type=target)
+    try:
+        return array.cast(target)
+    except pa.ArrowNotImplementedError:
+        # Nested types whose children need a cast pyarrow cannot do in one step.
+        return pa.array(array.to_pylist(), type=target)
+
+
+def _normalize_column(
+    array: pa.Array | pa.ChunkedArray, target: pa.DataType, name: str, where: str
+) -> pa.Array | pa.ChunkedArray:
+    try:
+        if isinstance(array, pa.ChunkedArray):
+            return pa.chunked_array([_convert(c, target) for c in array.chunks], target)
+        return _convert(array, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        if pa.types.is_timestamp(target):
+            reason = f"has timestamps outside the range of timestamp[ns] ({_NS_RANGE})"
+        elif target == pa.int64():
+            reason = "has integers that do not fit in int64"
+        else:
+            reason = f"cannot be converted from {array.type} to {target}"
+        raise DataSourceError(f"{where}: column {name!r} {reason}: {exc}") from exc
+
+
+def normalize_batch(batch: pa.RecordBatch, where: str = "data") -> pa.RecordBatch:
+    """Return ``batch`` with the canonical types of :func:`normalize_type`.
+
+    Args:
+        batch: any record batch.
+        where: the source's description, for error messages.
+
+    Returns:
+        The normalised batch (the same object when nothing changes).
+
+    Raises:
+        DataSourceError: a column's values do not fit its canonical type
+            (integers beyond int64, timestamps outside the nanosecond range).
+    """
+    schema = normalize_schema(batch.schema)
+    if schema.equals(batch.schema, check_metadata=True):
+        return batch
+    columns = [
+        _normalize_column(batch.column(i), f.type, f.name, where) for i, f in enumerate(schema)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def normalize_table(table: pa.Table, where: str = "data") -> pa.Table:
+    """Return ``table`` with canonical types; in-memory data keeps odd timestamps.
+
+    Unlike :func:`normalize_batch`, a timestamp column with values outside the
+    nanosecond range keeps its own unit instead of failing.
+
+    Args:
+        table: any Arrow table.
+        where: the source's description, for error messages.
+
+    Returns:
+        The normalised table.
+
+    Raises:
+        DataSourceError: integers beyond int64, or a column that cannot be converted.
+    """
+    fields, columns = [], []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        target = normalize_type(field.type)
+        try:
+            column = _normalize_column(column, target, field.name, where)
+        except DataSourceError:
+            if not pa.types.is_timestamp(field.type):
+                raise
+            target = field.type  # not representable in nanoseconds: kept as is
+        fields.append(pa.field(field.name, target))
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, where: str = "data") -> pa.RecordBatch:
+    """Return ``batch`` with exactly the columns (by name, in order) and types of ``schema``.
+
+    Args:
+        batch: a record batch with the same column names, in any order.
+        schema: the target, normally a normalised schema.
+        where: the source's description, for error messages.
+
+    Returns:
+        The batch, its columns cast where their types differ.
+
+    Raises:
+        DataSourceError: the column names differ, or a column cannot be cast
+            (integers beyond int64, timestamps outside the nanosecond range, ...).
+    """
+    if batch.schema.names != schema.names:
+        if sorted(batch.schema.names) != sorted(schema.names):
+            raise DataSourceError(
+                f"{where}: the columns change part-way through the data: "
+                f"{_schema_text(schema)} became {_schema_text(batch.schema)}"
+            )
+        batch = batch.select(schema.names)
+    if batch.schema.equals(schema):
+        return batch
+    columns = [
+        _normalize_column(batch.column(i), f.type, f.name, where) for i, f in enumerate(schema)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def batch_rows(schema: pa.Schema) -> int:
+    """Return a batch length for ``schema`` that keeps a batch near 32 MiB.
+
+    Args:
+        schema: the (normalised) schema of the batches.
+
+    Returns:
+        A row count between 1,024 and 131,072.
+    """
+    row_bytes = 0
+    for field in schema:
+        try:
+            row_bytes += max(1, field.type.bit_width // 8)
+        except ValueError:  # variable width: strings, lists, ...
+            row_bytes += 32
+    rows = _BATCH_BYTES // max(1, row_bytes)
+    return max(_MIN_BATCH_ROWS, min(_MAX_BATCH_ROWS, rows))
+
+
+# --- Source ----------------------------------------------------------------
+
+
+class Source:
+    """Data to register or validate: a description, a schema and its batches.
+
+    Args:
+        description: how messages name the data (a path, a URL, ``DataFrame(…)``).
+        schema: the normalised schema of every batch.
+        num_rows: the row count when known without reading the data.
+        read: returns a fresh iterator of (not yet normalised) batches.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        schema: pa.Schema,
+        num_rows: int | None,
+        read: Callable[[], Iterator[pa.RecordBatch]],
+    ) -> None:
+        self.description = description
+        self.schema = schema
+        self.num_rows = num_rows
+        self._read = read
+
+    def __repr__(self) -> str:
+        return f"Source({self.description!r}, {len(self.schema)} columns, rows={self.num_rows})"
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Yield the data as normalised record batches; each call reads afresh.
+
+        Yields:
+            Record batches with :attr:`schema`, of a bounded length.
+
+        Raises:
+            DataSourceError: the data turns out unreadable, truncated or of mixed
+                types part-way through; the message names the source and, where
+                known, the column.
+        """
+        names = self.schema.names
+        try:
+            for batch in self._read():
+                yield conform_batch(batch, self.schema, self.description)
+        except DataSourceError:
+            raise
+        except (pa.ArrowException, OSError, EOFError, ValueError, KeyError) as exc:
+            raise _read_error(self.description, exc, names) from exc
+
+
+def _schema_text(schema: pa.Schema) -> str:
+    return "(" + ", ".join(f"{f.name}: {f.type}" for f in schema) + ")"
+
+
+_CSV_COLUMN = re.compile(r"In CSV column #(\d+)")
+_JSON_COLUMN = re.compile(r"Column\(/([^)]*)\)")
+
+
+def _read_error(where: str, exc: BaseException, names: list[str]) -> DataSourceError:
+    """Turn a reader's exception into a DataSourceError naming the column when it can."""
+    message = str(exc)
+    column: str | None = None
+    if found := _CSV_COLUMN.search(message):
+        index = int(found.group(1))
+        column = names[index] if index < len(names) else None
+    elif found := _JSON_COLUMN.search(message):
+        column = found.group(1).split("/")[0]
+    if column is not None and ("conversion error" in message or "changed from" in message):
+        return DataSourceError(
+            f"{where}: column {column!r} has values of mixed types (its type was inferred "
+            f"from the first rows; a later value does not fit): {message}"
+        )
+    if "unexpected field" in message:
+        return DataSourceError(
+            f"{where}: a field appears after the first rows that they do not have "
+            f"(the columns are inferred from the first rows): {message}"
+        )
+    prefix = f"{where}: column {column!r}: " if column else f"{where}: "
+    return DataSourceError(f"{prefix}cannot read the data ({type(exc).__name__}: {message})")
+
+
+def _check_columns(schema: pa.Schema, where: str) -> None:
+    if len(schema) == 0:
+        raise DataSourceError(f"{where}: the data has no columns")
+    seen: set[str] = set()
+    for name in schema.names:
+        if name in seen:
+            raise DataSourceError(f"{where}: column {name!r} appears more than once")
+        seen.add(name)
+
+
+# --- in-memory sources -----------------------------------------------------
+
+
+def _table_source(table: pa.Table, description: str) -> Source:
+    _check_columns(table.schema, description)
+    table = normalize_table(table, description)
+    rows = batch_rows(table.schema)
+    return Source(description, table.schema, table.num_rows, lambda: iter(table.to_batches(rows)))
+
+
+def _shape(rows: int, columns: int) -> str:
+    return f"({rows} rows × {columns} columns)"  # noqa: RUF001 - the sign is meant
+
+
+def _from_pandas(frame: Any) -> Source:
+    description = "DataFrame" + _shape(len(frame), len(frame.columns))
+    names = [str(c) for c in frame.columns]
+    _check_columns(pa.schema([pa.field(n, pa.null()) for n in names]), description)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise _frame_column_error(description, exc, _pandas_column_failing(frame)) from exc
+    return _table_source(table, description)
+
+
+def _pandas_column_failing(frame: Any) -> str | None:
+    for position, name in enumerate(frame.columns):
+        try:
+            pa.Table.from_pandas(frame.iloc[:, [position]], preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError):
+            return str(name)
+    return None
+
+
+def _from_polars(frame: Any) -> Source:
+    description = "DataFrame" + _shape(frame.height, frame.width)
+    try:
+        table = frame.to_arrow()
+    except Exception as exc:  # polars raises its own error classes; any failure is ours to name
+        failing = None
+        for name in frame.columns:
+            try:
+                frame.select(name).to_arrow()
+            except Exception:  # probing which column fails
+                failing = name
+                break
+        raise _frame_column_error(description, exc, failing) from exc
+    return _table_source(table, description)
+
+
+def _frame_column_error(where: str, exc: BaseException, column: str | None) -> DataSourceError:
+    if column is None:
+        return DataSourceError(f"{where}: cannot convert the frame to Arrow: {exc}")
+    return DataSourceError(
+        f"{where}: column {column!r} has values of mixed or unsupported types "
+        f"and cannot be stored: {exc}"
+    )
+
+
+# --- files -----------------------------------------------------------------
+
+
+def _format_of(path: str, format: str | None, where: str) -> str:
+    if format is not None:
+        return format
+    name = path.rstrip("/").rsplit("/", 1)[-1].lower()
+    for compressed in _COMPRESSED:
+        if name.endswith(compressed):
+            name = name[: -len(compressed)]
+            break
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]
+    hint = " (JSON-lines? pass format='jsonl')" if suffix == ".json" else ""
+    raise DataSourceError(
+        f"{where}: unknown format {suffix or '(no suffix)'!r}{hint}; expected .csv, "
+        f".csv.gz, .parquet, .pq, a folder of Parquet files, .jsonl or .ndjson"
+    )
+
+
+class _File:
+    """A file on a filesystem fsspec knows; local files are read natively by pyarrow."""
+
+    def __init__(self, fs: Any, path: str, where: str) -> None:
+        self.fs = fs
+        self.path = path
+        self.where = where
+        self.local = "file" in _protocols(fs)
+
+    def open(self, compression: bool) -> Any:
+        """Open for reading: random access, or a decompressed stream when ``compression``."""
+        if self.local:
+            if compression:
+                return pa.input_stream(self.path, compression="detect")
+            return pa.OSFile(self.path, "rb")
+        return self.fs.open(self.path, "rb", compression="infer" if compression else None)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _from_path(source: str, format: str | None) -> Source:
+    where = source
+    try:
+        fs, path = fsspec.core.url_to_fs(source)
+    except (ValueError, ImportError) as exc:
+        raise DataSourceError(f"{where}: cannot open this URL: {exc}") from exc
+    try:
+        if not fs.exists(path):
+            raise DataSourceError(f"{where}: no such file or folder")
+        if fs.isdir(path):
+            if format not in (None, "parquet"):
+                raise DataSourceError(f"{where}: a folder is read as Parquet, not {format}")
+            return _parquet_folder(fs, path, where)
+        chosen = _format_of(path, format, where)
+        if fs.size(path) == 0:
+            raise DataSourceError(f"{where}: the file is empty (0 bytes)")
+        file = _File(fs, path, where)
+        if chosen == "parquet":
+            return _parquet_source([file], where)
+        return _text_source(file, chosen)
+    except DataSourceError:
+        raise
+    except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
+        raise _read_error(where, exc, []) from exc
+
+
+def _parquet_folder(fs: Any, path: str, where: str) -> Source:
+    found = sorted(
+        p
+        for p in fs.find(path)
+        if p.lower().endswith((".parquet", ".pq", ".parq"))
+        and not any(part.startswith(("_", ".")) for part in p[len(path) :].split("/"))
+    )
+    if not found:
+        raise DataSourceError(f"{where}: the folder holds no Parquet files")
+    return _parquet_source([_File(fs, p, p) for p in found], where)
+
+
+def _parquet_source(files: list[_File], where: str) -> Source:
+    import pyarrow.parquet as pq
+
+    schema: pa.Schema | None = None
+    num_rows = 0
+    for file in files:
+        try:
+            with file.open(compression=False) as handle:
+                metadata = pq.ParquetFile(handle).metadata
+                file_schema = normalize_schema(metadata.schema.to_arrow_schema())
+        except (pa.ArrowException, OSError, EOFError) as exc:
+            raise DataSourceError(
+                f"{file.where}: not a readable Parquet file (truncated or corrupt?): {exc}"
+            ) from exc
+        num_rows += metadata.num_rows
+        if schema is None:
+            _check_columns(file_schema, file.where)
+            schema = file_schema
+        elif not _same_columns(schema, file_schema):
+            raise DataSourceError(
+                f"{file.where}: its columns {_schema_text(file_schema)} differ from those of "
+                f"{files[0].where} {_schema_text(schema)}"
+            )
+    assert schema is not None  # files is never empty
+    rows = batch_rows(schema)
+
+    def read() -> Iterator[pa.RecordBatch]:
+        for file in files:
+            try:
+                with file.open(compression=False) as handle:
+                    parquet = pq.ParquetFile(handle)
+                    # One row group per call: iterating the whole file at once
+                    # reads ahead and holds about twice as much memory.
+                    for group in range(parquet.num_row_groups):
+                        yield from parquet.iter_batches(batch_size=rows, row_groups=[group])
+            except (pa.ArrowException, OSError, EOFError) as exc:
+                raise _read_error(file.where, exc, schema.names) from exc
+
+    return Source(where, schema, num_rows, read)
+
+
+def _same_columns(left: pa.Schema, right: pa.Schema) -> bool:
+    return sorted(zip(left.names, map(str, left.types), strict=True)) == sorted(
+        zip(right.names, map(str, right.types), strict=True)
+    )
+
+
+@contextlib.contextmanager
+def _text_reader(file: _File, format: str) -> Iterator[Any]:
+    """Yield a streaming CSV or JSON-lines reader of ``file``; close both after."""
+    with file.open(compression=True) as handle:
+        if format == "csv":
+            import pyarrow.csv as pcsv
+
+            reader = pcsv.open_csv(
+                handle,
+                read_options=pcsv.ReadOptions(block_size=_TEXT_BLOCK_BYTES),
+                convert_options=pcsv.ConvertOptions(
+                    strings_can_be_null=True, quoted_strings_can_be_null=False
+                ),
+            )
+        else:
+            import pyarrow.json as pjson
+
+            reader = pjson.open_json(
+                handle, read_options=pjson.ReadOptions(block_size=_TEXT_BLOCK_BYTES)
+            )
+        with reader:
+            yield reader
+
+
+def _text_source(file: _File, format: str) -> Source:
+    try:
+        with _text_reader(file, format) as first:
+            raw_schema = first.schema
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc) or "Empty JSON" in str(exc):
+            raise DataSourceError(
+                f"{file.where}: the file is empty: no rows and no columns"
+            ) from exc
+        raise
+    schema = normalize_schema(raw_schema)
+    if len(schema) == 0:
+        raise DataSourceError(f"{file.where}: the file has no rows and no columns")
+    _check_columns(schema, file.where)
+
+    def read() -> Iterator[pa.RecordBatch]:
+        with _text_reader(file, format) as reader:
+            yield from reader
+
+    return Source(file.where, schema, None, read)
+
+
+# --- entry point -----------------------------------------------------------
+
+
+def open_source(source: object, format: str | None = None) -> Source:
+    """Open data to register: a frame, an Arrow table, or a file, folder or URL.
+
+    Only metadata (and, for CSV and JSON-lines, the first block) is read here;
+    :meth:`Source.batches` streams the data.
+
+    Args:
+        source: a pandas or polars ``DataFrame``, a ``pyarrow.Table`` or
+            ``RecordBatch``, or a path or fsspec URL of a ``.csv`` (``.csv.gz``),
+            ``.parquet``/``.pq`` file, a folder of Parquet files, or a
+            ``.jsonl``/``.ndjson`` file.
+        format: ``"csv"``, ``"parquet"`` or ``"jsonl"`` to override the suffix
+            (``format="jsonl"`` reads a ``.json`` file as JSON-lines).
+
+    Returns:
+        The :class:`Source`, with its normalised schema.
+
+    Raises:
+        InvalidParameter: ``source`` is not one of the accepted kinds, or
+            ``format`` is not a known format.
+        DataSourceError: the file or folder is missing, unreadable, truncated,
+            empty, of an unknown format, without Parquet files, or a column has
+            values of mixed types; the message names the file and the column.
+
+    Example:
+        >>> import pandas as pd
+        >>> source = open_source(pd.DataFrame({"a": [1, 2], "b": ["x", None]}))
+        >>> [str(t) for t in source.schema.types]
+        ['int64', 'large_string']
+    """
+    if format is not None and format not in FORMATS:
+        raise InvalidParameter(
+            f"The 'format' parameter of open_source must be one of {', '.join(FORMATS)} "
+            f"or None. Got {format!r} instead."
+        )
+    if isinstance(source, pa.Table):
+        return _table_source(source, "Table" + _shape(source.num_rows, source.num_columns))
+    if isinstance(source, pa.RecordBatch):
+        table = pa.Table.from_batches([source])
+        return _table_source(table, "RecordBatch" + _shape(source.num_rows, source.num_columns))
+    if isinstance(source, str | os.PathLike):
+        return _from_path(os.fspath(source), format)
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(source, pandas.DataFrame):
+        return _from_pandas(source)
+    polars = sys.modules.get("polars")
+    if polars is not None and isinstance(source, polars.DataFrame):
+        return _from_polars(source)
+    raise InvalidParameter(
+        "The 'source' parameter of open_source must be a pandas or polars DataFrame, a "
+        "pyarrow Table or RecordBatch, or a path or URL of a CSV, Parquet or JSON-lines "
+        f"file. Got {type(source).__name__} instead."
+    )

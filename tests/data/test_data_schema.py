@@ -1,0 +1,127 @@
+"""Schema inference from a profile, and the schema's editable YAML form."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pyarrow as pa
+import pytest
+
+from loopml.data._profile import profile_table
+from loopml.data._schema import ColumnSchema, DatasetSchema, infer_schema, pandas_dtype
+from loopml.data._sources import normalize_table
+from loopml.errors import InvalidParameter, SchemaError
+
+
+@pytest.fixture
+def table() -> pa.Table:
+    return normalize_table(
+        pa.table(
+            {
+                "id": [1, 2, 3, 4, 5, 6],
+                "age": [18, 30, None, 64, 41, 22],
+                "income": [1.5, 2.5, 3.5, float("inf"), 0.5, 1.0],
+                "state": ["CA", "NY", "CA", "TX", "NY", "CA"],
+                "flag": [True, False, True, True, None, False],
+            }
+        )
+    )
+
+
+def test_infer_types_nullability_ranges_and_categories(table: pa.Table) -> None:
+    schema = infer_schema(profile_table(table), key_columns=["id"])
+
+    assert schema.columns == {
+        "id": "int64",
+        "age": "int64",
+        "income": "double",
+        "state": "large_string",
+        "flag": "bool",
+    }
+    age = schema.column("age")
+    assert age.nullable and (age.min, age.max) == (18, 64)
+    assert not schema.column("id").nullable and schema.column("id").unique
+    # an infinite maximum gives no range rather than a wrong one
+    assert schema.column("income").min is None and schema.column("income").max is None
+    assert schema.column("state").allowed == ("CA", "NY", "TX")
+    assert schema.column("flag").nullable and schema.column("flag").allowed is None
+    assert schema.unique_together == ()
+
+
+def test_infer_multi_column_key_is_unique_together(table: pa.Table) -> None:
+    schema = infer_schema(profile_table(table), key_columns=["state", "age"])
+    assert schema.unique_together == (("state", "age"),)
+    assert not any(c.unique for c in schema.column_schemas)
+
+
+def test_infer_rejects_unknown_key_column(table: pa.Table) -> None:
+    with pytest.raises(InvalidParameter, match=r"key_columns.*nope"):
+        infer_schema(profile_table(table), key_columns=["nope"])
+
+
+def test_text_column_gets_no_allowed_set() -> None:
+    table = normalize_table(pa.table({"s": [f"v{i}" for i in range(200)]}))
+    assert infer_schema(profile_table(table)).column("s").allowed is None
+
+
+def test_yaml_round_trip_and_is_readable(table: pa.Table) -> None:
+    schema = infer_schema(profile_table(table), key_columns=["id", "state"])
+    text = schema.to_yaml()
+    assert "age:" in text and "type: int64" in text and "allowed:" in text
+    assert DatasetSchema.from_yaml(text) == schema
+
+
+def test_edited_yaml_is_read_back(table: pa.Table) -> None:
+    text = infer_schema(profile_table(table)).to_yaml().replace("max: 64", "max: 120")
+    assert DatasetSchema.from_yaml(text).column("age").max == 120
+
+
+def test_sdk_edit_round_trip(table: pa.Table) -> None:
+    schema = infer_schema(profile_table(table))
+    edited = schema.with_column(dataclasses.replace(schema.column("age"), min=0, max=120))
+    edited = edited.with_column(ColumnSchema("email", "large_string", pattern="@"))
+    edited = edited.without_column("flag")
+    again = DatasetSchema.from_yaml(edited.to_yaml())
+    assert again == edited
+    assert list(again.columns) == ["id", "age", "income", "state", "email"]
+
+
+def test_pandera_schema_mirrors_the_rules(table: pa.Table) -> None:
+    schema = infer_schema(profile_table(table))
+    pandera_schema = schema.pandera
+    assert set(pandera_schema.columns) == set(schema.columns)
+    assert pandera_schema.columns["age"].nullable
+    assert [c.name for c in pandera_schema.columns["age"].checks] == ["in_range"]
+    assert [c.name for c in pandera_schema.columns["state"].checks] == ["isin"]
+
+
+def test_pandas_dtypes() -> None:
+    assert pandas_dtype("int64") == "Int64"
+    assert pandas_dtype("timestamp[ns, tz=UTC]") == "datetime64[ns, UTC]"
+    assert pandas_dtype("large_list<item: int64>") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("columns:\n  a: 1\n b: 2\n", r"does not parse at line 3"),
+        ("columns:\n\ta: 1\n", r"does not parse at line 2"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("columns:\n  a:\n    nullable: true\n", r"line 3.*needs a 'type'"),
+        ("columns:\n  a:\n    type: int64\n    maximum: 3\n", r"line 4.*unknown key.*maximum"),
+        ("columns:\n  a:\n    type: int64\n    min: low\n", r"'min' of column 'a'"),
+        ("columns:\n  a:\n    type: int64\n    nullable: maybe\n", r"line 4.*'nullable'"),
+        ("columns:\n  a:\n    type: large_string\n    pattern: '('\n", "regular expression"),
+        ("colums: {}\n", r"line 1.*unknown key.*colums"),
+        ("version: 9\ncolumns: {}\n", "unsupported version"),
+        ("columns: {a: {type: int64}}\nunique_together: [[b]]\n", "unique_together"),
+    ],
+)
+def test_broken_yaml_raises_schema_error(text: str, match: str) -> None:
+    with pytest.raises(SchemaError, match=match):
+        DatasetSchema.from_yaml(text)
+
+
+def test_duplicate_column_names_are_refused() -> None:
+    with pytest.raises(InvalidParameter, match="distinct"):
+        DatasetSchema((ColumnSchema("a", "int64"), ColumnSchema("a", "double")))

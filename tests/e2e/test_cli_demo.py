@@ -1,0 +1,129 @@
+"""``loopml demo`` in a real process: the dataset, the quarantined delivery, lineage, re-runs.
+
+``test_cli_process.py`` checks the training half of the demo (runs, metrics,
+artifacts, notes); this module checks the data half, and that a second demo in
+the same home reuses identical versions and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cli_support import LOOPML, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A LOOPML_HOME in which the demo ran twice, and what each run printed."""
+
+    home: Path
+    first: str
+    second: str
+
+
+def _loopml(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LOOPML), *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    home = tmp_path_factory.mktemp("demo-data") / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOPML_HOME", str(home))
+        runs = [_loopml("demo") for _ in range(2)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+    yield Demo(home, runs[0].stdout, runs[1].stdout)
+
+
+@pytest.fixture
+def in_demo(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
+    monkeypatch.setenv("LOOPML_HOME", str(demo.home))
+    return demo
+
+
+def test_the_first_demo_registers_quarantines_and_splits(demo: Demo) -> None:
+    out = demo.first
+    assert "registered breast-cancer:1: 569 rows, 32 columns\n" in out
+    assert "schema revision 2: ids may grow past the first delivery's" in out
+    assert "second delivery quarantined as breast-cancer:2: 2 of" in out
+    assert "mean radius: in_range(" in out
+    assert "target: in_range(0, 1)" in out
+    report = demo.home / "reports" / "breast-cancer-2.html"
+    assert f"Report: {report.absolute()}" in out
+    assert "mean radius" in report.read_text()
+    assert "split breast-cancer:1 80/20, stratified on target: breast-cancer-train:1" in out
+    assert "Training demo models on breast-cancer-train:1, tested on breast-cancer-test:1" in out
+    assert "loopml data show breast-cancer:2 --project demo" in out
+
+
+def test_a_second_demo_reuses_identical_versions_and_says_so(demo: Demo) -> None:
+    out = demo.second
+    assert "registered breast-cancer:1: 569 rows, 32 columns (identical data" in out
+    assert "schema revision" not in out  # already relaxed by the first demo
+    assert "identical to breast-cancer:2, quarantined by an earlier demo: 2 of" in out
+    assert "mean radius: in_range(" in out
+    assert "breast-cancer-train:1" in out
+    assert "Demo runs, best test AUC first" in out
+
+
+def test_data_list_shows_the_dataset_and_its_splits(in_demo: Demo) -> None:
+    done = _loopml("data", "list", "--project", "demo", "--json")
+    assert done.returncode == 0, done.stderr
+    datasets = {d["name"]: d for d in json.loads(done.stdout)}
+    assert set(datasets) == {"breast-cancer", "breast-cancer-train", "breast-cancer-test"}
+    assert datasets["breast-cancer"]["latest"] == "breast-cancer:1"
+    assert datasets["breast-cancer"]["version_count"] == 2
+    assert datasets["breast-cancer-train"]["version_count"] == 1
+
+    versions = json.loads(
+        _loopml("data", "versions", "breast-cancer", "-p", "demo", "--json").stdout
+    )
+    assert [(v["ref"], v["status"]) for v in versions] == [
+        ("breast-cancer:1", "ready"),
+        ("breast-cancer:2", "quarantined"),
+    ]
+    parts = {
+        name: json.loads(_loopml("data", "show", name, "-p", "demo", "--json").stdout)
+        for name in ("breast-cancer-train", "breast-cancer-test")
+    }
+    assert (
+        parts["breast-cancer-train"]["row_count"] + parts["breast-cancer-test"]["row_count"] == 569
+    )
+    assert all(p["parents"] == ["breast-cancer:1"] for p in parts.values())
+
+
+def test_every_run_has_lineage_to_the_split_it_trained_on(in_demo: Demo) -> None:
+    import loopml.data
+    from loopml import tracking
+    from loopml.store import Node
+
+    train = loopml.data.get("breast-cancer-train:1", project="demo")
+    test = loopml.data.get("breast-cancer-test:1", project="demo")
+    source = loopml.data.get("breast-cancer:1", project="demo")
+    client = tracking.get_client()
+    runs = client.search_runs("demo", None, None, 100)
+    assert isinstance(runs, list)
+    assert len(runs) == 6  # two demos of three models
+    for run in runs:
+        assert run.tags["train"] == "breast-cancer-train:1"
+        edges = client.lineage(Node("run", run.id), "upstream")
+        inputs = {e.src.id for e in edges if e.relation == "input" and e.depth == 1}
+        assert inputs == {str(train.id), str(test.id)}
+        derived = {e.src.id for e in edges if e.relation == "derived"}
+        assert derived == {str(source.id)}
