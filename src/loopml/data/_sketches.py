@@ -252,8 +252,11 @@ class Moments:
         n_b = int(x.size)
         if n_b == 0:
             return
-        mean_b = float(x.mean())
-        m2_b = float(np.square(x - mean_b).sum())
+        # Values near the float limit overflow the sums to inf: the moments are then
+        # inf (honestly unrepresentable), and NumPy's overflow warning is expected.
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean_b = float(x.mean())
+            m2_b = float(np.square(x - mean_b).sum())
         if self.n == 0:
             self.n, self.mean, self.m2 = n_b, mean_b, m2_b
             return

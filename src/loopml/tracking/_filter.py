@@ -44,12 +44,12 @@ Example:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from loopml.errors import FilterSyntaxError, InvalidParameter
+from loopml.tracking._filter_lexer import Lexer, Scalar, Token, TokenKind
 
 __all__ = [
     "ATTRIBUTES",
@@ -69,7 +69,6 @@ __all__ = [
 ]
 
 Entity: TypeAlias = Literal["metric", "param", "tag", "attribute"]
-Scalar: TypeAlias = float | str
 
 #: Run attributes compared to strings.
 STRING_ATTRIBUTES = frozenset({"status", "name", "run_id", "kind", "user", "parent_id"})
@@ -108,32 +107,10 @@ _ENTITIES: dict[str, Entity] = {
 }
 _KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "like", "ilike"})
 _LIKE_OPS = frozenset({"like", "ilike", "not like", "not ilike"})
-# As written -> normalised.
-_SYMBOL_OPS = {
-    "==": "=",
-    "!=": "!=",
-    "<>": "!=",
-    "<=": "<=",
-    ">=": ">=",
-    "=": "=",
-    "<": "<",
-    ">": ">",
-}
 _VALID_ATTRIBUTES = ", ".join(sorted(ATTRIBUTES))
 # Deep enough for any filter a person writes, shallow enough for the recursion
 # limit (each level costs a few Python frames here and in the SQL compiler).
 _MAX_DEPTH = 100
-
-_WHITESPACE = re.compile(r"\s*")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-_BARE_KEY = re.compile(r"[A-Za-z0-9_./-]+", re.ASCII)
-_NUMBER = re.compile(
-    r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?(?:infinity|inf|nan)(?![A-Za-z0-9_.])",
-    re.ASCII | re.IGNORECASE,
-)
-_NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.]+", re.ASCII)
-_ESCAPABLE = frozenset("\\'\"`")
 
 
 @dataclass(frozen=True)
@@ -192,133 +169,12 @@ class OrderKey:
     descending: bool = False
 
 
-# --- lexer -----------------------------------------------------------------
-
-_Kind: TypeAlias = Literal["ident", "word", "number", "string", "op", "(", ")", ",", "end"]
-_PUNCTUATION: dict[str, _Kind] = {"(": "(", ")": ")", ",": ","}
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: _Kind
-    text: str  # as written in the source
-    position: int
-    # number: float; string: the unescaped str; word: the lowercase word; op: normalised.
-    value: Scalar | None = None
-    # ident only: the entity as written, the key, and where the key starts.
-    entity: str = ""
-    key: str = ""
-    key_position: int = 0
-
-
-class _Lexer:
-    """Cuts the text into tokens on demand, so the first error reported is the
-    leftmost one."""
-
-    def __init__(self, text: str, end_name: str) -> None:
-        self.text = text
-        self.end_name = end_name
-        self._pos = 0
-
-    def error(self, message: str, position: int) -> FilterSyntaxError:
-        return FilterSyntaxError(message, self.text, position)
-
-    def next(self) -> _Token:
-        text = self.text
-        ws = _WHITESPACE.match(text, self._pos)
-        start = ws.end() if ws else self._pos
-        if start >= len(text):
-            self._pos = start
-            return _Token("end", "", start)
-        char = text[start]
-        token: _Token
-        if char in _PUNCTUATION:
-            token = _Token(_PUNCTUATION[char], char, start)
-        elif char in "=!<>":
-            two = text[start : start + 2]
-            symbol = two if two in _SYMBOL_OPS else char
-            if symbol not in _SYMBOL_OPS:
-                raise self.error(f"unexpected character {char!r}; did you mean '!='?", start)
-            token = _Token("op", symbol, start, _SYMBOL_OPS[symbol])
-        elif char in "'\"":
-            value, end = self._quoted(start)
-            token = _Token("string", text[start:end], start, value)
-        elif (number := _NUMBER.match(text, start)) is not None:
-            tail = _NUMBER_TAIL.match(text, number.end())
-            if tail is not None:
-                bad = text[start : tail.end()]
-                raise self.error(f"invalid number {bad!r}", start)
-            token = _Token("number", number.group(), start, float(number.group()))
-        elif (word := _WORD.match(text, start)) is not None:
-            token = self._word_or_identifier(word)
-        else:
-            raise self.error(f"unexpected character {char!r}", start)
-        self._pos = start + len(token.text)
-        return token
-
-    def _word_or_identifier(self, word: re.Match[str]) -> _Token:
-        text, start, end = self.text, word.start(), word.end()
-        self._reject_glued_letter(end, "a name")
-        if not text.startswith(".", end):
-            return _Token("word", word.group(), start, word.group().lower())
-        key_start = end + 1
-        if text[key_start : key_start + 1] in ('"', "`"):
-            key, key_end = self._quoted(key_start)
-            if not key:
-                raise self.error(f"expected a key after {text[start:key_start]!r}", key_start)
-        elif (bare := _BARE_KEY.match(text, key_start)) is not None:
-            key, key_end = bare.group(), bare.end()
-            self._reject_glued_letter(key_end, f'a key (quote it: {text[start:key_start]}"…")')
-        else:
-            got = repr(text[key_start]) if key_start < len(text) else f"end of {self.end_name}"
-            raise self.error(
-                f"expected a key after {text[start:key_start]!r}, got {got}", key_start
-            )
-        return _Token(
-            "ident",
-            text[start:key_end],
-            start,
-            entity=word.group(),
-            key=key,
-            key_position=key_start,
-        )
-
-    def _reject_glued_letter(self, position: int, where: str) -> None:
-        # Names and bare keys are ASCII; without this check "métrics" would read as
-        # the name "m" and fail with a misleading message.
-        char = self.text[position : position + 1]
-        if char and (char.isalnum() or char == "_"):
-            raise self.error(f"unexpected character {char!r} in {where}", position)
-
-    def _quoted(self, start: int) -> tuple[str, int]:
-        """Read the quoted string opening at ``start``; return it and the end offset."""
-        text, quote = self.text, self.text[start]
-        parts: list[str] = []
-        i = start + 1
-        while i < len(text):
-            char = text[i]
-            if char == "\\" and i + 1 < len(text):
-                escaped = text[i + 1]
-                parts.append(escaped if escaped in _ESCAPABLE else char + escaped)
-                i += 2
-            elif char == quote:
-                if text.startswith(quote, i + 1):  # a doubled quote stands for itself
-                    parts.append(quote)
-                    i += 2
-                else:
-                    return "".join(parts), i + 1
-            else:
-                parts.append(char)
-                i += 1
-        raise self.error(f"unterminated string: expected a closing {quote}", start)
-
-
 # --- parser ----------------------------------------------------------------
 
 
 class _Parser:
     def __init__(self, text: str, end_name: str) -> None:
-        self._lexer = _Lexer(text, end_name)
+        self._lexer = Lexer(text, end_name)
         self.tok = self._lexer.next()
         self._depth = 0
 
@@ -326,7 +182,7 @@ class _Parser:
         where = self.tok.position if position is None else position
         return self._lexer.error(message, where)
 
-    def describe(self, tok: _Token | None = None) -> str:
+    def describe(self, tok: Token | None = None) -> str:
         tok = self.tok if tok is None else tok
         if tok.kind == "end":
             return f"end of {self._lexer.end_name}"
@@ -336,12 +192,12 @@ class _Parser:
             return f"the number {tok.text}"
         return repr(tok.text)
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         tok = self.tok
         self.tok = self._lexer.next()
         return tok
 
-    def at(self, kind: _Kind) -> bool:
+    def at(self, kind: TokenKind) -> bool:
         # A method, not an inline comparison, so mypy's narrowing of ``self.tok.kind``
         # does not outlive a call to advance().
         return self.tok.kind == kind
@@ -388,7 +244,7 @@ class _Parser:
         finally:
             self._depth -= 1
 
-    def identifier(self) -> tuple[Entity, str, _Token]:
+    def identifier(self) -> tuple[Entity, str, Token]:
         tok = self.tok
         if tok.kind == "ident":
             entity = _ENTITIES.get(tok.entity.lower())
@@ -468,7 +324,7 @@ class _Parser:
         self._check_value(entity, key, ident, op, value, tok)
         return Comparison(entity, key, op, value, ident.position)
 
-    def value(self, after: str) -> tuple[Scalar, _Token]:
+    def value(self, after: str) -> tuple[Scalar, Token]:
         tok = self.tok
         if tok.kind in ("number", "string"):
             self.advance()
@@ -480,7 +336,7 @@ class _Parser:
             f"got {self.describe()}{hint}"
         )
 
-    def value_list(self, after: str) -> list[tuple[Scalar, _Token]]:
+    def value_list(self, after: str) -> list[tuple[Scalar, Token]]:
         if not self.at("("):
             raise self.error(f"expected '(' after {after!r}, got {self.describe()}")
         values = [self.value(self.advance().text)]
@@ -493,7 +349,7 @@ class _Parser:
         self.advance()
         return values
 
-    def _check_like(self, entity: Entity, key: str, ident: _Token, op: str, position: int) -> None:
+    def _check_like(self, entity: Entity, key: str, ident: Token, op: str, position: int) -> None:
         if entity == "metric" or (key in NUMBER_ATTRIBUTES and entity == "attribute"):
             raise self.error(
                 f"{op!r} cannot be used on {ident.text!r}: "
@@ -502,7 +358,7 @@ class _Parser:
             )
 
     def _check_value(
-        self, entity: Entity, key: str, ident: _Token, op: str, value: Scalar, tok: _Token
+        self, entity: Entity, key: str, ident: Token, op: str, value: Scalar, tok: Token
     ) -> None:
         numeric_only = entity == "metric" or (entity == "attribute" and key in NUMBER_ATTRIBUTES)
         if numeric_only and not isinstance(value, float):

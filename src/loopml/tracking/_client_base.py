@@ -1,0 +1,117 @@
+"""What every part of the tracking client shares: the stores, the writer, run lookups."""
+
+from __future__ import annotations
+
+import getpass
+import threading
+
+from sqlalchemy import Connection, select
+
+from loopml import settings
+from loopml.artifacts import ArtifactStore
+from loopml.errors import InvalidParameter, RunNotFound
+from loopml.store import Store, open_store, tables
+from loopml.tracking import _context
+from loopml.tracking._writer import MetricWriter
+
+__all__ = ["ClientBase", "current_user", "project_name"]
+
+_run = tables.RUN
+
+
+class ClientBase:
+    """The stores and writer of a tracking client, opened on first use.
+
+    Args:
+        store_uri: metadata store URL; default from ``LOOPML_STORE_URI``/``LOOPML_HOME``.
+        artifact_uri: artifact store folder or URL; default from ``LOOPML_ARTIFACT_URI``.
+    """
+
+    def __init__(self, store_uri: str | None = None, artifact_uri: str | None = None) -> None:
+        self._store_uri = store_uri or settings.store_uri()
+        self._artifact_uri = artifact_uri or settings.artifact_uri()
+        self._store: Store | None = None
+        self._artifacts: ArtifactStore | None = None
+        self._writer: MetricWriter | None = None
+        self._open_lock = threading.Lock()
+        self._known_environments: set[str] = set()
+        self._meters: dict[str, _context.ResourceMeter] = {}
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The metadata store (opened, and migrated if needed, on first use)."""
+        if self._store is None:
+            with self._open_lock:
+                if self._store is None:
+                    self._store = open_store(self._store_uri)
+        return self._store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store."""
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore.from_uri(self._artifact_uri)
+        return self._artifacts
+
+    @property
+    def writer(self) -> MetricWriter:
+        """The background metric writer of this client."""
+        if self._writer is None:
+            with self._open_lock:
+                if self._writer is None:
+                    self._writer = MetricWriter(
+                        self.store,
+                        flush_interval=settings.get("LOOPML_FLUSH_INTERVAL"),
+                        max_points=settings.get("LOOPML_FLUSH_MAX_POINTS"),
+                        heartbeat_interval=settings.get("LOOPML_HEARTBEAT_INTERVAL"),
+                    )
+        return self._writer
+
+    def flush(self) -> None:
+        """Write every buffered metric point now."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush, stop the writer and release connections."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _require_run(self, conn: Connection, run_id: str, lock: bool = False) -> int:
+        """Return the project id of run ``run_id``; raise RunNotFound if there is none.
+
+        ``lock`` holds the run's row until the transaction ends (PostgreSQL; SQLite
+        write transactions are exclusive already), so read-modify-writes of the run
+        row by concurrent writers take turns.
+        """
+        if not isinstance(run_id, str):
+            raise InvalidParameter(f"A run id must be a str; got {type(run_id).__name__}.")
+        query = select(_run.c.project_id).where(_run.c.id == run_id)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        project_id = conn.execute(query).scalar()
+        if project_id is None:
+            raise RunNotFound(f"No run with id {run_id!r}.")
+        return int(project_id)
+
+
+def project_name(project: str | None) -> str:
+    name = project if project is not None else settings.get("LOOPML_PROJECT")
+    if not isinstance(name, str) or not name.strip() or len(name) > 250:
+        raise InvalidParameter(
+            f"A project name must be a non-empty str of at most 250 characters; got {name!r}."
+        )
+    return str(name)
+
+
+def current_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None

@@ -1,0 +1,212 @@
+"""Reading runs back: get, search, notes, lineage, projects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from sqlalchemy import select
+
+from loopml import settings
+from loopml.errors import InvalidParameter, ProjectNotFound, RunNotFound
+from loopml.store import Edge, Node, add_edge, now_ms, tables, walk
+from loopml.tracking._client_base import ClientBase, current_user, project_name
+from loopml.tracking._filter import parse_filter, parse_order_by
+from loopml.tracking._queries import RUN_COLUMNS, load_runs
+from loopml.tracking._records import Note, Run
+from loopml.tracking._search import apply_order, compile_filter
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ReadOps"]
+
+_run = tables.RUN
+_project = tables.PROJECT
+_note = tables.NOTE
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+class ReadOps(ClientBase):
+    """Read runs back; attach notes and lineage edges."""
+
+    # -- notes and lineage --------------------------------------------------------------
+
+    def log_note(self, object_kind: str, object_id: str, text: str) -> Note:
+        """Attach a Markdown note to a run (``"run"``) or a project (``"project"``).
+
+        Raises:
+            InvalidParameter: empty text or an unknown object kind.
+            RunNotFound: a run note for an unknown run.
+            ProjectNotFound: a project note for a project that was never used.
+        """
+        if object_kind not in ("run", "project"):
+            raise InvalidParameter(
+                f"Notes go on a 'run' or a 'project'; got object kind {object_kind!r}."
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidParameter("A note needs some text; got an empty note.")
+        note = Note(text, current_user(), now_ms())
+        with self.store.write() as conn:
+            if object_kind == "run":
+                self._require_run(conn, object_id)
+            elif (
+                conn.execute(select(_project.c.id).where(_project.c.name == object_id)).first()
+                is None
+            ):
+                raise ProjectNotFound(f"No project named {object_id!r}.")
+            conn.execute(
+                _note.insert().values(
+                    object_kind=object_kind,
+                    object_id=object_id,
+                    text=text,
+                    author=note.author,
+                    created_at=note.created_at,
+                )
+            )
+        return note
+
+    def get_notes(self, object_kind: str, object_id: str) -> list[Note]:
+        """Return the notes of an object, oldest first."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(_note)
+                .where(_note.c.object_kind == object_kind, _note.c.object_id == object_id)
+                .order_by(_note.c.created_at, _note.c.id)
+            )
+            return [Note(r.text, r.author, r.created_at) for r in rows]
+
+    def add_lineage(self, src: Node, dst: Node, relation: str) -> None:
+        """Record that ``src`` --relation--> ``dst`` (e.g. run *produced* model)."""
+        with self.store.write() as conn:
+            add_edge(conn, src, dst, relation, now_ms())
+
+    def lineage(
+        self, node: Node, direction: Literal["upstream", "downstream"], max_depth: int | None = None
+    ) -> list[Edge]:
+        """Return the edges reachable from ``node`` upstream or downstream."""
+        with self.store.read() as conn:
+            return walk(conn, node, direction, max_depth)
+
+    # -- reading runs ---------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        """Return everything recorded about a run.
+
+        Raises:
+            RunNotFound: unknown run id.
+        """
+        self.flush()
+        with self.store.read() as conn:
+            row = conn.execute(_runs_query().where(_run.c.id == run_id)).first()
+            if row is None:
+                raise RunNotFound(f"No run with id {run_id!r}.")
+            return load_runs(conn, [row], _lost_cutoff(), with_notes=True)[0]
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """Return the full id of the run that ``run_id`` names, exactly or by a unique prefix.
+
+        Raises:
+            RunNotFound: no run has that id or prefix.
+            InvalidParameter: the prefix is shorter than 4 characters or names several runs.
+        """
+        with self.store.read() as conn:
+            if conn.execute(select(_run.c.id).where(_run.c.id == run_id)).first() is not None:
+                return run_id
+            if not isinstance(run_id, str) or len(run_id) < 4 or not _HEX.fullmatch(run_id):
+                raise RunNotFound(f"No run with id {run_id!r}.")
+            matches = (
+                conn.execute(select(_run.c.id).where(_run.c.id.startswith(run_id)).limit(10))
+                .scalars()
+                .all()
+            )
+        if not matches:
+            raise RunNotFound(f"No run with id {run_id!r}.")
+        if len(matches) > 1:
+            raise InvalidParameter(
+                f"The run id prefix {run_id!r} names several runs "
+                f"({', '.join(m[:12] for m in matches)}, …); give more characters."
+            )
+        return str(matches[0])
+
+    @overload
+    def search_runs(
+        self,
+        project: str | None = ...,
+        filter: str | None = ...,
+        order_by: Sequence[str] | None = ...,
+        max_results: int = ...,
+        output: Literal["list"] = ...,
+    ) -> list[Run]: ...
+
+    @overload
+    def search_runs(
+        self,
+        project: str | None = ...,
+        filter: str | None = ...,
+        order_by: Sequence[str] | None = ...,
+        max_results: int = ...,
+        *,
+        output: Literal["pandas"],
+    ) -> pd.DataFrame: ...
+
+    def search_runs(
+        self,
+        project: str | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 1000,
+        output: Literal["list", "pandas"] = "list",
+    ) -> list[Run] | pd.DataFrame:
+        """Find runs of a project by a filter over metrics, params, tags and attributes.
+
+        Args:
+            project: project name (default ``LOOPML_PROJECT``).
+            filter: e.g. ``"metrics.auc > 0.9 and params.model = 'rf'"``.
+            order_by: e.g. ``["metrics.auc DESC", "start_time"]``; newest first by default.
+            max_results: at most this many runs.
+            output: ``"list"`` of :class:`Run` or a ``"pandas"`` DataFrame.
+
+        Raises:
+            FilterSyntaxError: the filter or an ordering does not parse.
+            InvalidParameter: a bad ``max_results`` or ``output``.
+        """
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+            raise InvalidParameter(
+                "The 'max_results' parameter of search_runs must be a positive int; "
+                f"got {max_results!r}."
+            )
+        if output not in ("list", "pandas"):
+            raise InvalidParameter(
+                f"The 'output' parameter of search_runs must be 'list' or 'pandas'; got {output!r}."
+            )
+        expr = parse_filter(filter or "")
+        order = parse_order_by(list(order_by or []))
+        self.flush()
+        cutoff = _lost_cutoff()
+        query = _runs_query().where(_project.c.name == project_name(project))
+        if expr is not None:
+            query = query.where(compile_filter(expr, self.store.dialect, cutoff))
+        query = apply_order(query, order, self.store.dialect).limit(max_results)
+        with self.store.read() as conn:
+            runs = load_runs(conn, conn.execute(query).all(), cutoff)
+        if output == "pandas":
+            from loopml.tracking._frames import runs_to_frame
+
+            return runs_to_frame(runs)
+        return runs
+
+    def list_projects(self) -> list[str]:
+        """Return the names of every project, sorted."""
+        with self.store.read() as conn:
+            return sorted(conn.execute(select(_project.c.name)).scalars())
+
+
+def _runs_query() -> Any:
+    return select(*RUN_COLUMNS).join(_project, _project.c.id == _run.c.project_id)
+
+
+def _lost_cutoff() -> int:
+    timeout: float = settings.get("LOOPML_HEARTBEAT_TIMEOUT")
+    return now_ms() - int(timeout * 1000)
