@@ -8,14 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from loopml.data._expectations import (
-    Expectation,
-    expect,
-    expectations_from_yaml,
-    expectations_to_yaml,
-)
+from loopml.data._expect import expect, expectations_from_yaml, expectations_to_yaml
+from loopml.data._expectations import Expectation
+from loopml.data._normalize import normalize_table
 from loopml.data._report import CheckResult
-from loopml.data._sources import normalize_table
 from loopml.data._validate import validate_batches
 from loopml.errors import InvalidParameter, SchemaError
 

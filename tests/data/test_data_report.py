@@ -8,11 +8,11 @@ from html.parser import HTMLParser
 import pyarrow as pa
 import pytest
 
-from loopml.data._expectations import expect
+from loopml.data._expect import expect
+from loopml.data._normalize import normalize_table
 from loopml.data._profile import profile_table
 from loopml.data._report import CheckResult, SchemaDiff, ValidationReport, jsonable
 from loopml.data._schema import infer_schema
-from loopml.data._sources import normalize_table
 from loopml.data._validate import validate_batches
 
 EVIL = "<script>alert('x')</script>"

@@ -7,9 +7,9 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
+from loopml.data._normalize import normalize_table
 from loopml.data._profile import profile_table
 from loopml.data._schema import ColumnSchema, DatasetSchema, infer_schema, pandas_dtype
-from loopml.data._sources import normalize_table
 from loopml.errors import InvalidParameter, SchemaError
 
 

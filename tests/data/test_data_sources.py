@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from loopml.data._hashing import ContentHasher, content_hash
-from loopml.data._sources import Source, normalize_type, open_source
+from loopml.data._normalize import normalize_type
+from loopml.data._sources import Source, open_source
 from loopml.errors import DataSourceError, InvalidParameter
 
 EXPECTED_SCHEMA = pa.schema(

@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from loopml.data._hashing import content_hash
+from loopml.data._normalize import normalize_batch
 from loopml.data._snapshot import SnapshotWriter, read_snapshot, read_snapshot_batches
-from loopml.data._sources import normalize_batch, open_source
+from loopml.data._sources import open_source
 from loopml.errors import DataSourceError
 
 

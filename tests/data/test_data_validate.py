@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loopml.data._expectations import Expectation, expect
+from loopml.data._expect import expect
+from loopml.data._expectations import Expectation
+from loopml.data._normalize import normalize_table
 from loopml.data._profile import profile_table
 from loopml.data._report import ValidationReport
 from loopml.data._schema import ColumnSchema, DatasetSchema, infer_schema
-from loopml.data._sources import normalize_table
 from loopml.data._validate import validate_batches
 
 

@@ -27,12 +27,8 @@ from loopml.data._api import (
 )
 from loopml.data._client import DataClient
 from loopml.data._diff import ProfileDiff
-from loopml.data._expectations import (
-    Expectation,
-    expect,
-    expectations_from_yaml,
-    expectations_to_yaml,
-)
+from loopml.data._expect import expect, expectations_from_yaml, expectations_to_yaml
+from loopml.data._expectations import Expectation
 from loopml.data._profile import ColumnProfile, Histogram, Profile
 from loopml.data._records import Dataset, DatasetVersion
 from loopml.data._report import CheckResult, SchemaDiff, ValidationReport

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from loopml.artifacts import ArtifactStore
 from loopml.data._diff import ProfileDiff, diff_profiles
-from loopml.data._expectations import Expectation, expectations_from_yaml, expectations_to_yaml
+from loopml.data._expect import expectations_from_yaml, expectations_to_yaml
+from loopml.data._expectations import Expectation
 from loopml.data._hashing import ContentHasher
 from loopml.data._profile import Profile, build_profile
 from loopml.data._records import Dataset, DatasetVersion

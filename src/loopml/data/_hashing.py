@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopml.data._sources import conform_batch, normalize_schema, normalize_table
+from loopml.data._normalize import conform_batch, normalize_schema, normalize_table
 from loopml.errors import InvalidParameter
 
 __all__ = ["HASH_VERSION", "ContentHasher", "content_hash"]

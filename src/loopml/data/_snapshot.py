@@ -30,7 +30,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopml.data._sources import conform_batch
+from loopml.data._normalize import conform_batch
 from loopml.errors import DataSourceError
 
 __all__ = [
