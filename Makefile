@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PEERS := .venv-peers
 
-.PHONY: demo test lint typecheck bench format clean
+.PHONY: demo test lint bench format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,postgres]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,postgres,polars,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -38,6 +38,7 @@ $(PEERS)/.installed: bench/peers-requirements.txt
 
 bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python bench/tracking.py --vs mlflow --peer-python $(PEERS)/bin/python
+	$(BIN)/python bench/data.py --vs pandera
 
 clean:
 	rm -rf $(VENV) $(PEERS) .loopml .pytest_cache .mypy_cache .ruff_cache

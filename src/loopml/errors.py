@@ -9,6 +9,7 @@ existing handlers keep working. Each docstring says who raises it.
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFound",
@@ -18,12 +19,16 @@ __all__ = [
     "FilterSyntaxError",
     "InvalidParameter",
     "LoopmlError",
+    "MaterializerError",
     "ParamConflict",
+    "PipelineDefinitionError",
+    "PipelineError",
     "ProjectNotFound",
     "RunNotActive",
     "RunNotFound",
     "SchemaError",
     "SettingError",
+    "StepFailed",
     "StoreError",
     "StoreUnavailable",
     "StoreVersionError",
@@ -143,11 +148,51 @@ class SchemaError(LoopmlError, ValueError):
 class DataValidationError(LoopmlError, ValueError):
     """Raised by strict ``loopml.data.register`` when the data fails its checks.
 
-    The version is kept as *quarantined*; ``report`` holds the validation report
-    and ``version`` the quarantined version's reference (``name:N``).
+    The version is kept as *quarantined*; ``report`` holds the validation report,
+    ``version`` the quarantined version's reference (``name:N``) and ``existing``
+    says whether that version was stored earlier (identical data registered again).
     """
 
-    def __init__(self, message: str, report: object = None, version: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        report: object = None,
+        version: str | None = None,
+        existing: bool = False,
+    ) -> None:
         super().__init__(message)
         self.report = report
         self.version = version
+        self.existing = existing
+
+
+# --- pipelines and approvals -------------------------------------------------
+
+
+class PipelineError(LoopmlError):
+    """Base of the errors raised by ``loopml.pipelines``."""
+
+
+class PipelineDefinitionError(PipelineError, ValueError):
+    """Raised before any step runs when a pipeline cannot be built or started.
+
+    A cycle, a step called outside a pipeline, a missing or mistyped parameter, an
+    unknown ``MODULE:PIPELINE`` or an executor that is not installed end here.
+    """
+
+
+class MaterializerError(PipelineError, TypeError):
+    """Raised when a step's value cannot be stored or loaded (names the step and the type)."""
+
+
+class StepFailed(PipelineError):
+    """Raised by ``Pipeline.run`` when a step failed; ``run_id`` is the pipeline run."""
+
+    def __init__(self, message: str, run_id: str, step: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step = step
+
+
+class ApprovalError(LoopmlError, ValueError):
+    """Raised by ``loopml.approvals`` for unknown approvals and decisions that are not allowed."""

@@ -65,10 +65,18 @@ def test_text_column_gets_no_allowed_set() -> None:
 
 
 def test_yaml_round_trip_and_is_readable(table: pa.Table) -> None:
-    schema = infer_schema(profile_table(table), key_columns=["id", "state"])
+    schema = infer_schema(profile_table(table), key_columns=["id", "income"])
     text = schema.to_yaml()
     assert "age:" in text and "type: int64" in text and "allowed:" in text
     assert DatasetSchema.from_yaml(text) == schema
+
+
+def test_key_columns_get_no_range_or_allowed_set(table: pa.Table) -> None:
+    schema = infer_schema(profile_table(table), key_columns=["id", "state"])
+    for key in ("id", "state"):
+        column = schema.column(key)
+        assert (column.min, column.max, column.allowed) == (None, None, None)
+    assert schema.column("age").max is not None
 
 
 def test_edited_yaml_is_read_back(table: pa.Table) -> None:

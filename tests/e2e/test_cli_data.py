@@ -320,7 +320,7 @@ def test_schema_edit_saves_the_edited_document(
 ) -> None:
     editor = _editor_script(
         tmp_path,
-        "sed -i 's/max: 49$/max: 1000/' \"$1\"\n"
+        "sed -i 's/^\\( *\\)unique: true$/&\\n\\1max: 1000/' \"$1\"\n"
         "printf -- '- kind: not_null_rate\\n  column: x\\n  min_rate: 0.9\\n' >> \"$1\"",
     )
     result = cli("data", "schema", "ds", *P, "--edit", env={"EDITOR": editor, "VISUAL": ""})

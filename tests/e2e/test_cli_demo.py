@@ -60,7 +60,6 @@ def in_demo(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
 def test_the_first_demo_registers_quarantines_and_splits(demo: Demo) -> None:
     out = demo.first
     assert "registered breast-cancer:1: 569 rows, 32 columns\n" in out
-    assert "schema revision 2: ids may grow past the first delivery's" in out
     assert "second delivery quarantined as breast-cancer:2: 2 of" in out
     assert "mean radius: in_range(" in out
     assert "target: in_range(0, 1)" in out

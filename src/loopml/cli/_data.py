@@ -11,7 +11,6 @@ import os
 import shlex
 import subprocess
 import tempfile
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -100,7 +99,6 @@ def add(
     """
     import loopml.data
 
-    started_ms = int(time.time() * 1000)
     try:
         version = loopml.data.register(
             name,
@@ -115,10 +113,9 @@ def add(
     except DataValidationError as exc:
         report: ValidationReport | None = exc.report  # type: ignore[assignment]
         quarantined = loopml.data.get(exc.version, project=project) if exc.version else None
-        _show_added(quarantined, report, existing=False, as_json=as_json)
+        _show_added(quarantined, report, existing=exc.existing, as_json=as_json)
         raise
-    # The service returns an identical earlier version as is; only its age tells.
-    existing = version.created_at < started_ms
+    existing = not version.is_new
     report = (
         loopml.data.report(version.ref, project=project) if version.report_passed is False else None
     )

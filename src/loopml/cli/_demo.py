@@ -10,7 +10,6 @@ used. It takes a few seconds, and running it again reuses identical versions.
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import tempfile
 import time
@@ -106,7 +105,6 @@ def prepare_data(console: Console) -> DemoData:
     import loopml.data
 
     frame = _frame()
-    started_ms = int(time.time() * 1000)
     good = loopml.data.register(
         DATASET,
         frame,
@@ -114,13 +112,12 @@ def prepare_data(console: Console) -> DemoData:
         key=["id"],
         description="Wisconsin breast-cancer data (scikit-learn), with an id column",
     )
-    again = " (identical data: the existing version)" if good.created_at < started_ms else ""
+    again = "" if good.is_new else " (identical data: the existing version)"
     console.print(
         f"  [green]✓[/] registered {good.ref}: {good.row_count} rows, "
         f"{good.column_count} columns{again}",
         highlight=False,
     )
-    _let_ids_grow(console)
     quarantined = _second_delivery(console, frame)
     parts = loopml.data.split(
         good.ref, {"train": 0.8, "test": 0.2}, seed=_DATA_SEED, stratify="target", project=PROJECT
@@ -138,26 +135,6 @@ def _frame() -> pd.DataFrame:
     frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
     frame.insert(0, "id", range(len(frame)))
     return frame
-
-
-def _let_ids_grow(console: Console) -> None:
-    """The inferred schema bounds ``id`` to the first delivery's ids; later ones bring new ids."""
-    import loopml.data
-
-    _, schema, _ = loopml.data.get_schema(DATASET, project=PROJECT)
-    column = schema.column("id")
-    if column.max is None:
-        return
-    revision = loopml.data.save_schema(
-        DATASET,
-        schema=schema.with_column(dataclasses.replace(column, max=None)),
-        project=PROJECT,
-    )
-    console.print(
-        f"  [green]✓[/] schema revision {revision}: ids may grow past the first delivery's "
-        f"(inferred max {column.max} dropped)",
-        highlight=False,
-    )
 
 
 def _delivery(frame: pd.DataFrame) -> pd.DataFrame:
@@ -196,18 +173,18 @@ def _second_delivery(console: Console, frame: pd.DataFrame) -> str | None:
     except DataValidationError as exc:
         ref = str(exc.version)
         report = exc.report  # type: ignore[assignment]
-        how = f"quarantined as {ref}"
+        how = (
+            f"identical to {ref}, quarantined by an earlier demo"
+            if exc.existing
+            else f"quarantined as {ref}"
+        )
     else:
-        ref = version.ref
-        if version.status != "quarantined":
-            console.print(
-                f"  [yellow]![/] the second delivery passed its checks and is {ref} "
-                "(was the schema changed since an earlier demo?)",
-                highlight=False,
-            )
-            return None
-        report = loopml.data.report(ref, project=PROJECT)
-        how = f"identical to {ref}, quarantined by an earlier demo"
+        console.print(
+            f"  [yellow]![/] the second delivery passed its checks and is {version.ref} "
+            "(was the schema changed since an earlier demo?)",
+            highlight=False,
+        )
+        return None
     failed = len(report.failed_checks) if report else 0
     total = len(report.checks) if report else 0
     console.print(

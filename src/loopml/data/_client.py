@@ -6,6 +6,7 @@ the Parquet snapshots and validation reports live in the artifact store.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -95,6 +96,15 @@ class DataClient:
             existing = self._find_by_hash(name, project, content_hash)
             if existing is not None:
                 self._record_lineage(existing, parent_versions, run_id, produced=True)
+                if strict and existing.status == "quarantined":
+                    stored = self.report(existing.ref, project=project)
+                    raise DataValidationError(
+                        f"{existing.ref} holds identical data and is quarantined: "
+                        f"{_failing_checks(stored)}",
+                        report=stored,
+                        version=existing.ref,
+                        existing=True,
+                    )
                 return existing
             profile = build_profile(lambda: read_snapshot_batches(snapshot), data.schema)
             schema_revision, schema, expectations = self._checks(name, project)
@@ -132,16 +142,14 @@ class DataClient:
         version = self._insert_version(name, project, description, key_columns, values, profile)
         self._record_lineage(version, parent_versions, run_id, produced=True)
         if status == "quarantined" and report is not None:
-            failing = [c for c in report.checks if not c.passed]
-            lines = "; ".join(f"{c.name}: {c.message}" for c in failing)
-            if not report.schema_diff.empty:
-                lines = f"schema differs ({_describe_diff(report)}); {lines}".rstrip("; ")
+            failing = sum(not c.passed for c in report.checks)
             raise DataValidationError(
-                f"{version.ref} failed {len(failing)} check(s) and is quarantined: {lines}",
+                f"{version.ref} failed {failing} check(s) and is quarantined: "
+                f"{_failing_checks(report)}",
                 report=report,
                 version=version.ref,
             )
-        return version
+        return dataclasses.replace(version, is_new=True)
 
     def _key_columns(
         self, name: str, project: str, key: Sequence[str] | None, data: Source
@@ -609,6 +617,16 @@ def _missing_version_message(ref: DatasetRef, project: str) -> str:
             f"Dataset {ref.name!r} in project {project!r} has no usable (non-quarantined) version."
         )
     return f"Dataset {ref.name!r} in project {project!r} has no version {ref.version}."
+
+
+def _failing_checks(report: ValidationReport | None) -> str:
+    """One line naming every failing check (and the schema differences)."""
+    if report is None:
+        return "no report stored"
+    lines = "; ".join(f"{c.name}: {c.message}" for c in report.checks if not c.passed)
+    if not report.schema_diff.empty:
+        lines = f"schema differs ({_describe_diff(report)}); {lines}".rstrip("; ")
+    return lines
 
 
 def _describe_diff(report: ValidationReport) -> str:

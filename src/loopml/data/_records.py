@@ -53,6 +53,8 @@ class DatasetVersion:
     schema_revision: int | None
     creator: str | None
     created_at: int
+    is_new: bool = False
+    """True only on the record :func:`register` returns when it stored new data."""
 
     @property
     def ref(self) -> str:

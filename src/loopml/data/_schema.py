@@ -368,7 +368,7 @@ def infer_schema(profile: Profile, key_columns: Sequence[str] = ()) -> DatasetSc
     """Infer a schema from a dataset version's profile (the data is not read again).
 
     Every column gets its Arrow type; it is nullable only if the profile saw a
-    missing value; numeric columns get their observed ``[min, max]`` as an
+    missing value; numeric non-key columns get their observed ``[min, max]`` as an
     inclusive range (when both are finite); categorical columns whose full set of
     values is known get it as ``allowed``. A single key column is marked
     ``unique``; several key columns must be unique together.
@@ -392,12 +392,14 @@ def infer_schema(profile: Profile, key_columns: Sequence[str] = ()) -> DatasetSc
     specs = []
     for column in profile.columns.values():
         low = high = None
-        if column.kind == "numeric" and _finite(column.min) and _finite(column.max):
+        # Keys identify rows; new deliveries bring new ids, so keys get no range.
+        is_key = column.name in key_columns
+        if not is_key and column.kind == "numeric" and _finite(column.min) and _finite(column.max):
             low, high = float(column.min), float(column.max)  # type: ignore[arg-type]
             if column.arrow_type == "int64":
                 low, high = _int_bound(low, -math.inf), _int_bound(high, math.inf)
         allowed = None
-        if column.kind == "categorical" and column.categories is not None:
+        if not is_key and column.kind == "categorical" and column.categories is not None:
             allowed = tuple(column.categories)
         specs.append(
             ColumnSchema(

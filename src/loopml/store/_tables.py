@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "APPROVAL",
     "DATASET",
     "DATASET_SCHEMA",
     "DATASET_VERSION",
@@ -36,10 +37,14 @@ __all__ = [
     "METRIC",
     "NOTE",
     "PARAM",
+    "PIPELINE_RUN",
     "PROJECT",
     "RUN",
     "RUN_ARTIFACT",
+    "STEP_OUTPUT",
+    "STEP_RUN",
     "TAG",
+    "ApprovalRow",
     "Base",
     "DatasetRow",
     "DatasetSchemaRow",
@@ -50,9 +55,12 @@ __all__ = [
     "MetricRow",
     "NoteRow",
     "ParamRow",
+    "PipelineRunRow",
     "ProjectRow",
     "RunArtifactRow",
     "RunRow",
+    "StepOutputRow",
+    "StepRunRow",
     "TagRow",
     "blob_columns",
 ]
@@ -278,6 +286,81 @@ class DatasetSchemaRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class PipelineRunRow(Base):
+    """A run of kind ``pipeline``: what was run, with which parameters, as which DAG."""
+
+    __tablename__ = "pipeline_run"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    reference: Mapped[str | None] = mapped_column(String(1024))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    graph: Mapped[dict[str, Any]] = mapped_column(JSON)
+    executor: Mapped[str] = mapped_column(String(32))
+    use_cache: Mapped[bool] = mapped_column(Boolean)
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    resumed_from: Mapped[str | None] = mapped_column(String(32))
+
+
+class StepRunRow(Base):
+    """One step execution of a pipeline run (its own child run holds metrics and logs)."""
+
+    __tablename__ = "step_run"
+    __table_args__ = (
+        UniqueConstraint("pipeline_run_id", "step"),
+        Index("ix_step_run_cache_key", "cache_key"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    pipeline_run_id: Mapped[str] = mapped_column(ForeignKey("run.id"))
+    step: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    status: Mapped[str] = mapped_column(String(32))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    cached_from: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StepOutputRow(Base):
+    """A stored output of a step execution (the cache's result store points here)."""
+
+    __tablename__ = "step_output"
+    __table_args__ = (_CLUSTERED,)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    materializer: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64), info={"blob": True})
+    content_hash: Mapped[str] = mapped_column(String(64))
+    type_name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    executable: Mapped[bool] = mapped_column(Boolean)
+
+
+class ApprovalRow(Base):
+    """A request for a human decision (pipeline gates, model promotions)."""
+
+    __tablename__ = "approval"
+    __table_args__ = (
+        UniqueConstraint("object_kind", "object_id", "gate"),
+        Index("ix_approval_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    object_kind: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    gate: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    message: Mapped[str] = mapped_column(Text)
+    approvers_role: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    requested_at: Mapped[int] = mapped_column(BigInteger)
+    decided_by: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    decided_at: Mapped[int | None] = mapped_column(BigInteger)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
 def blob_columns() -> list[tuple[str, str]]:
     """Return ``(table, column)`` for every column that references an artifact blob."""
     return [
@@ -302,3 +385,7 @@ LINEAGE_EDGE = cast(Table, LineageEdgeRow.__table__)
 DATASET = cast(Table, DatasetRow.__table__)
 DATASET_VERSION = cast(Table, DatasetVersionRow.__table__)
 DATASET_SCHEMA = cast(Table, DatasetSchemaRow.__table__)
+PIPELINE_RUN = cast(Table, PipelineRunRow.__table__)
+STEP_RUN = cast(Table, StepRunRow.__table__)
+STEP_OUTPUT = cast(Table, StepOutputRow.__table__)
+APPROVAL = cast(Table, ApprovalRow.__table__)
