@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,51 +15,12 @@ import cloudpickle
 import pytest
 
 import loopml
-from loopml.errors import InvalidParameter, MaterializerError, PipelineDefinitionError
+from loopml.errors import InvalidParameter, PipelineDefinitionError
 from loopml.pipelines._executors import LocalExecutor, create_executor
 from loopml.pipelines._executors._worker import OUTPUT_LIMIT, _CappedText
+from loopml.pipelines._materializers import load_value, store_value
 from loopml.pipelines._task import Resources, StepTask, StoredValue
 from loopml.tracking import TrackingClient
-
-
-def _install_stand_in() -> Any:
-    """The materializers, or (until they exist) a JSON-only stand-in.
-
-    Worker processes import this module when they unpickle a step function
-    defined here, so the stand-in reaches them too.
-    """
-    try:
-        from loopml.pipelines import _materializers
-
-        return _materializers
-    except ImportError:
-        pass
-    import hashlib
-
-    stand_in = types.ModuleType("loopml.pipelines._materializers")
-
-    def store_value(value: object, artifacts: Any) -> StoredValue:
-        try:
-            data = json.dumps(value, sort_keys=True).encode()
-        except TypeError as error:
-            kind = type(value)
-            raise MaterializerError(
-                f"cannot store {kind.__module__}.{kind.__qualname__}"
-            ) from error
-        digest = artifacts.put_bytes(data)
-        return StoredValue("json", digest, hashlib.sha256(data).hexdigest(), type(value).__name__)
-
-    def load_value(stored: StoredValue, artifacts: Any, *, trust_executable: bool = True) -> Any:
-        return json.loads(artifacts.get_bytes(stored.digest))
-
-    stand_in.store_value = store_value  # type: ignore[attr-defined]
-    stand_in.load_value = load_value  # type: ignore[attr-defined]
-    sys.modules[stand_in.__name__] = stand_in
-    return stand_in
-
-
-materializers = _install_stand_in()
-
 
 # -- steps (module-level, so workers import them by reference) ----------------------
 
@@ -156,8 +115,7 @@ def make_task(
         step_name=function.__name__,
         function=cloudpickle.dumps(function),
         inputs={
-            name: materializers.store_value(value, client.artifacts)
-            for name, value in (inputs or {}).items()
+            name: store_value(value, client.artifacts) for name, value in (inputs or {}).items()
         },
         constants=constants or {},
         output_names=output_names,
@@ -171,7 +129,7 @@ def make_task(
 
 
 def load(client: TrackingClient, stored: StoredValue) -> Any:
-    return materializers.load_value(stored, client.artifacts)
+    return load_value(stored, client.artifacts)
 
 
 # -- tests ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from loopml.tracking._client_artifacts import ArtifactOps
 from loopml.tracking._client_base import current_user, project_name
 from loopml.tracking._client_reading import ReadOps
 from loopml.tracking._queries import metric_history
-from loopml.tracking._records import TERMINAL_STATUSES, Metric
+from loopml.tracking._records import PAUSED_STATUSES, TERMINAL_STATUSES, Metric
 from loopml.tracking._validate import check_key, check_step, check_timestamp, metric_value
 from loopml.tracking._writer import Point
 
@@ -126,10 +126,22 @@ class TrackingClient(ArtifactOps, ReadOps):
     def end_run(
         self,
         run_id: str,
-        status: Literal["finished", "failed", "killed"] = "finished",
+        status: Literal["finished", "failed", "killed", "rejected"] = "finished",
         error: BaseException | None = None,
+        *,
+        failure: tuple[str, str, str] | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         """End a run: flush its metrics, then record status, failure and resource usage.
+
+        Args:
+            run_id: the run.
+            status: how it ended.
+            error: the exception that ended it, if any.
+            failure: ``(type, message, traceback)`` of an error raised elsewhere (another
+                process), when there is no exception object here.
+            resources: ``cpu_seconds``, ``peak_memory_bytes``, ``wall_seconds`` measured
+                elsewhere; by default this process measured them since ``create_run``.
 
         Raises:
             InvalidParameter: ``status`` is not a terminal status.
@@ -143,22 +155,64 @@ class TrackingClient(ArtifactOps, ReadOps):
         self.flush()
         values: dict[str, Any] = {"status": status, "end_time": now_ms()}
         if error is not None:
-            values["failure_type"] = f"{type(error).__module__}.{type(error).__qualname__}"
-            values["failure_message"] = str(error)
-            values["failure_traceback"] = "".join(traceback.format_exception(error))
-        meter = self._meters.pop(run_id, None)
-        if meter is not None:
-            usage = meter.stop()
+            failure = (
+                f"{type(error).__module__}.{type(error).__qualname__}",
+                str(error),
+                "".join(traceback.format_exception(error)),
+            )
+        if failure is not None:
             values.update(
-                cpu_seconds=usage.cpu_seconds,
-                peak_memory_bytes=usage.peak_memory_bytes,
-                wall_seconds=usage.wall_seconds,
+                failure_type=failure[0], failure_message=failure[1], failure_traceback=failure[2]
+            )
+        meter = self._meters.pop(run_id, None)
+        if resources is None and meter is not None:
+            usage = meter.stop()
+            resources = {
+                "cpu_seconds": usage.cpu_seconds,
+                "peak_memory_bytes": usage.peak_memory_bytes,
+                "wall_seconds": usage.wall_seconds,
+            }
+        if resources is not None:
+            values.update(
+                cpu_seconds=resources.get("cpu_seconds"),
+                peak_memory_bytes=resources.get("peak_memory_bytes"),
+                wall_seconds=resources.get("wall_seconds"),
             )
         with self.store.write() as conn:
             done = conn.execute(update(_run).where(_run.c.id == run_id).values(**values))
             if done.rowcount == 0:
                 raise RunNotFound(f"No run with id {run_id!r}.")
         if self._writer is not None:
+            self._writer.untrack(run_id)
+
+    def set_run_status(
+        self, run_id: str, status: Literal["running", "waiting_for_approval"]
+    ) -> None:
+        """Pause a run (waiting for a human) or take it up again (resume).
+
+        A run waiting for approval sends no heartbeats and is never shown as lost; a
+        resumed run starts sending them again from this process.
+
+        Raises:
+            InvalidParameter: ``status`` is not ``running`` or ``waiting_for_approval``.
+            RunNotFound: unknown run id.
+        """
+        if status not in PAUSED_STATUSES:
+            raise InvalidParameter(
+                f"The 'status' parameter of set_run_status must be one of "
+                f"{list(PAUSED_STATUSES)}; got {status!r}."
+            )
+        with self.store.write() as conn:
+            done = conn.execute(
+                update(_run)
+                .where(_run.c.id == run_id)
+                .values(status=status, end_time=None, heartbeat_at=now_ms())
+            )
+            if done.rowcount == 0:
+                raise RunNotFound(f"No run with id {run_id!r}.")
+        if status == "running":
+            self.writer.track(run_id)
+        elif self._writer is not None:
             self._writer.untrack(run_id)
 
     # -- params and tags -----------------------------------------------------------

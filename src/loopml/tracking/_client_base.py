@@ -33,7 +33,7 @@ class ClientBase:
         self._store: Store | None = None
         self._artifacts: ArtifactStore | None = None
         self._writer: MetricWriter | None = None
-        self._open_lock = threading.Lock()
+        self._open_lock = threading.RLock()
         self._known_environments: set[str] = set()
         self._meters: dict[str, _context.ResourceMeter] = {}
 

@@ -11,10 +11,12 @@ from typing import Any
 __all__ = ["JSONMapping", "Metric", "Note", "Run", "RunArtifact", "RunStatus"]
 
 RunStatus = str
-"""One of ``running``, ``finished``, ``failed``, ``killed`` or ``lost`` (derived:
-running, but its process stopped sending heartbeats)."""
+"""One of ``running``, ``waiting_for_approval``, ``finished``, ``failed``, ``killed``,
+``rejected`` (a human said no at an approval gate) or ``lost`` (derived: running,
+but its process stopped sending heartbeats)."""
 
-TERMINAL_STATUSES = ("finished", "failed", "killed")
+TERMINAL_STATUSES = ("finished", "failed", "killed", "rejected")
+PAUSED_STATUSES = ("running", "waiting_for_approval")
 
 
 class JSONMapping(Mapping[str, Any]):

@@ -232,7 +232,12 @@ def _client_for(store_uri: str, artifact_uri: str) -> TrackingClient:
     key = (store_uri, artifact_uri)
     client = _clients.get(key)
     if client is None:
-        client = _clients[key] = TrackingClient(store_uri, artifact_uri)
+        client = TrackingClient(store_uri, artifact_uri)
+        # Open the store before anything asks for the metric writer: the writer
+        # property opens the store under the same (non-reentrant) lock, so a
+        # client whose first call is log_metric would deadlock.
+        _ = client.store
+        _clients[key] = client
     return client
 
 

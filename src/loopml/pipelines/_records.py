@@ -1,0 +1,69 @@
+"""Records of pipeline runs and their steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopml.pipelines._task import StoredValue
+
+__all__ = ["PipelineRun", "StepRecord"]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One node of a pipeline run.
+
+    ``status``: ``pending``, ``running``, ``finished``, ``cached`` (outputs reused from
+    ``cached_from``), ``failed``, ``timeout``, ``waiting_for_approval``, ``approved`` or
+    ``rejected`` (gates).
+    """
+
+    name: str
+    kind: str
+    status: str
+    run_id: str | None = None
+    cached_from: str | None = None
+    cache_key: str | None = None
+    attempts: int = 0
+    started_at: int | None = None
+    ended_at: int | None = None
+    outputs: tuple[StoredValue, ...] = ()
+    error: str | None = None
+    approval_id: int | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Wall time of the step, when it ran."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at) / 1000
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A pipeline run with the state of every node, in DAG order."""
+
+    id: str
+    pipeline: str
+    reference: str | None
+    status: str
+    params: dict[str, Any]
+    executor: str
+    use_cache: bool
+    git_commit: str | None
+    start_time: int
+    end_time: int | None
+    graph: dict[str, Any]
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+    def output(self, step: str, index: int = 0) -> Any:
+        """Load output ``index`` of ``step`` from the artifact store."""
+        from loopml.pipelines._materializers import load_value
+        from loopml.tracking import get_client
+
+        record = self.steps.get(step)
+        if record is None or not record.outputs:
+            raise KeyError(f"Step {step!r} of pipeline run {self.id} has no stored outputs.")
+        return load_value(record.outputs[index], get_client().artifacts)
