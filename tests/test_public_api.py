@@ -14,10 +14,12 @@ def test_public_names_are_pinned() -> None:
     assert loopml.__all__ == [
         "ActiveRun",
         "Metric",
+        "Resources",
         "Run",
         "TrackingClient",
         "__version__",
         "active_run",
+        "approval_gate",
         "autolog",
         "data",
         "end_run",
@@ -33,10 +35,12 @@ def test_public_names_are_pinned() -> None:
         "log_param",
         "log_params",
         "log_text",
+        "pipeline",
         "search_runs",
         "set_tag",
         "set_tags",
         "start_run",
+        "step",
     ]
     for name in loopml.__all__:
         assert getattr(loopml, name) is not None

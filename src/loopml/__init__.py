@@ -18,6 +18,10 @@ from loopml._version import __version__
 
 if TYPE_CHECKING:
     from loopml import data as data
+    from loopml.pipelines import Resources as Resources
+    from loopml.pipelines import approval_gate as approval_gate
+    from loopml.pipelines import pipeline as pipeline
+    from loopml.pipelines import step as step
     from loopml.tracking import (
         ActiveRun as ActiveRun,
     )
@@ -91,10 +95,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ActiveRun",
     "Metric",
+    "Resources",
     "Run",
     "TrackingClient",
     "__version__",
     "active_run",
+    "approval_gate",
     "autolog",
     "data",
     "end_run",
@@ -110,17 +116,22 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "search_runs",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]
 
 # Every public name but __version__ lives in loopml.tracking and is imported on first use.
 _SUBMODULES = ("data",)
-_LAZY = dict.fromkeys(
-    (n for n in __all__ if n not in ("__version__", *_SUBMODULES)), "loopml.tracking"
-)
+_PIPELINES = ("Resources", "approval_gate", "pipeline", "step")
+_LAZY = {
+    name: "loopml.pipelines" if name in _PIPELINES else "loopml.tracking"
+    for name in __all__
+    if name not in ("__version__", *_SUBMODULES)
+}
 
 
 def __getattr__(name: str) -> Any:

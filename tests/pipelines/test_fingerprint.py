@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from loopml.errors import InvalidParameter
-from loopml.pipelines import _fingerprint
-from loopml.pipelines._fingerprint import cache_key, code_fingerprint
+from loopml.pipelines import _fingerprint, _versions
+from loopml.pipelines._cache_key import cache_key
+from loopml.pipelines._fingerprint import code_fingerprint
 
 HELPERS = """
 import math
@@ -167,10 +168,10 @@ def test_a_library_is_represented_by_its_version(
 ) -> None:
     steps = "import numpy as np\n\ndef train(x):\n    return np.mean(x)\n"
     before = train_fingerprint(project, steps)
-    real = _fingerprint._package_version
-    monkeypatch.setattr(_fingerprint, "_VERSIONS", _fingerprint._Versions())
+    real = _versions.package_version
+    monkeypatch.setattr(_versions, "VERSIONS", _versions.Versions())
     monkeypatch.setattr(
-        _fingerprint, "_package_version", lambda name: "0.0.1" if name == "numpy" else real(name)
+        _versions, "package_version", lambda name: "0.0.1" if name == "numpy" else real(name)
     )
     assert train_fingerprint(project, steps) != before
 
@@ -345,8 +346,8 @@ def test_cache_key_ignores_mapping_and_package_order() -> None:
 
 def test_cache_key_changes_with_a_package_version(monkeypatch: pytest.MonkeyPatch) -> None:
     before = key()
-    monkeypatch.setattr(_fingerprint, "_VERSIONS", _fingerprint._Versions())
-    monkeypatch.setattr(_fingerprint, "_package_version", lambda name: "0.0.1")
+    monkeypatch.setattr(_versions, "VERSIONS", _versions.Versions())
+    monkeypatch.setattr(_versions, "package_version", lambda name: "0.0.1")
     assert key() != before
 
 

@@ -1,6 +1,6 @@
-"""Code fingerprints and cache keys for pipeline steps.
+"""Code fingerprints of pipeline steps (the code part of their cache keys).
 
-A step is skipped, and its stored outputs reused, when its :func:`cache_key`
+A step is skipped, and its stored outputs reused, when its cache key (``_cache_key``)
 matches a successful earlier execution. The key covers the step's code
 fingerprint (:func:`code_fingerprint`), the content hashes of its inputs, its
 constants, the versions of the packages it declares and the Python version.
@@ -48,29 +48,24 @@ import builtins
 import dis
 import functools
 import hashlib
-import importlib.metadata
 import inspect
-import json
 import os
-import re
 import sys
 import sysconfig
 import textwrap
-import time
 import types
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from loopml.errors import InvalidParameter
+from loopml.pipelines import _versions
+from loopml.pipelines._cache_key import FORMAT_VERSION, dumps_canonical, sha256_json
 
-__all__ = ["cache_key", "code_fingerprint"]
+__all__ = ["code_fingerprint"]
 
-#: Bumped whenever what goes into a fingerprint or a key changes, so that old
-#: cache entries stop matching instead of matching wrongly.
-_FORMAT_VERSION: Final = 1
 
 _SELF_PACKAGE: Final = __name__.partition(".")[0]
 _LIBRARY_FOLDERS: Final = frozenset({"site-packages", "dist-packages"})
@@ -78,8 +73,6 @@ _SCALAR_TYPES: Final = frozenset({int, float, complex, str, bytes, bool, type(No
 _ATTRIBUTE_OPS: Final = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _GLOBAL_OPS: Final = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 _LONG_LITERAL: Final = 256
-_RECHECK_SECONDS: Final = 1.0
-_REQUIREMENT_NAME: Final = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 
 _Json = Any  # a JSON-able value (lists, dicts, str, int, None)
 _T = TypeVar("_T")
@@ -114,117 +107,10 @@ def code_fingerprint(function: Callable[..., Any]) -> str:
             "The 'function' parameter of code_fingerprint must be callable. "
             f"Got {type(function).__name__} instead."
         )
-    _VERSIONS.refresh()
+    _versions.VERSIONS.refresh()
     walk = _Walk()
     root = walk.token(function)
-    return _sha256([_FORMAT_VERSION, root, walk.nodes])
-
-
-def cache_key(
-    step_name: str,
-    code: str,
-    inputs: Mapping[str, str],
-    constants: Mapping[str, Any],
-    packages: Sequence[str],
-) -> str:
-    """Compute the key under which a step execution's outputs are cached.
-
-    Constants are canonicalised: JSON values stand for themselves (tuples as
-    lists); sets, non-finite floats, dicts with non-string keys and every other
-    type are tagged with their type and keyed by ``repr``, so give such values a
-    deterministic ``repr`` (the default one contains a memory address and
-    would make the step miss every time).
-
-    Args:
-        step_name: the step's name in its pipeline.
-        code: the step's :func:`code_fingerprint`.
-        inputs: argument name to the input's content hash.
-        constants: argument name to a parameter or literal value.
-        packages: distributions the step declares (``"numpy"``; requirement
-            strings such as ``"scikit-learn>=1.4"`` are accepted and keyed by
-            name). Their installed versions are used; one that is not
-            installed counts as ``"not-installed"``.
-
-    Returns:
-        A 64-character hex SHA-256 digest. Independent of the order of
-        ``inputs``, ``constants`` and ``packages``.
-
-    Raises:
-        InvalidParameter: if an argument has the wrong type or a package name is
-            not a valid distribution name.
-
-    Example:
-        >>> key = cache_key("train", "ab" * 32, {"df": "cd" * 32}, {"alpha": 0.5}, [])
-        >>> key == cache_key("train", "ab" * 32, {"df": "cd" * 32}, {"alpha": 0.5}, [])
-        True
-    """
-    if not isinstance(step_name, str) or not step_name:
-        raise InvalidParameter(
-            "The 'step_name' parameter of cache_key must be a non-empty str. "
-            f"Got {step_name!r} instead."
-        )
-    if not isinstance(code, str):
-        raise InvalidParameter(
-            f"The 'code' parameter of cache_key must be a str. Got {type(code).__name__} instead."
-        )
-    if isinstance(packages, str | bytes):
-        raise InvalidParameter(
-            "The 'packages' parameter of cache_key must be a sequence of distribution names. "
-            f"Got the string {packages!r} instead; wrap it in a list."
-        )
-    for name, content_hash in inputs.items():
-        if not isinstance(content_hash, str):
-            raise InvalidParameter(
-                f"The 'inputs' parameter of cache_key must map names to content hashes (str). "
-                f"Got {type(content_hash).__name__} for {name!r} instead."
-            )
-    _VERSIONS.refresh()
-    payload = {
-        "format": _FORMAT_VERSION,
-        "step": step_name,
-        "code": code,
-        "inputs": {str(name): value for name, value in inputs.items()},
-        "constants": {str(name): _canonical(value) for name, value in constants.items()},
-        "packages": {name: _VERSIONS.version(name) for name in sorted(map(_dist_name, packages))},
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "implementation": sys.implementation.name,
-    }
-    return _sha256(payload)
-
-
-# --- canonical JSON -----------------------------------------------------------------------
-
-
-def _sha256(payload: _Json) -> str:
-    text = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _dumps(value: _Json) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _canonical(value: object) -> _Json:
-    """JSON form of a constant; dicts are wrapped so no value can pose as a type tag."""
-    kind = type(value)
-    if value is None or kind in (bool, int, str):
-        return value
-    if kind is float:
-        if value == value and value not in (float("inf"), float("-inf")):  # finite
-            return value
-    elif kind in (list, tuple):
-        return [_canonical(item) for item in value]  # type: ignore[attr-defined]
-    elif kind is dict:
-        items = value.items()  # type: ignore[attr-defined]
-        if all(type(key) is str for key, _ in items):
-            return {"$dict": {key: _canonical(item) for key, item in items}}
-        pairs = [[_canonical(key), _canonical(item)] for key, item in items]
-        return {"$type": "dict", "$items": sorted(pairs, key=_dumps)}
-    elif kind in (set, frozenset):
-        return {"$type": "set", "$items": sorted(map(_canonical, value), key=_dumps)}  # type: ignore[call-overload]
-    return {"$type": f"{kind.__module__}.{kind.__qualname__}", "$repr": repr(value)}
+    return sha256_json([FORMAT_VERSION, root, walk.nodes])
 
 
 # --- project-local or library -------------------------------------------------------------
@@ -270,91 +156,6 @@ def _module_file(module: types.ModuleType | None) -> str | None:
 
 def _is_project_module(module: types.ModuleType) -> bool:
     return _is_project(module.__name__, _module_file(module))
-
-
-def _package_version(name: str) -> str:
-    """Installed version of a distribution, looked up now (tests replace this)."""
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not-installed"
-
-
-def _import_path_signature() -> tuple[tuple[str, int], ...]:
-    """Modification times of the import folders.
-
-    Installing, upgrading or removing a distribution adds or removes a
-    ``*.dist-info`` entry in one of them, which changes its mtime.
-    """
-    signature = []
-    for entry in sys.path:
-        try:
-            signature.append((entry, Path(entry or ".").stat().st_mtime_ns))
-        except OSError:
-            continue
-    return tuple(signature)
-
-
-class _Versions:
-    """Distribution versions, remembered until an import folder changes.
-
-    A lookup through ``importlib.metadata`` costs about half a millisecond and
-    the top-level-name map about 100 ms; checking the folders' mtimes (at most
-    once a second) costs microseconds, and keeps a ``pip install -U`` in a
-    long-lived process (a notebook kernel) from leaving stale versions in keys.
-    """
-
-    def __init__(self) -> None:
-        self._signature: tuple[tuple[str, int], ...] | None = None
-        self._versions: dict[str, str] = {}
-        self._libraries: dict[str, list[str]] = {}
-        self._distributions: Mapping[str, list[str]] | None = None
-        self._checked = -float("inf")
-
-    def refresh(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < _RECHECK_SECONDS:  # a pipeline run asks many times a second
-            return
-        self._checked = now
-        signature = _import_path_signature()
-        if signature != self._signature:
-            self._signature = signature
-            self._versions.clear()
-            self._libraries.clear()
-            self._distributions = None
-
-    def version(self, name: str) -> str:
-        found = self._versions.get(name)
-        if found is None:
-            found = self._versions[name] = _package_version(name)
-        return found
-
-    def distributions(self) -> Mapping[str, list[str]]:
-        if self._distributions is None:
-            self._distributions = importlib.metadata.packages_distributions()
-        return self._distributions
-
-    def library(self, top: str) -> list[str]:
-        """``dist==version`` for the distributions providing a top-level package."""
-        found = self._libraries.get(top)
-        if found is None:
-            dists = sorted(set(self.distributions().get(top, ())))
-            found = [f"{dist}=={self.version(dist)}" for dist in dists] or [f"{top}==unknown"]
-            self._libraries[top] = found
-        return found
-
-
-_VERSIONS = _Versions()
-
-
-def _dist_name(requirement: str) -> str:
-    match = _REQUIREMENT_NAME.match(requirement) if isinstance(requirement, str) else None
-    if match is None:
-        raise InvalidParameter(
-            "The 'packages' parameter of cache_key must hold distribution names. "
-            f"Got {requirement!r} instead."
-        )
-    return re.sub(r"[-_.]+", "-", match.group(1)).lower()
 
 
 # --- per-object analysis, cached by identity ----------------------------------------------
@@ -478,7 +279,7 @@ def _function_digest(code: types.CodeType, doc: object) -> str:
         digest = _normalised_source_digest(source) if source else None
         if digest is not None:
             return digest
-    return "bytecode:" + _sha256(_code_canonical(code, doc))
+    return "bytecode:" + sha256_json(_code_canonical(code, doc))
 
 
 def _code_canonical(code: types.CodeType, doc: object = None) -> _Json:
@@ -506,7 +307,8 @@ def _const_canonical(const: object) -> _Json:
     if isinstance(const, tuple):
         return ["tuple", [_const_canonical(item) for item in const]]
     if isinstance(const, frozenset):  # iteration order depends on PYTHONHASHSEED
-        return ["frozenset", sorted((_const_canonical(item) for item in const), key=_dumps)]
+        items = (_const_canonical(item) for item in const)
+        return ["frozenset", sorted(items, key=dumps_canonical)]
     return [type(const).__name__, repr(const)]
 
 
@@ -638,7 +440,7 @@ class _Walk:
             return ["builtin", qualname]
         if top in sys.stdlib_module_names:
             return ["stdlib", top]
-        return ["package", *_VERSIONS.library(top)]
+        return ["package", *_versions.VERSIONS.library(top)]
 
     def _visit(self, obj: types.FunctionType | type) -> int:
         found = self._index.get(id(obj))
@@ -719,7 +521,7 @@ class _Walk:
         loaded = sys.modules.get(module)
         if loaded is None:  # imported lazily and not yet: name its distribution if any
             top = module.partition(".")[0]
-            if top in sys.stdlib_module_names or top in _VERSIONS.distributions():
+            if top in sys.stdlib_module_names or top in _versions.VERSIONS.distributions():
                 return self._library_token(module, module)
             return ["unloaded", module]
         if name and _is_project_module(loaded):

@@ -20,8 +20,9 @@ import cloudpickle
 from loopml.approvals import ApprovalClient
 from loopml.errors import InvalidParameter, PipelineDefinitionError, StepFailed
 from loopml.pipelines import _state
+from loopml.pipelines._cache_key import cache_key
 from loopml.pipelines._executors import create_executor
-from loopml.pipelines._fingerprint import cache_key, code_fingerprint
+from loopml.pipelines._fingerprint import code_fingerprint
 from loopml.pipelines._graph import Graph, Node
 from loopml.pipelines._records import PipelineRun, StepRecord
 from loopml.pipelines._task import StepResult, StepTask, StoredValue
