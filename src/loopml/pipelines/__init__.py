@@ -17,6 +17,7 @@ from loopml.pipelines._api import get_pipeline_run, list_pipeline_runs, resume
 from loopml.pipelines._materializers import Materializer, get_materializer, register_materializer
 from loopml.pipelines._pipeline import Pipeline, approval_gate, pipeline
 from loopml.pipelines._records import PipelineRun, StepRecord
+from loopml.pipelines._reproduce import ReproductionReport, StepComparison, reproduce
 from loopml.pipelines._runner import Event
 from loopml.pipelines._step import Step, step
 from loopml.pipelines._task import Resources, StoredValue
@@ -26,8 +27,10 @@ __all__ = [
     "Materializer",
     "Pipeline",
     "PipelineRun",
+    "ReproductionReport",
     "Resources",
     "Step",
+    "StepComparison",
     "StepRecord",
     "StoredValue",
     "approval_gate",
@@ -36,6 +39,7 @@ __all__ = [
     "list_pipeline_runs",
     "pipeline",
     "register_materializer",
+    "reproduce",
     "resume",
     "step",
 ]

@@ -17,14 +17,16 @@ if TYPE_CHECKING:
 
 __all__ = ["load_pipeline", "reference_of"]
 
+_FILE_MODULE_PREFIX = "loopml_pipeline_"
+
 
 def reference_of(function: Callable[..., Any], name: str) -> str:
     """How to import ``function`` later: ``module:name``, or the script's path for ``__main__``."""
     module = getattr(function, "__module__", None) or "__main__"
-    if module == "__main__":
-        main = sys.modules.get("__main__")
-        path = getattr(main, "__file__", None)
-        return f"{Path(path).resolve()}:{name}" if path else f"__main__:{name}"
+    if module == "__main__" or module.startswith(_FILE_MODULE_PREFIX):
+        # Scripts, and files loaded by path: only their path finds them again.
+        path = getattr(sys.modules.get(module), "__file__", None)
+        return f"{Path(path).resolve()}:{name}" if path else f"{module}:{name}"
     return f"{module}:{function.__qualname__ if name == function.__name__ else name}"
 
 
@@ -67,7 +69,7 @@ def _import(module_name: str, reference: str) -> Any:
         if not path.is_file():
             raise PipelineDefinitionError(f"No pipeline file {path} (from {reference!r}).")
         digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-        name = f"loopml_pipeline_{digest}"
+        name = f"{_FILE_MODULE_PREFIX}{digest}"
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise PipelineDefinitionError(f"Cannot import {path} (from {reference!r}).")
