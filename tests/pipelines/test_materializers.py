@@ -448,7 +448,7 @@ def test_importing_and_choosing_import_nothing_heavy() -> None:
         "import sys\n"
         "from loopml.pipelines._materializers import materializer_for\n"
         "names = [materializer_for(v).name for v in ({'a': 1}, object(), [1.5])]\n"
-        "heavy = ('pandas', 'polars', 'sklearn', 'pyarrow', 'numpy', 'skops', 'cloudpickle',"
+        "heavy = ('pandas', 'polars', 'sklearn', 'pyarrow', 'numpy', 'skops',"
         " 'loopml.data')\n"
         "print(names, [m for m in heavy if m in sys.modules])\n"
     )

@@ -8,7 +8,7 @@ import json
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from loopml.errors import InvalidParameter, PipelineDefinitionError
 from loopml.pipelines._graph import Graph, current_graph, tracing
@@ -199,6 +199,14 @@ def _parse_text(text: str) -> Any:
 
 def _type_hint_text(hint: Any) -> str:
     return f" ({getattr(hint, '__name__', str(hint))})" if hint is not None else ""
+
+
+@overload
+def pipeline(function: Callable[..., Any], /) -> Pipeline: ...
+
+
+@overload
+def pipeline(*, name: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]: ...
 
 
 def pipeline(

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
 from loopml.approvals import ApprovalClient
 from loopml.errors import InvalidParameter, PipelineDefinitionError, StepFailed
 from loopml.pipelines import _state
@@ -25,6 +23,7 @@ from loopml.pipelines._executors import create_executor
 from loopml.pipelines._fingerprint import code_fingerprint
 from loopml.pipelines._graph import Graph, Node
 from loopml.pipelines._records import PipelineRun, StepRecord
+from loopml.pipelines._step import function_payload
 from loopml.pipelines._task import StepResult, StepTask, StoredValue
 from loopml.store import Node as LineageNode
 from loopml.store import now_ms
@@ -128,7 +127,9 @@ class Runner:
             )
         pipeline = load_pipeline(recorded.reference)
         graph = pipeline.build(pipeline.resolve_params(recorded.params))
-        _state.mark_stale_steps(self.client.store, run_id)
+        for child in _state.mark_stale_steps(self.client.store, run_id):
+            # A step whose process was killed: its run ended when the process did.
+            self.client.end_run(child, "killed")
         _state.update_graph(self.client.store, run_id, graph.describe(), self.executor_name)
         finished = {
             name: step
@@ -326,7 +327,7 @@ class Runner:
         task = StepTask(
             run_id=child,
             step_name=node.name,
-            function=cloudpickle.dumps(step.function),
+            function=function_payload(step),
             inputs=inputs,
             constants=dict(node.constants),
             output_names=step.output_names,

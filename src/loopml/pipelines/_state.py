@@ -277,11 +277,23 @@ def _outputs(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[Stored
     return {k: tuple(v) for k, v in found.items()}
 
 
-def mark_stale_steps(store: Store, pipeline_run_id: str) -> None:
-    """On resume: steps left ``running`` by a killed process count as not run."""
+def mark_stale_steps(store: Store, pipeline_run_id: str) -> list[str]:
+    """On resume: steps left ``running`` by a killed process count as not run.
+
+    Returns the ids of their step runs, which the caller ends.
+    """
     with store.write() as conn:
+        stale = list(
+            conn.execute(
+                select(_step_run.c.run_id).where(
+                    _step_run.c.pipeline_run_id == pipeline_run_id,
+                    _step_run.c.status == "running",
+                )
+            ).scalars()
+        )
         conn.execute(
             update(_step_run)
-            .where(_step_run.c.pipeline_run_id == pipeline_run_id, _step_run.c.status == "running")
+            .where(_step_run.c.run_id.in_(stale))
             .values(status="interrupted", ended_at=now_ms())
         )
+    return stale

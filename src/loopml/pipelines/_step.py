@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
@@ -11,7 +13,11 @@ from loopml.errors import InvalidParameter, PipelineDefinitionError
 from loopml.pipelines._graph import OutputRef, current_graph
 from loopml.pipelines._task import Resources
 
-__all__ = ["Step", "step"]
+__all__ = ["Step", "function_payload", "resolve_step_function", "step"]
+
+# Modules whose code cannot be imported by name in a worker (scripts, files loaded
+# by path): their steps travel by value.
+_BY_VALUE_PREFIXES = ("__main__", "loopml_pipeline_")
 
 
 class Step:
@@ -93,6 +99,51 @@ class Step:
 
     def __repr__(self) -> str:
         return f"Step({self.name!r})"
+
+
+def resolve_step_function(module: str, qualname: str) -> Callable[..., Any]:
+    """In a worker: import the step ``module.qualname`` and return its plain function."""
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target.function if isinstance(target, Step) else target
+
+
+class _StepFunctionReference:
+    """Unpickles to the step's function by importing it, so tracebacks keep file and line."""
+
+    def __init__(self, module: str, qualname: str) -> None:
+        self.module = module
+        self.qualname = qualname
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return resolve_step_function, (self.module, self.qualname)
+
+
+def function_payload(step: Step) -> bytes:
+    """What a worker needs to call ``step``: a reference when importable, else the code.
+
+    ``@loopml.step`` replaces the module attribute with the Step, which defeats
+    cloudpickle's by-reference test, so importable steps are referenced here
+    explicitly; scripts and file-loaded modules ship their code.
+    """
+    import cloudpickle
+
+    function = step.function
+    module_name = getattr(function, "__module__", None) or "__main__"
+    module = sys.modules.get(module_name)
+    importable = module is not None and not module_name.startswith(_BY_VALUE_PREFIXES)
+    if importable:
+        target: Any = module
+        for part in function.__qualname__.split("."):
+            target = getattr(target, part, None)
+        if target is step:
+            payload: bytes = cloudpickle.dumps(
+                _StepFunctionReference(module_name, function.__qualname__)
+            )
+            return payload
+    by_value: bytes = cloudpickle.dumps(function)
+    return by_value
 
 
 @overload
