@@ -39,6 +39,7 @@ $(PEERS)/.installed: bench/peers-requirements.txt
 bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python bench/tracking.py --vs mlflow --peer-python $(PEERS)/bin/python
 	$(BIN)/python bench/data.py --vs pandera
+	$(BIN)/python bench/pipelines.py --executor both
 
 clean:
 	rm -rf $(VENV) $(PEERS) .loopml .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,9 @@
 """``loopml demo`` in a real process: the dataset, the quarantined delivery, lineage, re-runs.
 
 ``test_cli_process.py`` checks the training half of the demo (runs, metrics,
-artifacts, notes); this module checks the data half, and that a second demo in
-the same home reuses identical versions and says so.
+artifacts, notes); this module checks the data half, that each demo's second
+pipeline run is fully cached, and that a second demo in the same home reuses
+identical versions and says so.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ import pytest
 from cli_support import LOOPML, subprocess_env
 
 pytestmark = pytest.mark.slow
+
+STEPS = (
+    "load_data",
+    "validate_delivery",
+    "split",
+    "train_logistic_regression",
+    "train_gradient_boosting",
+    "compare",
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,38 @@ def test_the_first_demo_registers_quarantines_and_splits(demo: Demo) -> None:
     assert f"Report: {report.absolute()}" in out
     assert "mean radius" in report.read_text()
     assert "split breast-cancer:1 80/20, stratified on target: breast-cancer-train:1" in out
-    assert "Training demo models on breast-cancer-train:1, tested on breast-cancer-test:1" in out
+    assert "Training candidates on breast-cancer-train:1, tested on breast-cancer-test:1" in out
     assert "loopml data show breast-cancer:2 --project demo" in out
+
+
+def test_each_demo_runs_the_pipeline_then_reuses_every_step(demo: Demo) -> None:
+    for out in (demo.first, demo.second):
+        first, second = out.split("Run 2 of 2", 1)
+        assert "Run 1 of 2, cache off: every step runs" in first
+        table = first.split("Data, from run", 1)[0]
+        for step in STEPS:
+            assert step in table
+        assert table.count("✓ finished") == len(STEPS)
+        assert second.count("↺ cached") == len(STEPS)
+        assert f"all {len(STEPS)} steps of run" in second
+        assert "nothing ran again" in second
+
+
+def test_the_pipeline_runs_are_recorded(in_demo: Demo) -> None:
+    done = _loopml("pipelines", "list", "--project", "demo", "--json")
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout)
+    assert len(runs) == 4  # two demos of two runs
+    assert {r["pipeline"] for r in runs} == {"demo_training"}
+    assert {r["status"] for r in runs} == {"finished"}
+    assert [r["use_cache"] for r in runs] == [True, False, True, False]  # newest first
+    cached, ran = runs[0], runs[1]
+    assert {s["status"] for s in ran["steps"].values()} == {"finished"}
+    assert {s["status"] for s in cached["steps"].values()} == {"cached"}
+    assert {s["cached_from"] for s in cached["steps"].values()} == {
+        s["run_id"] for s in ran["steps"].values()
+    }
+    assert list(ran["steps"]) == list(STEPS)
 
 
 def test_a_second_demo_reuses_identical_versions_and_says_so(demo: Demo) -> None:
@@ -107,7 +147,7 @@ def test_data_list_shows_the_dataset_and_its_splits(in_demo: Demo) -> None:
     assert all(p["parents"] == ["breast-cancer:1"] for p in parts.values())
 
 
-def test_every_run_has_lineage_to_the_split_it_trained_on(in_demo: Demo) -> None:
+def test_every_training_run_has_lineage_to_the_split_it_trained_on(in_demo: Demo) -> None:
     import loopml.data
     from loopml import tracking
     from loopml.store import Node
@@ -116,9 +156,9 @@ def test_every_run_has_lineage_to_the_split_it_trained_on(in_demo: Demo) -> None
     test = loopml.data.get("breast-cancer-test:1", project="demo")
     source = loopml.data.get("breast-cancer:1", project="demo")
     client = tracking.get_client()
-    runs = client.search_runs("demo", None, None, 100)
+    runs = client.search_runs("demo", "tags.model_class != ''", None, 100)
     assert isinstance(runs, list)
-    assert len(runs) == 6  # two demos of three models
+    assert len(runs) == 4  # two demos of two candidates (the cached runs trained nothing)
     for run in runs:
         assert run.tags["train"] == "breast-cancer-train:1"
         edges = client.lineage(Node("run", run.id), "upstream")

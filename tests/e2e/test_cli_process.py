@@ -35,7 +35,7 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         done = _loopml("demo")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    for text in ("Demo runs, best test AUC first", "logistic-regression", "test_auc"):
+    for text in ("Demo runs, best test AUC first", "train_logistic_regression", "test_auc"):
         assert text in done.stdout
     assert f"Metadata:  sqlite:///{home.absolute()}/loopml.db" in done.stdout
     assert "loopml runs list --project demo" in done.stdout
@@ -52,31 +52,35 @@ def test_demo_then_list_json(in_demo: Path) -> None:
     done = _loopml("runs", "list", "--project", "demo", "--json")
     assert done.returncode == 0, done.stderr
     runs = json.loads(done.stdout)
-    assert len(runs) == 3
+    assert len(runs) == 14  # two pipeline runs of six steps each
     assert {run["status"] for run in runs} == {"finished"}
-    assert {run["name"] for run in runs} == {
-        "logistic-regression",
-        "random-forest",
-        "gradient-boosting",
+    assert sum(run["kind"] == "pipeline" for run in runs) == 2
+    trained = [run for run in runs if "test_auc" in run["metrics"]]
+    assert {run["name"] for run in trained} == {
+        "train_logistic_regression",
+        "train_gradient_boosting",
     }
-    for run in runs:
+    for run in trained:
         assert 0.9 < run["metrics"]["test_auc"] <= 1
         assert {"test_accuracy", "test_f1"} <= set(run["metrics"])
         assert run["params"]["model"]
+        assert run["params"]["seed"] == "0"  # the pipeline parameter, passed to the step
         assert [a["path"] for a in run["artifacts"]] == ["model.pkl"]
 
 
 def test_demo_runs_have_histories_notes_and_a_usable_model(
     in_demo: Path, cli: Cli, tmp_path: Path
 ) -> None:
-    runs = {r["name"]: r for r in json.loads(cli("runs", "list", "-p", "demo", "--json").stdout)}
-    boosted = runs["gradient-boosting"]["id"]
+    runs = {
+        r["name"]: r
+        for r in json.loads(cli("runs", "list", "-p", "demo", "--json").stdout)
+        if "test_auc" in r["metrics"]
+    }
+    boosted = runs["train_gradient_boosting"]["id"]
     history = json.loads(cli("runs", "history", boosted, "staged_test_auc", "--json").stdout)
     assert [p["step"] for p in history] == list(range(1, 101))
-    forest = json.loads(
-        cli("runs", "history", runs["random-forest"]["id"], "staged_test_auc", "--json").stdout
-    )
-    assert [p["step"] for p in forest] == list(range(10, 101, 10))
+    losses = json.loads(cli("runs", "history", boosted, "train_loss", "--json").stdout)
+    assert len(losses) == 100
     shown = json.loads(cli("runs", "show", boosted, "--json").stdout)
     assert "test AUC" in shown["notes"][0]["text"]
 

@@ -7,7 +7,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from loopml.cli import _artifacts, _data, _demo, _gc, _projects, _runs, _settings
+from loopml.cli import (
+    _approvals,
+    _artifacts,
+    _data,
+    _demo,
+    _gc,
+    _pipelines,
+    _projects,
+    _runs,
+    _settings,
+)
 from loopml.cli._output import debug_enabled, report_error
 from loopml.errors import LoopmlError
 
@@ -72,6 +82,8 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_artifacts.app, name="artifacts")
 app.add_typer(_projects.app, name="projects")
 app.add_typer(_data.app, name="data")
+app.add_typer(_pipelines.app, name="pipelines")
+app.add_typer(_approvals.app, name="approvals")
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from loopml.pipelines._api import get_pipeline_run, list_pipeline_runs, resume
+from loopml.pipelines._loader import load_pipeline
 from loopml.pipelines._materializers import Materializer, get_materializer, register_materializer
 from loopml.pipelines._pipeline import Pipeline, approval_gate, pipeline
 from loopml.pipelines._records import PipelineRun, StepRecord
@@ -37,6 +38,7 @@ __all__ = [
     "get_materializer",
     "get_pipeline_run",
     "list_pipeline_runs",
+    "load_pipeline",
     "pipeline",
     "register_materializer",
     "reproduce",

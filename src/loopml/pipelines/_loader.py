@@ -20,14 +20,19 @@ __all__ = ["load_pipeline", "reference_of"]
 _FILE_MODULE_PREFIX = "loopml_pipeline_"
 
 
-def reference_of(function: Callable[..., Any], name: str) -> str:
-    """How to import ``function`` later: ``module:name``, or the script's path for ``__main__``."""
+def reference_of(function: Callable[..., Any]) -> str:
+    """How to import ``function``'s pipeline later: ``module:qualname``, or a file's path.
+
+    The module attribute named after the function holds the Pipeline, whatever
+    name the pipeline was given.
+    """
     module = getattr(function, "__module__", None) or "__main__"
     if module == "__main__" or module.startswith(_FILE_MODULE_PREFIX):
         # Scripts, and files loaded by path: only their path finds them again.
         path = getattr(sys.modules.get(module), "__file__", None)
-        return f"{Path(path).resolve()}:{name}" if path else f"{module}:{name}"
-    return f"{module}:{function.__qualname__ if name == function.__name__ else name}"
+        qualname = function.__qualname__
+        return f"{Path(path).resolve()}:{qualname}" if path else f"{module}:{qualname}"
+    return f"{module}:{function.__qualname__}"
 
 
 def load_pipeline(reference: str) -> Pipeline:

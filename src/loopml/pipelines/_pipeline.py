@@ -58,7 +58,7 @@ class Pipeline:
         """``module:name`` (or ``path/to/file.py:name`` for scripts) to find it again."""
         from loopml.pipelines._loader import reference_of
 
-        return reference_of(self.function, self.name)
+        return reference_of(self.function)
 
     def resolve_params(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """Check and coerce parameters (text from the CLI becomes the annotated type).

@@ -10,6 +10,7 @@ reused because outputs are recorded only after their blobs are complete.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class Runner:
             name=pipeline.name,
             params={k: _param_text(v) for k, v in params.items()},
             kind="pipeline",
+            source=_source_file(pipeline),
         )
         git = client.get_run(run_id).context.get("git") or {}
         _state.insert_pipeline_run(
@@ -217,7 +219,7 @@ class Runner:
         client = self.client
         if state.failure is not None:
             step, error_type, message, trace = state.failure
-            text = f"step {step!r} failed: {error_type}: {message}"
+            text = f"step {step!r}: {error_type}: {message.rstrip('.')}"
             client.end_run(run_id, "failed", failure=(error_type, text, trace))
             raise StepFailed(
                 f"Pipeline run {run_id} failed at {text}. Fix it and run "
@@ -455,6 +457,14 @@ def _value_node(value: StoredValue) -> LineageNode:
         version = load_value(value, get_client().artifacts)
         return LineageNode("dataset_version", str(getattr(version, "id", value.digest)))
     return LineageNode("value", value.digest)
+
+
+def _source_file(pipeline: Pipeline) -> str | None:
+    """The file defining the pipeline: its repository is the code the run used."""
+    try:
+        return inspect.getsourcefile(pipeline.function)
+    except TypeError:  # built-in or dynamically made
+        return None
 
 
 def _require_ray() -> None:

@@ -67,8 +67,21 @@ class TrackingClient(ArtifactOps, ReadOps):
         kind: str = "experiment",
         parent_id: str | None = None,
         capture_context: bool = True,
+        source: str | Path | None = None,
     ) -> str:
         """Start a run and return its id.
+
+        Args:
+            project: project (default ``LOOPML_PROJECT``, or the parent's).
+            name: a display name.
+            params: immutable parameters.
+            tags: mutable labels.
+            kind: ``experiment``, ``pipeline``, ``step``, ``monitor``, ``training`` or
+                ``evaluation``.
+            parent_id: the run this one is part of.
+            capture_context: record git, entry point, environment and resources.
+            source: the file whose repository the git context describes (default:
+                the entry-point script's); a pipeline run names its pipeline's file.
 
         Raises:
             InvalidParameter: a bad project, kind, param or tag.
@@ -87,7 +100,7 @@ class TrackingClient(ArtifactOps, ReadOps):
         context: dict[str, Any] = {}
         environment = None
         if capture_context:
-            context, environment = _capture_context()
+            context, environment = _capture_context(None if source is None else Path(source))
         user = context.get("user") or current_user()
         start = now_ms()
         with self.store.write() as conn:
@@ -389,7 +402,9 @@ def _kv(run_id: str, key: str, value: str) -> dict[str, str]:
     return {"run_id": run_id, "key": key, "value": value}
 
 
-def _capture_context() -> tuple[dict[str, Any], tuple[str, dict[str, str]] | None]:
+def _capture_context(
+    source: Path | None = None,
+) -> tuple[dict[str, Any], tuple[str, dict[str, str]] | None]:
     """Context of the calling process; never raises (a run must not fail for its context)."""
     context: dict[str, Any] = {}
     environment = None
@@ -397,7 +412,8 @@ def _capture_context() -> tuple[dict[str, Any], tuple[str, dict[str, str]] | Non
         script, script_sha = _context.entry_point()
         if script is not None:
             context["entry_point"] = {"path": script, "sha256": script_sha}
-        git = _context.capture_git(Path(script).parent if script else Path.cwd())
+        code = source if source is not None else Path(script) if script else None
+        git = _context.capture_git(code.parent if code is not None else Path.cwd())
         if git is not None:
             context["git"] = git.to_dict()
         env = _context.capture_environment()

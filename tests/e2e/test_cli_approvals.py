@@ -1,0 +1,132 @@
+"""``loopml approvals …`` with a pipeline waiting at its gate: list, approve, reject, resume."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_support import Cli
+
+GATED = """
+import loopml
+
+
+@loopml.step
+def make(n: int) -> list:
+    return list(range(n))
+
+
+@loopml.step
+def total(xs: list) -> int:
+    return sum(xs)
+
+
+@loopml.pipeline
+def gated(n: int = 3):
+    xs = make(n)
+    loopml.approval_gate("Ship the total?")
+    total(xs)
+"""
+
+
+@pytest.fixture
+def waiting(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The id of a pipeline run waiting at its gate (approval 1)."""
+    module = f"lp_gated_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(GATED)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    result = cli("pipelines", "run", f"{module}:gated")
+    assert result.exit_code == 0, result.output
+    run_id = json.loads(cli("pipelines", "list", "--json").stdout)[0]["id"]
+    out = result.stdout
+    assert "⏸ approval  waiting_for_approval  approval 1" in out
+    assert f"Pipeline run {run_id} waits for approval 1 at gate 'approval': Ship the total?" in out
+    assert "loopml approvals approve 1" in out
+    assert f"loopml pipelines resume {run_id}" in out
+    yield run_id
+    sys.modules.pop(module, None)
+
+
+def _one_error_line(result: object, starts: str) -> None:
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    lines = result.stderr.splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {starts}"), lines[0]
+
+
+def test_list_shows_the_pending_approval(cli: Cli, waiting: str) -> None:
+    (approval,) = json.loads(cli("approvals", "list", "--json").stdout)
+    assert approval["id"] == 1
+    assert approval["status"] == "pending"
+    assert approval["object_kind"] == "pipeline_run"
+    assert approval["object_id"] == waiting
+    assert approval["message"] == "Ship the total?"
+    assert approval["decided_by"] is None
+
+    table = cli("approvals", "list").stdout
+    assert "Approvals, newest first" in table
+    assert f"run {waiting[:8]}" in table
+    assert "Ship the total?" in table
+    assert "No approved approvals." in cli("approvals", "list", "--status", "approved").stdout
+    shown = json.loads(cli("pipelines", "show", waiting, "--json").stdout)
+    assert shown["status"] == "waiting_for_approval"
+    assert shown["steps"]["approval"]["approval_id"] == 1
+    assert shown["steps"]["total"]["status"] == "pending"
+
+
+def test_approve_then_resume_goes_past_the_gate(cli: Cli, waiting: str) -> None:
+    result = cli("approvals", "approve", "1", "--comment", "numbers look right")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Approved approval 1 by ")
+    assert f"To continue past the gate: loopml pipelines resume {waiting}" in result.stdout
+    (approval,) = json.loads(cli("approvals", "list", "--status", "approved", "--json").stdout)
+    assert approval["comment"] == "numbers look right"
+    assert approval["decided_by"]
+    assert approval["decided_at"] >= approval["requested_at"]
+
+    resumed = cli("pipelines", "resume", waiting)
+    assert resumed.exit_code == 0, resumed.output
+    assert "✓ approval  approved" in resumed.stdout
+    assert "✓ total " in resumed.stdout
+    shown = json.loads(cli("pipelines", "show", waiting, "--json").stdout)
+    assert shown["status"] == "finished"
+    assert shown["steps"]["total"]["status"] == "finished"
+
+
+def test_reject_then_resume_ends_the_run_as_rejected(cli: Cli, waiting: str) -> None:
+    result = cli("approvals", "reject", "1", "-m", "not this week")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Rejected approval 1 by ")
+    assert "To end it as rejected" in result.stdout
+
+    resumed = cli("pipelines", "resume", waiting)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"Pipeline run {waiting} stopped: its approval was rejected" in resumed.stdout
+    shown = json.loads(cli("pipelines", "show", waiting, "--json").stdout)
+    assert shown["status"] == "rejected"
+    assert shown["steps"]["total"]["status"] == "pending"
+    _one_error_line(cli("pipelines", "resume", waiting), f"Pipeline run {waiting} is rejected")
+
+
+def test_deciding_twice_is_refused_and_changes_nothing(cli: Cli, waiting: str) -> None:
+    assert cli("approvals", "approve", "1").exit_code == 0
+    _one_error_line(
+        cli("approvals", "reject", "1", "-m", "changed my mind"),
+        "Approval 1 was already approved by ",
+    )
+    _one_error_line(cli("approvals", "approve", "1"), "Approval 1 was already approved by ")
+    (approval,) = json.loads(cli("approvals", "list", "--json").stdout)
+    assert approval["status"] == "approved"
+    assert approval["comment"] is None
+
+
+def test_unknown_approval_and_empty_list(cli: Cli) -> None:
+    _one_error_line(cli("approvals", "approve", "99"), "No approval with id 99.")
+    assert "No approvals." in cli("approvals", "list").stdout
+    assert json.loads(cli("approvals", "list", "--json").stdout) == []
+    assert cli("approvals", "list", "--status", "maybe").exit_code == 2  # a usage error
