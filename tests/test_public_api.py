@@ -35,6 +35,7 @@ def test_public_names_are_pinned() -> None:
         "log_param",
         "log_params",
         "log_text",
+        "models",
         "pipeline",
         "search_runs",
         "set_tag",

@@ -18,6 +18,7 @@ from loopml._version import __version__
 
 if TYPE_CHECKING:
     from loopml import data as data
+    from loopml import registry as models
     from loopml.pipelines import Resources as Resources
     from loopml.pipelines import approval_gate as approval_gate
     from loopml.pipelines import pipeline as pipeline
@@ -116,6 +117,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "models",
     "pipeline",
     "search_runs",
     "set_tag",
@@ -125,18 +127,18 @@ __all__ = [
 ]
 
 # Every public name but __version__ lives in loopml.tracking and is imported on first use.
-_SUBMODULES = ("data",)
+_SUBMODULES = {"data": "loopml.data", "models": "loopml.registry"}
 _PIPELINES = ("Resources", "approval_gate", "pipeline", "step")
 _LAZY = {
     name: "loopml.pipelines" if name in _PIPELINES else "loopml.tracking"
     for name in __all__
-    if name not in ("__version__", *_SUBMODULES)
+    if name != "__version__" and name not in _SUBMODULES
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f"loopml.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'loopml' has no attribute {name!r}")

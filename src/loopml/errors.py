@@ -20,18 +20,23 @@ __all__ = [
     "InvalidParameter",
     "LoopmlError",
     "MaterializerError",
+    "ModelError",
+    "ModelNotFound",
     "ParamConflict",
     "PipelineDefinitionError",
     "PipelineError",
     "ProjectNotFound",
+    "PromotionRefused",
     "RunNotActive",
     "RunNotFound",
     "SchemaError",
     "SettingError",
+    "SignatureError",
     "StepFailed",
     "StoreError",
     "StoreUnavailable",
     "StoreVersionError",
+    "UntrustedModelError",
 ]
 
 
@@ -196,3 +201,39 @@ class StepFailed(PipelineError):
 
 class ApprovalError(LoopmlError, ValueError):
     """Raised by ``loopml.approvals`` for unknown approvals and decisions that are not allowed."""
+
+
+# --- registry ------------------------------------------------------------------
+
+
+class ModelError(LoopmlError):
+    """Base of the errors raised by the model registry (``loopml.registry``)."""
+
+
+class ModelNotFound(ModelError, KeyError):
+    """Raised when a model, version or alias does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "model not found"
+
+
+class SignatureError(ModelError, ValueError):
+    """Raised when prediction input does not match the model's signature.
+
+    The message names the column and the expected type.
+    """
+
+
+class UntrustedModelError(ModelError, PermissionError):
+    """Raised when loading a flavor that executes code (pickles) that is not trusted."""
+
+
+class PromotionRefused(ModelError):
+    """Raised by ``promote`` when the version fails its promotion policy.
+
+    ``failures`` lists the failing checks (name and reason).
+    """
+
+    def __init__(self, message: str, failures: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []

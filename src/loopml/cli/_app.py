@@ -13,6 +13,7 @@ from loopml.cli import (
     _data,
     _demo,
     _gc,
+    _models,
     _pipelines,
     _projects,
     _runs,
@@ -84,6 +85,7 @@ app.add_typer(_projects.app, name="projects")
 app.add_typer(_data.app, name="data")
 app.add_typer(_pipelines.app, name="pipelines")
 app.add_typer(_approvals.app, name="approvals")
+app.add_typer(_models.app, name="models")
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)

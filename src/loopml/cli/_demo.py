@@ -13,22 +13,28 @@ again reuses identical dataset versions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from loopml.cli import _data_views as data_views
 from loopml.cli import _pipeline_views as pipeline_views
 from loopml.cli._format import fmt_duration, fmt_value, short_id, status_text
 from loopml.cli._output import out
+from loopml.errors import PromotionRefused
 
 if TYPE_CHECKING:
     from loopml.pipelines import Event, PipelineRun
+    from loopml.registry._client import RegistryClient
+    from loopml.registry._promotion import EvaluationResult
+    from loopml.registry._records import ModelVersion
 
-__all__ = ["DATASET", "PROJECT", "TRAINING_STEPS", "demo"]
+__all__ = ["DATASET", "MODEL", "PROJECT", "TRAINING_STEPS", "demo"]
 
 # The same as in _demo_pipeline, which is imported only when the demo runs: importing
 # it here would import loopml.pipelines with the CLI.
@@ -36,6 +42,17 @@ PROJECT = "demo"
 DATASET = "breast-cancer"
 TRAINING_STEPS = ("train_logistic_regression", "train_gradient_boosting")
 """The pipeline's steps that train a candidate (each one's run holds its params and metrics)."""
+MODEL = "breast-cancer-classifier"
+EVAL_DATASET = "breast-cancer-eval"
+SENSITIVE = "clinic"
+REVIEWER = "reviewer"
+POLICY = f"""\
+- auc >= 0.9
+- {{kind: beats_champion, metric: auc, margin: 0.0, method: bootstrap}}
+- {{kind: fairness, sensitive: {SENSITIVE}, max: 0.25}}
+- {{kind: approvals, count: 1}}
+"""
+"""The demo model's promotion policy."""
 
 
 def demo() -> None:
@@ -72,6 +89,8 @@ def demo() -> None:
     console.print()
     console.print(_comparison(first))
     console.print()
+    card = _registry(console, first)
+    console.print()
     console.print(f"Metadata:  {redacted(settings.store_uri())}", highlight=False)
     console.print(f"Artifacts: {settings.artifact_uri()}", highlight=False)
     console.print("Next:")
@@ -81,6 +100,8 @@ def demo() -> None:
         ("loopml runs list --project demo", "the runs (pipelines and their steps)"),
         ("loopml data list --project demo", "the datasets and splits"),
         (f"loopml data versions {DATASET} --project demo", "every version, quarantined too"),
+        (f"loopml models versions {MODEL} -p demo", "the candidates"),
+        (f"loopml models history {MODEL} -p demo", "@champion moves"),
     ]
     delivery = _delivery_summary(first)
     if not delivery.get("passed", True):
@@ -90,6 +111,7 @@ def demo() -> None:
         hints.append((f"loopml data diff {dataset} {ref} --project demo", "what changed"))
     for command, what in hints:
         console.print(f"  [bold]{command}[/]  [dim]# {what}[/]", highlight=False)
+    console.print(f"Model card: {card}", highlight=False, soft_wrap=True)
 
 
 def _run(console: Console, *, cache: bool) -> PipelineRun:
@@ -218,4 +240,147 @@ def _comparison(run: PipelineRun) -> Table:
             *(fmt_value(found.metrics.get(k)) for k in ("test_auc", "test_accuracy", "test_f1")),
             fmt_duration(found.duration_seconds),
         )
+    return table
+
+
+# -- the registry: register, evaluate, approve, promote ---------------------------------------
+
+
+def _registry(console: Console, run: PipelineRun) -> Path:
+    """Register both candidates, evaluate them against a policy, promote the winner.
+
+    The winner is approved (as ``reviewer``) and promoted to ``@champion`` when its
+    policy passes; the other candidate is then evaluated against the new champion
+    and fails ``beats champion`` (shown with its reason). Returns the card's path.
+    """
+    from loopml.registry._api import get_client
+    from loopml.registry._card import build_card
+
+    registry = get_client()
+    test = run.output("split", 1)
+    evaluation = _evaluation_data(test.ref)
+    example = _example(test.ref)
+    console.print(
+        f"Registry: model [bold]{MODEL}[/], evaluated on [bold]{evaluation}[/] "
+        f"({test.ref} with a {SENSITIVE!r} column for the fairness check).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    versions = {
+        step: registry.register(
+            run.output(step, 0),
+            MODEL,
+            project=PROJECT,
+            run_id=run.steps[step].run_id,
+            input_example=example,
+            description=step.removeprefix("train_").replace("_", " "),
+        )
+        for step in TRAINING_STEPS
+    }
+    registry.set_policy(MODEL, POLICY, project=PROJECT)
+    registry.describe(
+        MODEL,
+        project=PROJECT,
+        intended_use="Demonstration only: classify breast-cancer cell measurements as benign.",
+        limitations=(
+            "Trained on 455 rows of one public data set; the 'clinic' column is synthetic "
+            "(assigned from the row id), so the fairness check only shows the mechanics."
+        ),
+    )
+    before = registry.get_model(MODEL, project=PROJECT).aliases.get("champion")
+    results = {step: _evaluate(registry, v.ref, evaluation) for step, v in versions.items()}
+    ranked = sorted(results, key=lambda s: -results[s].metrics.get("auc", float("-inf")))
+    winner, other = versions[ranked[0]], versions[ranked[1]]
+    registry.approve(winner.ref, project=PROJECT, identity=REVIEWER, comment="demo review")
+    console.print(f"  [green]✓[/] {winner.ref} approved by {REVIEWER}", highlight=False)
+    results[ranked[0]] = _evaluate(registry, winner.ref, evaluation)  # counts the approval
+    try:
+        promoted = registry.promote(winner.ref, project=PROJECT, alias="champion")
+    except PromotionRefused as exc:
+        same = (
+            before is not None
+            and registry.get_version(f"{MODEL}/{before}", project=PROJECT).digest == winner.digest
+        )
+        if same:
+            console.print(
+                f"  [yellow]![/] {winner.ref} is identical to @champion {MODEL}/{before} "
+                "(same digest, from an earlier demo), so it cannot beat it",
+                highlight=False,
+                soft_wrap=True,
+            )
+        console.print(
+            f"  [red]✗[/] {winner.ref} not promoted; @champion stays "
+            f"{MODEL}/{before}: {'; '.join(f'{c}: {r}' for c, r in exc.failures)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        was = f" (was {MODEL}/{before})" if before is not None else ""
+        console.print(f"  [green]✓[/] @champion → {promoted.ref}{was}", highlight=False)
+        results[ranked[1]] = _evaluate(registry, other.ref, evaluation)
+    console.print(_registry_table(versions, results))
+    loser = results[ranked[1]]
+    for check, reason in loser.failures():
+        console.print(f"  [red]✗[/] {other.ref} {check}: {reason}", highlight=False, soft_wrap=True)
+    champion = registry.get_model(MODEL, project=PROJECT).aliases.get("champion")
+    console.print(
+        f"  @champion is {MODEL}/{champion}" if champion else "  no @champion yet",
+        highlight=False,
+    )
+    from loopml.cli._models import card_path
+
+    card = build_card(registry, winner.ref, PROJECT)
+    path = card_path(card.name, card.version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(card.to_html(), encoding="utf-8")
+    return path
+
+
+def _evaluate(registry: RegistryClient, ref: str, data: str) -> EvaluationResult:
+    return registry.evaluate(ref, data, project=PROJECT, target="target", sensitive=(SENSITIVE,))
+
+
+def _evaluation_data(test_ref: str) -> str:
+    """The test split with a synthetic sensitive column (identical on every demo)."""
+    import loopml.data
+
+    frame = loopml.data.load(test_ref, project=PROJECT)
+    frame[SENSITIVE] = ["north" if i % 2 == 0 else "south" for i in frame["id"]]
+    version = loopml.data.register(
+        EVAL_DATASET,
+        frame,
+        project=PROJECT,
+        parents=(test_ref,),
+        key=["id"],
+        description=f"{test_ref} with a synthetic {SENSITIVE!r} column",
+    )
+    return version.ref
+
+
+def _example(test_ref: str) -> Any:
+    """A few feature rows of the test split: the models' input example."""
+    import loopml.data
+
+    frame = loopml.data.load(test_ref, project=PROJECT)
+    return frame.drop(columns=["id", "target"]).head(5)
+
+
+def _registry_table(
+    versions: dict[str, ModelVersion], results: dict[str, EvaluationResult]
+) -> Table:
+    """Metrics and ✓/✗ per check of each candidate's latest evaluation (one column each)."""
+    table = Table(title=f"Model {MODEL}: latest evaluations", title_justify="left")
+    table.add_column("")
+    for step, version in versions.items():
+        name = step.removeprefix("train_").replace("_", " ")
+        table.add_column(f"v{version.version} {name}", justify="center")
+    for metric in ("auc", "accuracy"):
+        table.add_row(metric, *(fmt_value(results[s].metrics.get(metric)) for s in versions))
+    names = [r.name for r in next(iter(results.values())).results]
+    for name in names:
+        marks = []
+        for step in versions:
+            passed = {r.name: r.passed for r in results[step].results}.get(name, False)
+            marks.append(Text("✓", style="green") if passed else Text("✗", style="bold red"))
+        table.add_row(Text(name), *marks)
     return table

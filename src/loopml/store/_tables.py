@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ALIAS_EVENT",
     "APPROVAL",
     "DATASET",
     "DATASET_SCHEMA",
@@ -35,15 +36,20 @@ __all__ = [
     "LATEST_METRIC",
     "LINEAGE_EDGE",
     "METRIC",
+    "MODEL",
+    "MODEL_ALIAS",
+    "MODEL_VERSION",
     "NOTE",
     "PARAM",
     "PIPELINE_RUN",
+    "POLICY_RESULT",
     "PROJECT",
     "RUN",
     "RUN_ARTIFACT",
     "STEP_OUTPUT",
     "STEP_RUN",
     "TAG",
+    "AliasEventRow",
     "ApprovalRow",
     "Base",
     "DatasetRow",
@@ -53,9 +59,13 @@ __all__ = [
     "LatestMetricRow",
     "LineageEdgeRow",
     "MetricRow",
+    "ModelAliasRow",
+    "ModelRow",
+    "ModelVersionRow",
     "NoteRow",
     "ParamRow",
     "PipelineRunRow",
+    "PolicyResultRow",
     "ProjectRow",
     "RunArtifactRow",
     "RunRow",
@@ -361,6 +371,97 @@ class ApprovalRow(Base):
     comment: Mapped[str | None] = mapped_column(Text)
 
 
+class ModelRow(Base):
+    """A named model of a project, with its promotion policy."""
+
+    __tablename__ = "model"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    description: Mapped[str | None] = mapped_column(Text)
+    policy: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    intended_use: Mapped[str | None] = mapped_column(Text)
+    limitations: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    creator: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+
+
+class ModelVersionRow(Base):
+    """An immutable model version: artifact, flavor, signature and where it came from."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    flavor: Mapped[str] = mapped_column(String(32))
+    executable: Mapped[bool] = mapped_column(Boolean)
+    digest: Mapped[str] = mapped_column(String(64), info={"blob": True})
+    onnx_digest: Mapped[str | None] = mapped_column(String(64), info={"blob": True})
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    example_digest: Mapped[str | None] = mapped_column(String(64), info={"blob": True})
+    source_run_id: Mapped[str | None] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    datasets: Mapped[list[str]] = mapped_column(JSON)
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSON)
+    registered_by: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelAliasRow(Base):
+    """A named pointer (``champion``, ``challenger`` …) to a version of a model."""
+
+    __tablename__ = "model_alias"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AliasEventRow(Base):
+    """Every move of an alias: who, when, from which version to which, and why."""
+
+    __tablename__ = "alias_event"
+    __table_args__ = (Index("ix_alias_event_model_alias", "model_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id"))
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version_id: Mapped[int | None] = mapped_column(BigInteger)
+    to_version_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(16))
+    forced: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class PolicyResultRow(Base):
+    """The outcome of one promotion-policy check for a version, on one evaluation."""
+
+    __tablename__ = "policy_result"
+    __table_args__ = (Index("ix_policy_result_version", "version_id", "evaluation"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"))
+    evaluation: Mapped[int] = mapped_column(Integer)
+    dataset: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    kind: Mapped[str] = mapped_column(String(32))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evaluated_at: Mapped[int] = mapped_column(BigInteger)
+
+
 def blob_columns() -> list[tuple[str, str]]:
     """Return ``(table, column)`` for every column that references an artifact blob."""
     return [
@@ -389,3 +490,8 @@ PIPELINE_RUN = cast(Table, PipelineRunRow.__table__)
 STEP_RUN = cast(Table, StepRunRow.__table__)
 STEP_OUTPUT = cast(Table, StepOutputRow.__table__)
 APPROVAL = cast(Table, ApprovalRow.__table__)
+MODEL = cast(Table, ModelRow.__table__)
+MODEL_VERSION = cast(Table, ModelVersionRow.__table__)
+MODEL_ALIAS = cast(Table, ModelAliasRow.__table__)
+ALIAS_EVENT = cast(Table, AliasEventRow.__table__)
+POLICY_RESULT = cast(Table, PolicyResultRow.__table__)

@@ -30,7 +30,9 @@ from typing import Any
 from loopml.tracking._fluent import ActiveRun, active_run, get_client, start_run
 from loopml.tracking._validate import MAX_KEY_LENGTH
 
-__all__ = ["autolog"]
+__all__ = ["MODEL_DIGEST_TAG", "autolog"]
+
+MODEL_DIGEST_TAG = "loopml.autolog.model_digest"
 
 _log = logging.getLogger(__name__)
 
@@ -403,7 +405,10 @@ def _log_model(run: ActiveRun, estimator: Any) -> None:
         model_dir.mkdir()
         (model_dir / _PICKLE_FILE).write_bytes(data)
         (model_dir / _MODEL_META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-        get_client().log_artifact(run.id, model_dir, _MODEL_DIR)
+        logged = get_client().log_artifact(run.id, model_dir, _MODEL_DIR)
+        # The registry trusts this pickle (runs:/RUN/model) only if it is the one autolog
+        # logged: it checks the artifact's digest against this tag.
+        get_client().set_tag(run.id, MODEL_DIGEST_TAG, logged.digest)
 
 
 # -- helpers ----------------------------------------------------------------------------

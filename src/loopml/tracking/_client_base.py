@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import threading
+from typing import Self
 
 from sqlalchemy import Connection, select
 
@@ -36,6 +37,14 @@ class ClientBase:
         self._open_lock = threading.RLock()
         self._known_environments: set[str] = set()
         self._meters: dict[str, _context.ResourceMeter] = {}
+
+    @classmethod
+    def over(cls, store: Store, artifacts: ArtifactStore) -> Self:
+        """A client over stores another service already opened (sharing their pools)."""
+        client = cls(store.uri, artifacts.uri)
+        client._store = store
+        client._artifacts = artifacts
+        return client
 
     # -- plumbing ---------------------------------------------------------------
 

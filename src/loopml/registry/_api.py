@@ -1,0 +1,167 @@
+"""``loopml.models``: the registry over the default stores, for scripts and notebooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from loopml import settings
+
+if TYPE_CHECKING:
+    from loopml.registry._client import RegistryClient
+    from loopml.registry._loaded import LoadedModel
+    from loopml.registry._policy import Policy
+    from loopml.registry._promotion import EvaluationResult
+    from loopml.registry._records import AliasEvent, Model, ModelVersion
+    from loopml.registry._signature import Signature
+
+__all__ = [
+    "alias_history",
+    "approve",
+    "evaluate",
+    "get",
+    "get_client",
+    "list_models",
+    "load",
+    "promote",
+    "register",
+    "reject",
+    "rollback",
+    "set_policy",
+    "versions",
+]
+
+
+def get_client() -> RegistryClient:
+    """A registry client over the default tracking client's stores."""
+    from loopml.registry._client import RegistryClient
+    from loopml.tracking import get_client as tracking_client
+
+    tracking = tracking_client()
+    return RegistryClient(tracking.store, tracking.artifacts)
+
+
+def _project(project: str | None) -> str:
+    return project if project is not None else str(settings.get("LOOPML_PROJECT"))
+
+
+def register(
+    model: Any,
+    name: str,
+    *,
+    project: str | None = None,
+    run_id: str | None = None,
+    signature: Signature | None = None,
+    input_example: Any = None,
+    description: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    convert_onnx: bool = False,
+    trust: bool = False,
+) -> ModelVersion:
+    """Register ``model`` (or ``runs:/RUN_ID/model``) as the next version of ``name``.
+
+    Inside an active run, the run is the source (params, metrics, data, commit).
+
+    Example:
+        >>> version = loopml.models.register(clf, "credit", input_example=X[:5])  # doctest: +SKIP
+        >>> version.ref
+        'credit/1'
+    """
+    if run_id is None and not (isinstance(model, str) and model.startswith("runs:/")):
+        from loopml.tracking import active_run
+
+        run = active_run()
+        run_id = None if run is None else run.id
+    return get_client().register(
+        model,
+        name,
+        project=_project(project),
+        run_id=run_id,
+        signature=signature,
+        input_example=input_example,
+        description=description,
+        tags=tags,
+        convert_onnx=convert_onnx,
+        trust=trust,
+    )
+
+
+def load(ref: str, *, project: str | None = None, trust: bool = False) -> LoadedModel:
+    """Load ``credit@champion``, ``credit/3`` or ``models:/credit/3``, verified."""
+    return get_client().load(ref, project=_project(project), trust=trust)
+
+
+def get(ref: str, *, project: str | None = None) -> ModelVersion:
+    """The registry record of a version."""
+    return get_client().get_version(ref, project=_project(project))
+
+
+def versions(name: str, *, project: str | None = None) -> list[ModelVersion]:
+    """Every version of a model."""
+    return get_client().list_versions(name, project=_project(project))
+
+
+def list_models(*, project: str | None = None) -> list[Model]:
+    """Every model of a project."""
+    return get_client().list_models(project=_project(project))
+
+
+def set_policy(name: str, policy: Policy | str, *, project: str | None = None) -> Policy:
+    """Store a model's promotion policy (a Policy or YAML)."""
+    return get_client().set_policy(name, policy, project=_project(project))
+
+
+def evaluate(
+    ref: str,
+    data: str,
+    *,
+    target: str,
+    sensitive: Sequence[str] = (),
+    project: str | None = None,
+) -> EvaluationResult:
+    """Evaluate a version on a dataset version against its model's policy."""
+    return get_client().evaluate(
+        ref, data, project=_project(project), target=target, sensitive=sensitive
+    )
+
+
+def approve(
+    ref: str,
+    *,
+    comment: str | None = None,
+    identity: str | None = None,
+    project: str | None = None,
+) -> ModelVersion:
+    """Approve a version (as the current identity unless ``identity`` names another)."""
+    return get_client().approve(ref, project=_project(project), comment=comment, identity=identity)
+
+
+def reject(ref: str, *, comment: str | None = None, project: str | None = None) -> ModelVersion:
+    """Reject a version."""
+    return get_client().reject(ref, project=_project(project), comment=comment)
+
+
+def promote(
+    ref: str,
+    *,
+    alias: str = "champion",
+    force: bool = False,
+    reason: str | None = None,
+    project: str | None = None,
+) -> ModelVersion:
+    """Move an alias to a version whose policy passes (or ``force`` with a reason)."""
+    return get_client().promote(
+        ref, project=_project(project), alias=alias, force=force, reason=reason
+    )
+
+
+def rollback(name: str, *, alias: str = "champion", project: str | None = None) -> ModelVersion:
+    """Move an alias back to its previous version."""
+    return get_client().rollback(name, project=_project(project), alias=alias)
+
+
+def alias_history(
+    name: str, *, alias: str | None = None, project: str | None = None
+) -> list[AliasEvent]:
+    """Every alias move of a model."""
+    return get_client().alias_history(name, project=_project(project), alias=alias)

@@ -1,0 +1,576 @@
+"""Aliases, approvals, evaluation against the promotion policy, promotion and rollback.
+
+Every alias move is an ``alias_event`` (who, when, from, to, why, forced); a
+rollback is a move back to the version the alias pointed at before its last move.
+Approvals use the shared approvals table (object kind ``model_version``), one row
+per approving identity.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+
+from loopml.approvals import ApprovalClient, current_identity
+from loopml.errors import (
+    ApprovalError,
+    InvalidParameter,
+    ModelError,
+    ModelNotFound,
+    PromotionRefused,
+)
+from loopml.registry._base import RegistryBase
+from loopml.registry._policy import Approvals, EvaluationData, Policy
+from loopml.registry._records import AliasEvent, ModelVersion, PolicyResult
+from loopml.registry._refs import check_alias, check_model_name
+from loopml.store import now_ms, tables
+
+if TYPE_CHECKING:
+    from loopml.registry._loaded import LoadedModel
+
+__all__ = ["EvaluationResult", "PromotionOps"]
+
+_model = tables.MODEL
+_version = tables.MODEL_VERSION
+_alias = tables.MODEL_ALIAS
+_event = tables.ALIAS_EVENT
+_result = tables.POLICY_RESULT
+_approval = tables.APPROVAL
+
+_LATENCY_SAMPLES = 50
+
+
+class EvaluationResult:
+    """Metrics and policy outcomes of one evaluation of a version."""
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        evaluation: int,
+        metrics: dict[str, float],
+        results: list[PolicyResult],
+    ) -> None:
+        self.version = version
+        self.evaluation = evaluation
+        self.metrics = metrics
+        self.results = results
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check passed."""
+        return all(r.passed for r in self.results)
+
+    def failures(self) -> list[tuple[str, str]]:
+        """``(check, reason)`` of every failing check."""
+        return [(r.name, r.reason) for r in self.results if not r.passed]
+
+
+class PromotionOps(RegistryBase):
+    """Promotion policy, evaluation, approvals, aliases."""
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def set_policy(self, name: str, policy: Policy | str, *, project: str) -> Policy:
+        """Store the promotion policy of a model (a Policy, or its YAML text).
+
+        Raises:
+            ModelError: the YAML does not describe a valid policy.
+            ModelNotFound: no model ``name``.
+        """
+        parsed = Policy.from_yaml(policy) if isinstance(policy, str) else policy
+        with self.store.write() as conn:
+            model_id = self._require_model(conn, check_model_name(name), project)
+            conn.execute(
+                update(_model)
+                .where(_model.c.id == model_id)
+                .values(policy=parsed.to_dict()["checks"])
+            )
+        return parsed
+
+    def get_policy(self, name: str, *, project: str) -> Policy:
+        """The model's promotion policy (empty when none was set)."""
+        with self.store.read() as conn:
+            model_id = self._require_model(conn, check_model_name(name), project)
+            stored = conn.execute(select(_model.c.policy).where(_model.c.id == model_id)).scalar()
+        return Policy.from_dict({"checks": stored or []})
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def approve(
+        self,
+        ref: str,
+        *,
+        project: str,
+        comment: str | None = None,
+        role: str | None = None,
+        identity: str | None = None,
+    ) -> ModelVersion:
+        """Record an approval of a version by the current identity.
+
+        Raises:
+            ApprovalError: approving twice, approving a rejected or archived version, or
+                approving one's own registration when the policy asks for separation of
+                duties. Nothing is changed.
+        """
+        version = self.get_version(ref, project=project)
+        who = identity or current_identity() or "unknown"
+        if version.status in ("rejected", "archived"):
+            raise ApprovalError(f"Model {version.ref} is {version.status}; it cannot be approved.")
+        policy = self.get_policy(version.name, project=project)
+        separated = any(isinstance(c, Approvals) and c.separation_of_duties for c in policy.checks)
+        if separated and who == version.registered_by:
+            raise ApprovalError(
+                f"{who} registered {version.ref}; the policy of {version.name!r} asks for "
+                "separation of duties, so someone else must approve it."
+            )
+        approvals = ApprovalClient(self.store)
+        gate = f"approval/{who}"
+        if approvals.find("model_version", str(version.id), gate) is not None:
+            raise ApprovalError(f"{who} already approved {version.ref}; approvals count once.")
+        request = approvals.request(
+            "model_version", str(version.id), gate, f"Promote {version.ref}", role
+        )
+        approvals.decide(request.id, "approved", comment=comment, decided_by=who)
+        return self.get_version(version.ref, project=project)
+
+    def reject(
+        self, ref: str, *, project: str, comment: str | None = None, identity: str | None = None
+    ) -> ModelVersion:
+        """Reject a version: it can no longer be approved or promoted.
+
+        Raises:
+            ApprovalError: the version is already rejected.
+        """
+        version = self.get_version(ref, project=project)
+        if version.status == "rejected":
+            raise ApprovalError(f"Model {version.ref} is already rejected.")
+        who = identity or current_identity() or "unknown"
+        approvals = ApprovalClient(self.store)
+        request = approvals.request(
+            "model_version", str(version.id), f"rejection/{who}", f"Promote {version.ref}"
+        )
+        approvals.decide(request.id, "rejected", comment=comment, decided_by=who)
+        with self.store.write() as conn:
+            conn.execute(
+                update(_version).where(_version.c.id == version.id).values(status="rejected")
+            )
+        return self.get_version(version.ref, project=project)
+
+    def approvals_of(self, version: ModelVersion) -> list[tuple[str, str | None]]:
+        """``(identity, role)`` of everyone who approved ``version``."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(_approval.c.decided_by, _approval.c.approvers_role).where(
+                    _approval.c.object_kind == "model_version",
+                    _approval.c.object_id == str(version.id),
+                    _approval.c.status == "approved",
+                )
+            )
+            return [(str(who), role) for who, role in rows]
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        ref: str,
+        data: str,
+        *,
+        project: str,
+        target: str,
+        sensitive: Sequence[str] = (),
+        champion: str | None = "champion",
+    ) -> EvaluationResult:
+        """Compute metrics on a dataset version and run the model's policy; store the results.
+
+        Args:
+            ref: the candidate version.
+            data: a dataset reference (``credit-test:1``) holding the features and the
+                ``target`` column.
+            project: project of both.
+            target: the label column.
+            sensitive: columns the fairness checks group by.
+            champion: the alias the candidate must beat (None: no comparison).
+
+        Raises:
+            ModelNotFound, DatasetNotFound: unknown version or data.
+            InvalidParameter: ``target`` or a sensitive column is not in the data.
+        """
+        from loopml.data import DataClient
+
+        version = self.get_version(ref, project=project)
+        frame = DataClient(self.store, self.artifacts).load(data, project=project)
+        for column in (target, *sensitive):
+            if column not in frame.columns:
+                raise InvalidParameter(
+                    f"Column {column!r} is not in dataset {data!r} "
+                    f"(columns: {list(frame.columns)})."
+                )
+        y_true = frame[target].to_numpy()
+        features = frame.drop(columns=[target])
+        candidate = self.load(version.ref, project=project)
+        pred, proba = _predictions(candidate, features)
+        metrics = _metrics(y_true, pred, proba)
+        champion_pred = champion_proba = None
+        champion_metrics = None
+        if champion is not None:
+            try:
+                other = self.get_version(f"{version.name}@{champion}", project=project)
+            except ModelNotFound:
+                other = None
+            if other is not None and other.id != version.id:
+                loaded = self.load(other.ref, project=project)
+                champion_pred, champion_proba = _predictions(loaded, features)
+                champion_metrics = _metrics(y_true, champion_pred, champion_proba)
+        evaluation = EvaluationData(
+            y_true=y_true,
+            candidate_pred=pred,
+            candidate_proba=proba,
+            champion_pred=champion_pred,
+            champion_proba=champion_proba,
+            groups={c: frame[c].to_numpy() for c in sensitive},
+            metrics=metrics,
+            champion_metrics=champion_metrics,
+            training_data_passed=self._training_data_passed(version),
+            latency_p95_ms=_latency_p95(candidate, features),
+            approvals=self.approvals_of(version),
+            registered_by=version.registered_by,
+        )
+        policy = self.get_policy(version.name, project=project)
+        outcomes = policy.evaluate(evaluation)
+        stored = self._store_results(version, data, outcomes)
+        return EvaluationResult(version, stored[0].evaluation if stored else 0, metrics, stored)
+
+    def _training_data_passed(self, version: ModelVersion) -> bool | None:
+        if not version.datasets:
+            return None
+        from loopml.data import DataClient
+
+        data = DataClient(self.store, self.artifacts)
+        verdicts = []
+        for ref in version.datasets:
+            try:
+                verdicts.append(data.get_version(ref, project=version.project).report_passed)
+            except LookupError:
+                verdicts.append(None)
+        if any(v is False for v in verdicts):
+            return False
+        # An unchecked dataset is not a passed one: without every report, no verdict.
+        return None if any(v is None for v in verdicts) else True
+
+    def _store_results(
+        self, version: ModelVersion, dataset: str | None, outcomes: Sequence[Any]
+    ) -> list[PolicyResult]:
+        now = now_ms()
+        with self.store.write() as conn:
+            evaluation = (
+                conn.execute(
+                    select(func.max(_result.c.evaluation)).where(_result.c.version_id == version.id)
+                ).scalar()
+                or 0
+            ) + 1
+            rows = [
+                {
+                    "version_id": version.id,
+                    "evaluation": evaluation,
+                    "dataset": dataset,
+                    "name": o.name,
+                    "kind": o.kind,
+                    "passed": bool(o.passed),
+                    "reason": o.reason,
+                    "details": _jsonable(o.details),
+                    "evaluated_at": now,
+                }
+                for o in outcomes
+            ]
+            if rows:
+                conn.execute(_result.insert(), rows)
+            else:
+                conn.execute(
+                    _result.insert().values(
+                        version_id=version.id,
+                        evaluation=evaluation,
+                        dataset=dataset,
+                        name="no policy",
+                        kind="none",
+                        passed=True,
+                        reason="the model has no promotion policy",
+                        details={},
+                        evaluated_at=now,
+                    )
+                )
+        return self.policy_results(version)
+
+    def policy_results(self, version: ModelVersion) -> list[PolicyResult]:
+        """The results of the latest evaluation of ``version`` (empty if never evaluated)."""
+        with self.store.read() as conn:
+            latest = conn.execute(
+                select(func.max(_result.c.evaluation)).where(_result.c.version_id == version.id)
+            ).scalar()
+            if latest is None:
+                return []
+            rows = conn.execute(
+                select(_result)
+                .where(_result.c.version_id == version.id, _result.c.evaluation == latest)
+                .order_by(_result.c.id)
+            )
+            return [
+                PolicyResult(
+                    r.evaluation,
+                    r.dataset,
+                    r.name,
+                    r.kind,
+                    r.passed,
+                    r.reason,
+                    dict(r.details),
+                    r.evaluated_at,
+                )
+                for r in rows
+            ]
+
+    # -- aliases -----------------------------------------------------------------------------
+
+    def promote(
+        self,
+        ref: str,
+        *,
+        project: str,
+        alias: str = "champion",
+        force: bool = False,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Point ``alias`` at a version, if its promotion policy passes.
+
+        The latest evaluation must have passed every check, and the approval checks
+        are re-counted now (approvals often come after the evaluation). ``force``
+        skips the policy but needs a ``reason``, and is recorded as forced.
+
+        Raises:
+            PromotionRefused: the policy fails (every failing check is listed), or the
+                version was never evaluated while the model has a policy.
+            ModelError: a rejected or archived version, or ``force`` without a reason.
+        """
+        check_alias(alias)
+        version = self.get_version(ref, project=project)
+        if version.status in ("rejected", "archived"):
+            raise ModelError(f"Model {version.ref} is {version.status}; it cannot be promoted.")
+        if force and not (reason and reason.strip()):
+            raise ModelError("A forced promotion needs a reason (--reason …); it is recorded.")
+        if not force:
+            failures = self._promotion_failures(version, project)
+            if failures:
+                listed = "; ".join(f"{name}: {why}" for name, why in failures)
+                raise PromotionRefused(
+                    f"Cannot promote {version.ref} to @{alias}: {listed}", failures
+                )
+        self._move(version, alias, "promote", forced=force, reason=reason)
+        with self.store.write() as conn:
+            conn.execute(
+                update(_version)
+                .where(_version.c.id == version.id, _version.c.status == "candidate")
+                .values(status="approved")
+            )
+        return self.get_version(version.ref, project=project)
+
+    def _promotion_failures(self, version: ModelVersion, project: str) -> list[tuple[str, str]]:
+        policy = self.get_policy(version.name, project=project)
+        if not policy.checks:
+            return []
+        results = self.policy_results(version)
+        if not results:
+            return [("evaluation", f"{version.ref} has not been evaluated; run evaluate first")]
+        failures = [(r.name, r.reason) for r in results if not r.passed and r.kind != "approvals"]
+        evaluated = {r.name for r in results}
+        for check in policy.checks:
+            if check.kind != "approvals" and check.name not in evaluated:
+                failures.append(
+                    (check.name, "added to the policy after the last evaluation; evaluate again")
+                )
+        fresh = EvaluationData.for_approvals(self.approvals_of(version), version.registered_by)
+        for check in policy.checks:
+            if isinstance(check, Approvals):
+                outcome = check.evaluate(fresh)
+                if not outcome.passed:
+                    failures.append((outcome.name, outcome.reason))
+        return failures
+
+    def rollback(self, name: str, *, project: str, alias: str = "champion") -> ModelVersion:
+        """Move ``alias`` back to the version it pointed at before its last move.
+
+        Raises:
+            ModelError: the alias has no earlier target.
+        """
+        check_alias(alias)
+        with self.store.read() as conn:
+            model_id = self._require_model(conn, check_model_name(name), project)
+            last = conn.execute(
+                select(_event)
+                .where(_event.c.model_id == model_id, _event.c.alias == alias)
+                .order_by(_event.c.id.desc())
+                .limit(1)
+            ).first()
+        if last is None or last.from_version_id is None:
+            raise ModelError(f"@{alias} of model {name!r} has no earlier version to roll back to.")
+        with self.store.read() as conn:
+            number = conn.execute(
+                select(_version.c.version).where(_version.c.id == last.from_version_id)
+            ).scalar_one()
+        target = self.get_version(f"{name}/{number}", project=project)
+        if target.status in ("rejected", "archived"):
+            raise ModelError(
+                f"@{alias} of model {name!r} pointed at {target.ref} before, which is now "
+                f"{target.status}; promote another version instead."
+            )
+        self._move(target, alias, "rollback", forced=False, reason=f"rollback of event {last.id}")
+        return self.get_version(target.ref, project=project)
+
+    def alias_history(
+        self, name: str, *, project: str, alias: str | None = None
+    ) -> list[AliasEvent]:
+        """Every alias move of a model, oldest first."""
+        with self.store.read() as conn:
+            model_id = self._require_model(conn, check_model_name(name), project)
+            numbers = dict(
+                conn.execute(
+                    select(_version.c.id, _version.c.version).where(_version.c.model_id == model_id)
+                ).all()
+            )
+            query = select(_event).where(_event.c.model_id == model_id).order_by(_event.c.id)
+            if alias is not None:
+                query = query.where(_event.c.alias == alias)
+            return [
+                AliasEvent(
+                    alias=r.alias,
+                    action=r.action,
+                    from_version=numbers.get(r.from_version_id),
+                    to_version=numbers.get(r.to_version_id),
+                    forced=r.forced,
+                    reason=r.reason,
+                    actor=r.actor,
+                    at=r.at,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def archive(self, ref: str, *, project: str) -> ModelVersion:
+        """Archive a version (no alias may point at it).
+
+        Raises:
+            ModelError: an alias still points at it.
+        """
+        version = self.get_version(ref, project=project)
+        if version.aliases:
+            raise ModelError(
+                f"Model {version.ref} is still @{', @'.join(version.aliases)}; "
+                "move the alias first."
+            )
+        with self.store.write() as conn:
+            conn.execute(
+                update(_version).where(_version.c.id == version.id).values(status="archived")
+            )
+        return self.get_version(version.ref, project=project)
+
+    def _move(
+        self, version: ModelVersion, alias: str, action: str, *, forced: bool, reason: str | None
+    ) -> None:
+        now = now_ms()
+        with self.store.write() as conn:
+            model_id = conn.execute(
+                select(_version.c.model_id).where(_version.c.id == version.id)
+            ).scalar_one()
+            current = conn.execute(
+                select(_alias.c.version_id).where(
+                    _alias.c.model_id == model_id, _alias.c.alias == alias
+                )
+            ).scalar()
+            if current == version.id:
+                return  # already there: not a move, nothing to roll back
+            if current is None:
+                conn.execute(
+                    _alias.insert().values(
+                        model_id=model_id, alias=alias, version_id=version.id, updated_at=now
+                    )
+                )
+            else:
+                conn.execute(
+                    update(_alias)
+                    .where(_alias.c.model_id == model_id, _alias.c.alias == alias)
+                    .values(version_id=version.id, updated_at=now)
+                )
+            conn.execute(
+                _event.insert().values(
+                    model_id=model_id,
+                    alias=alias,
+                    from_version_id=current,
+                    to_version_id=version.id,
+                    action=action,
+                    forced=forced,
+                    reason=reason,
+                    actor=current_identity(),
+                    at=now,
+                )
+            )
+
+
+def _predictions(model: LoadedModel, features: Any) -> tuple[Any, Any]:
+    pred = model.predict(features)
+    try:
+        proba = model.predict_proba(features)
+    except ModelError:
+        proba = None
+    return pred, proba
+
+
+def _metrics(y_true: Any, pred: Any, proba: Any) -> dict[str, float]:
+    """Classification metrics when the labels are discrete, else regression metrics."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    discrete = proba is not None or (
+        np.issubdtype(np.asarray(y_true).dtype, np.integer) and len(np.unique(y_true)) <= 50
+    )
+    if discrete:
+        out = {
+            "accuracy": float(m.accuracy_score(y_true, pred)),
+            "f1": float(m.f1_score(y_true, pred, average="weighted")),
+        }
+        if proba is not None:
+            try:
+                if proba.shape[1] == 2:
+                    out["auc"] = float(m.roc_auc_score(y_true, proba[:, 1]))
+                else:
+                    out["auc"] = float(m.roc_auc_score(y_true, proba, multi_class="ovr"))
+            except ValueError:  # one class only in this data
+                pass
+        return out
+    error = np.asarray(pred, dtype=float) - np.asarray(y_true, dtype=float)
+    return {
+        "r2": float(m.r2_score(y_true, pred)),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+    }
+
+
+def _latency_p95(model: LoadedModel, features: Any) -> float | None:
+    """p95 of single-row predict time, in milliseconds."""
+    import numpy as np
+
+    if len(features) == 0:
+        return None
+    timings = []
+    for i in range(min(_LATENCY_SAMPLES, len(features))):
+        row = features.iloc[[i]]
+        start = time.perf_counter()
+        model.predict(row)
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(timings, 95))
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(
+        json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )

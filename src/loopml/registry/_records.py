@@ -1,0 +1,90 @@
+"""Records handed out by the model registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopml.registry._signature import Signature
+
+__all__ = ["AliasEvent", "Model", "ModelVersion", "PolicyResult"]
+
+STATUSES = ("candidate", "approved", "rejected", "archived")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A named model: its versions' count, aliases and policy."""
+
+    name: str
+    project: str
+    description: str | None
+    latest_version: int | None
+    aliases: dict[str, int]
+    policy: list[dict[str, Any]] | None
+    intended_use: str | None
+    limitations: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """An immutable model version and everything that explains it.
+
+    ``datasets`` are the dataset versions (``name:N``) its source run used.
+    """
+
+    id: int
+    name: str
+    version: int
+    project: str
+    status: str
+    flavor: str
+    executable: bool
+    digest: str
+    onnx_digest: str | None
+    signature: Signature | None
+    source_run_id: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    datasets: tuple[str, ...]
+    git_commit: str | None
+    description: str | None
+    tags: dict[str, Any]
+    registered_by: str | None
+    created_at: int
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ref(self) -> str:
+        """``name/version``."""
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias."""
+
+    alias: str
+    action: str
+    from_version: int | None
+    to_version: int | None
+    forced: bool
+    reason: str | None
+    actor: str | None
+    at: int
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """A stored outcome of one policy check on one evaluation of a version."""
+
+    evaluation: int
+    dataset: str | None
+    name: str
+    kind: str
+    passed: bool
+    reason: str
+    details: dict[str, Any]
+    evaluated_at: int
