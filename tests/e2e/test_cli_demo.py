@@ -125,7 +125,13 @@ def test_data_list_shows_the_dataset_and_its_splits(in_demo: Demo) -> None:
     done = _loopml("data", "list", "--project", "demo", "--json")
     assert done.returncode == 0, done.stderr
     datasets = {d["name"]: d for d in json.loads(done.stdout)}
-    assert set(datasets) == {"breast-cancer", "breast-cancer-train", "breast-cancer-test"}
+    assert set(datasets) == {
+        "breast-cancer",
+        "breast-cancer-train",
+        "breast-cancer-test",
+        "breast-cancer-eval",
+    }
+    assert datasets["breast-cancer-eval"]["version_count"] == 1  # identical on the second demo
     assert datasets["breast-cancer"]["latest"] == "breast-cancer:1"
     assert datasets["breast-cancer"]["version_count"] == 2
     assert datasets["breast-cancer-train"]["version_count"] == 1
@@ -166,3 +172,38 @@ def test_every_training_run_has_lineage_to_the_split_it_trained_on(in_demo: Demo
         assert inputs == {str(train.id), str(test.id)}
         derived = {e.src.id for e in edges if e.relation == "derived"}
         assert derived == {str(source.id)}
+
+
+MODEL = "breast-cancer-classifier"
+
+
+def test_the_first_demo_promotes_the_winner_and_shows_why_the_other_fails(demo: Demo) -> None:
+    out = demo.first
+    assert f"Registry: model {MODEL}, evaluated on breast-cancer-eval:1" in out
+    assert f"{MODEL}/1 approved by reviewer" in out
+    assert f"@champion → {MODEL}/1\n" in out  # the logistic regression has the best AUC
+    assert f"{MODEL}/2 beats champion on auc:" in out
+    assert "so the improvement is not significant" in out
+    assert f"@champion is {MODEL}/1" in out
+    card = demo.home / "cards" / f"{MODEL}-1.html"
+    assert f"Model card: {card.absolute()}" in out
+    page = card.read_text()
+    assert "Intended use" in page and "clinic = north" in page
+
+
+def test_a_second_demo_cannot_beat_its_identical_champion(demo: Demo) -> None:
+    out = demo.second
+    assert f"{MODEL}/3 approved by reviewer" in out
+    assert f"{MODEL}/3 not promoted; @champion stays {MODEL}/1" in out
+    assert f"@champion is {MODEL}/1" in out
+
+
+def test_the_registry_records_the_demo(in_demo: Demo) -> None:
+    done = _loopml("models", "versions", MODEL, "-p", "demo", "--json")
+    assert done.returncode == 0, done.stderr
+    versions = json.loads(done.stdout)
+    assert [v["version"] for v in versions] == [1, 2, 3, 4]
+    assert versions[0]["aliases"] == ["champion"]
+    assert all(v["source_run_id"] and v["datasets"] for v in versions)
+    history = json.loads(_loopml("models", "history", MODEL, "-p", "demo", "--json").stdout)
+    assert [(e["action"], e["to_version"]) for e in history] == [("promote", 1)]

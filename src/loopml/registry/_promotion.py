@@ -147,6 +147,11 @@ class PromotionOps(RegistryBase):
         version = self.get_version(ref, project=project)
         if version.status == "rejected":
             raise ApprovalError(f"Model {version.ref} is already rejected.")
+        if version.aliases:
+            raise ApprovalError(
+                f"Model {version.ref} is @{', @'.join(version.aliases)}; move the alias first "
+                "(promote another version, or roll back), then reject it."
+            )
         who = identity or current_identity() or "unknown"
         approvals = ApprovalClient(self.store)
         request = approvals.request(
