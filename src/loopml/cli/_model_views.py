@@ -231,6 +231,8 @@ def checks_table(results: Sequence[PolicyResult], title: str) -> Table:
     table.add_column("kind", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for result in results:
+        if result.kind == "evaluation":  # the metrics, shown in their own table
+            continue
         table.add_row(mark(result.passed), Text(result.name), result.kind, Text(result.reason))
     return table
 

@@ -75,6 +75,8 @@ class CardMetric:
     low: float | None = None
     high: float | None = None
     confidence: float | None = None
+    value_low: float | None = None
+    value_high: float | None = None
 
     @property
     def has_interval(self) -> bool:
@@ -198,7 +200,7 @@ def build_card(client: RegistryClient, ref: str, project: str) -> ModelCard:
     version = client.get_version(ref, project=project)
     model = client.get_model(version.name, project=project)
     results = client.policy_results(version)
-    metrics, note = _metrics(version, results)
+    metrics, note = _metrics(version, results, client.evaluation_metrics(version))
     return ModelCard(
         name=version.name,
         version=version.version,
@@ -223,7 +225,9 @@ def build_card(client: RegistryClient, ref: str, project: str) -> ModelCard:
         evaluation=_evaluation(results),
         fairness=_fairness(results),
         checks=tuple(
-            CardCheck(r.name, r.kind, r.passed, r.reason) for r in results if r.kind != "none"
+            CardCheck(r.name, r.kind, r.passed, r.reason)
+            for r in results
+            if r.kind not in ("none", "evaluation")
         ),
         approvals=tuple(client.approvals_of(version)),
         lineage=_lineage(client, version),
@@ -273,7 +277,7 @@ def _profile_stats(version: DatasetVersion) -> tuple[tuple[str, str], ...]:
 
 
 def _metrics(
-    version: ModelVersion, results: list[PolicyResult]
+    version: ModelVersion, results: list[PolicyResult], evaluated: dict[str, dict[str, Any]]
 ) -> tuple[tuple[CardMetric, ...], str]:
     """Metrics of the latest evaluation (with intervals when a bootstrap stored one),
     then the source run's metrics."""
@@ -306,11 +310,33 @@ def _metrics(
                 _float(details.get("improvement_high")),
                 _float(details.get("confidence")),
             )
+    source = (
+        f"evaluation on {results[0].dataset}" if results and results[0].dataset else "evaluation"
+    )
+    for metric, stats in evaluated.items():
+        known = found.get(metric)
+        found[metric] = CardMetric(
+            metric,
+            _float(stats.get("value")),
+            source,
+            known.improvement if known else None,
+            known.low if known else None,
+            known.high if known else None,
+            known.confidence if known else _float(stats.get("confidence")),
+            _float(stats.get("low")),
+            _float(stats.get("high")),
+        )
     rows = list(found.values())
     for name, value in sorted(version.metrics.items()):
         if _is_number(value):
             rows.append(CardMetric(name, float(value), "training run"))
-    if any(m.has_interval for m in rows):
+    if any(m.value_low is not None for m in rows):
+        note = (
+            "Evaluation metrics carry 95% percentile-bootstrap intervals over the evaluation "
+            "rows; improvements over the champion come from the paired bootstrap of the "
+            "beats-champion check; training-run values are point estimates."
+        )
+    elif any(m.has_interval for m in rows):
         note = (
             "Intervals bound the improvement over the champion (candidate minus champion, "
             "positive is better), from the paired bootstrap of the beats-champion check; "
@@ -445,8 +471,16 @@ def _cell(text: object) -> str:
 
 
 def _interval(metric: CardMetric) -> str:
+    if metric.value_low is not None and metric.value_high is not None:
+        return f"value CI {fmt_number(metric.value_low)} to {fmt_number(metric.value_high)}" + (
+            f"; improvement {_improvement(metric)}" if metric.has_interval else ""
+        )
     if not metric.has_interval:
         return "-"
+    return _improvement(metric)
+
+
+def _improvement(metric: CardMetric) -> str:
     level = f"{metric.confidence:.0%} " if metric.confidence else ""
     return (
         f"{fmt_number(metric.improvement)} ({level}CI {fmt_number(metric.low)} to "

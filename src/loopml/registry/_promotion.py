@@ -23,7 +23,7 @@ from loopml.errors import (
     PromotionRefused,
 )
 from loopml.registry._base import RegistryBase
-from loopml.registry._policy import Approvals, EvaluationData, Policy
+from loopml.registry._policy import Approvals, CheckOutcome, EvaluationData, Policy
 from loopml.registry._records import AliasEvent, ModelVersion, PolicyResult
 from loopml.registry._refs import check_alias, check_model_name
 from loopml.store import now_ms, tables
@@ -244,7 +244,8 @@ class PromotionOps(RegistryBase):
             registered_by=version.registered_by,
         )
         policy = self.get_policy(version.name, project=project)
-        outcomes = policy.evaluate(evaluation)
+        outcomes = [_metrics_outcome(data, y_true, pred, proba, metrics)]
+        outcomes += policy.evaluate(evaluation)
         stored = self._store_results(version, data, outcomes)
         return EvaluationResult(version, stored[0].evaluation if stored else 0, metrics, stored)
 
@@ -308,8 +309,19 @@ class PromotionOps(RegistryBase):
                 )
         return self.policy_results(version)
 
+    def evaluation_metrics(self, version: ModelVersion) -> dict[str, dict[str, Any]]:
+        """Metrics of the latest evaluation: ``{name: {value, low, high, confidence}}``."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(_result.c.details)
+                .where(_result.c.version_id == version.id, _result.c.kind == "evaluation")
+                .order_by(_result.c.evaluation.desc())
+                .limit(1)
+            ).first()
+        return dict((row.details or {}).get("metrics", {})) if row is not None else {}
+
     def policy_results(self, version: ModelVersion) -> list[PolicyResult]:
-        """The results of the latest evaluation of ``version`` (empty if never evaluated)."""
+        """The check results of the latest evaluation of ``version`` (empty if never evaluated)."""
         with self.store.read() as conn:
             latest = conn.execute(
                 select(func.max(_result.c.evaluation)).where(_result.c.version_id == version.id)
@@ -318,7 +330,11 @@ class PromotionOps(RegistryBase):
                 return []
             rows = conn.execute(
                 select(_result)
-                .where(_result.c.version_id == version.id, _result.c.evaluation == latest)
+                .where(
+                    _result.c.version_id == version.id,
+                    _result.c.evaluation == latest,
+                    _result.c.kind != "evaluation",
+                )
                 .order_by(_result.c.id)
             )
             return [
@@ -556,6 +572,34 @@ def _metrics(y_true: Any, pred: Any, proba: Any) -> dict[str, float]:
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
     }
+
+
+_CONFIDENCE = 0.95
+
+
+def _metrics_outcome(
+    data: str, y_true: Any, pred: Any, proba: Any, metrics: dict[str, float]
+) -> CheckOutcome:
+    """The evaluation's metrics with 95% bootstrap intervals, stored beside the checks."""
+    from loopml.registry._stats import bootstrap_interval, get_metric
+
+    described: dict[str, dict[str, float | None]] = {}
+    for name, value in metrics.items():
+        low = high = None
+        try:
+            scores = proba if get_metric(name).needs_proba else pred
+            if scores is not None:
+                low, high = bootstrap_interval(name, y_true, scores, confidence=_CONFIDENCE)
+        except (InvalidParameter, ValueError):
+            pass  # a metric without a bootstrap form keeps its point value
+        described[name] = {"value": value, "low": low, "high": high, "confidence": _CONFIDENCE}
+    return CheckOutcome(
+        name="evaluation metrics",
+        kind="evaluation",
+        passed=True,
+        reason=f"{len(metrics)} metrics on {data}, with {_CONFIDENCE:.0%} bootstrap intervals",
+        details={"metrics": described},
+    )
 
 
 def _latency_p95(model: LoadedModel, features: Any) -> float | None:

@@ -35,6 +35,7 @@ __all__ = [
     "Interval",
     "McNemarResult",
     "Metric",
+    "bootstrap_interval",
     "demographic_parity_difference",
     "get_metric",
     "mcnemar",
@@ -462,6 +463,39 @@ def paired_bootstrap(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(differences, [tail, 1.0 - tail])
     return Interval(point, float(low), float(high), n_resamples, float(confidence))
+
+
+def bootstrap_interval(
+    metric: str,
+    y_true: npt.ArrayLike,
+    predictions: npt.ArrayLike,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of one model's named metric on its evaluation rows.
+
+    Raises:
+        InvalidParameter: an unknown metric, or one undefined on every resample.
+    """
+    scorer = get_metric(metric)
+    y, pred = _paired(y_true, predictions, "predictions")
+    n = len(y)
+    score = scorer.prepare(y, pred)
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, _CHUNK_ELEMENTS // n)
+    chunks = [
+        score(_weights(rng.integers(0, n, size=(min(per_chunk, n_resamples - start), n)), n))
+        for start in range(0, n_resamples, per_chunk)
+    ]
+    values = np.concatenate(chunks)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise InvalidParameter(f"The metric {metric!r} is undefined on every bootstrap resample.")
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def mcnemar(candidate_correct: npt.ArrayLike, champion_correct: npt.ArrayLike) -> McNemarResult:
