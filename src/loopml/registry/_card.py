@@ -520,7 +520,7 @@ def _markdown(card: ModelCard) -> list[str]:
         lines += [f"Latest {card.evaluation}.", ""]
     if card.metrics:
         lines += [
-            "| metric | value | source | improvement over champion |",
+            "| metric | value | source | 95% intervals (value; improvement over champion) |",
             "|---|---|---|---|",
         ]
         lines += [
