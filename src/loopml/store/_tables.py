@@ -32,7 +32,10 @@ __all__ = [
     "DATASET",
     "DATASET_SCHEMA",
     "DATASET_VERSION",
+    "DEPLOYMENT",
+    "DEPLOYMENT_REVISION",
     "ENVIRONMENT",
+    "FEEDBACK",
     "LATEST_METRIC",
     "LINEAGE_EDGE",
     "METRIC",
@@ -43,6 +46,7 @@ __all__ = [
     "PARAM",
     "PIPELINE_RUN",
     "POLICY_RESULT",
+    "PREDICTION_SEGMENT",
     "PROJECT",
     "RUN",
     "RUN_ARTIFACT",
@@ -55,7 +59,10 @@ __all__ = [
     "DatasetRow",
     "DatasetSchemaRow",
     "DatasetVersionRow",
+    "DeploymentRevisionRow",
+    "DeploymentRow",
     "EnvironmentRow",
+    "FeedbackRow",
     "LatestMetricRow",
     "LineageEdgeRow",
     "MetricRow",
@@ -66,6 +73,7 @@ __all__ = [
     "ParamRow",
     "PipelineRunRow",
     "PolicyResultRow",
+    "PredictionSegmentRow",
     "ProjectRow",
     "RunArtifactRow",
     "RunRow",
@@ -462,6 +470,63 @@ class PolicyResultRow(Base):
     evaluated_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class DeploymentRow(Base):
+    """An endpoint name; what it serves is its latest revision."""
+
+    __tablename__ = "deployment"
+    __table_args__ = (UniqueConstraint("project_id", "endpoint"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    endpoint: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeploymentRevisionRow(Base):
+    """An immutable set of routes of an endpoint; the newest revision is live."""
+
+    __tablename__ = "deployment_revision"
+    __table_args__ = (UniqueConstraint("deployment_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployment.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    routes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class PredictionSegmentRow(Base):
+    """A Parquet segment of the prediction log in the artifact store."""
+
+    __tablename__ = "prediction_segment"
+    __table_args__ = (Index("ix_prediction_segment_endpoint_time", "endpoint", "first_at"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    digest: Mapped[str] = mapped_column(String(64), info={"blob": True}, unique=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    first_at: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedbackRow(Base):
+    """Ground truth that arrived for a prediction (by request id), possibly much later."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("endpoint", "request_id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    request_id: Mapped[str] = mapped_column(String(64))
+    label: Mapped[Any] = mapped_column(JSON)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+
+
 def blob_columns() -> list[tuple[str, str]]:
     """Return ``(table, column)`` for every column that references an artifact blob."""
     return [
@@ -495,3 +560,7 @@ MODEL_VERSION = cast(Table, ModelVersionRow.__table__)
 MODEL_ALIAS = cast(Table, ModelAliasRow.__table__)
 ALIAS_EVENT = cast(Table, AliasEventRow.__table__)
 POLICY_RESULT = cast(Table, PolicyResultRow.__table__)
+DEPLOYMENT = cast(Table, DeploymentRow.__table__)
+DEPLOYMENT_REVISION = cast(Table, DeploymentRevisionRow.__table__)
+PREDICTION_SEGMENT = cast(Table, PredictionSegmentRow.__table__)
+FEEDBACK = cast(Table, FeedbackRow.__table__)

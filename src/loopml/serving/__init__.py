@@ -1,0 +1,1 @@
+"""Serving: deployments and routes, the prediction log and feedback (the HTTP server comes next)."""
