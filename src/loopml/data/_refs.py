@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from loopml._names import check_name
 from loopml.errors import InvalidParameter
 
 __all__ = ["DatasetRef", "check_dataset_name", "parse_ref"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 _REF = re.compile(r"(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z_]+))?")
 
 
@@ -25,13 +25,8 @@ class DatasetRef:
 
 
 def check_dataset_name(name: object) -> str:
-    """Return ``name`` if it can name a dataset (letters, digits, ``_ . -``; at most 200)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidParameter(
-            "A dataset name must start with a letter or digit and use only letters, digits, "
-            f"'_', '.' and '-' (at most 200 characters); got {name!r}."
-        )
-    return name
+    """Return ``name`` if it can name a dataset."""
+    return check_name("dataset", name)
 
 
 def parse_ref(ref: object) -> DatasetRef:

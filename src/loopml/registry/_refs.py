@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from loopml._names import check_name
 from loopml.errors import InvalidParameter
 
 __all__ = ["ModelRef", "check_alias", "check_model_name", "parse_model_ref"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,63}")
 _REF = re.compile(
     r"(?:models:/)?(?P<name>[^/@:]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@:]+)|/(?P<alias2>[A-Za-z][^/@:]*))?"
@@ -32,12 +32,7 @@ class ModelRef:
 
 def check_model_name(name: object) -> str:
     """Return ``name`` if it can name a model."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidParameter(
-            "A model name must start with a letter or digit and use only letters, digits, "
-            f"'_', '.' and '-' (at most 200 characters); got {name!r}."
-        )
-    return name
+    return check_name("model", name)
 
 
 def check_alias(alias: object) -> str:
