@@ -16,6 +16,7 @@ __all__ = [
     "DataSourceError",
     "DataValidationError",
     "DatasetNotFound",
+    "DeploymentNotFound",
     "FilterSyntaxError",
     "InvalidParameter",
     "LoopmlError",
@@ -237,3 +238,13 @@ class PromotionRefused(ModelError):
     def __init__(self, message: str, failures: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
+
+
+# --- serving -------------------------------------------------------------------
+
+
+class DeploymentNotFound(LoopmlError, KeyError):
+    """Raised when an endpoint or one of its revisions does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "deployment not found"

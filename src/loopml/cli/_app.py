@@ -12,6 +12,7 @@ from loopml.cli import (
     _artifacts,
     _data,
     _demo,
+    _deployments,
     _gc,
     _models,
     _pipelines,
@@ -86,6 +87,7 @@ app.add_typer(_data.app, name="data")
 app.add_typer(_pipelines.app, name="pipelines")
 app.add_typer(_approvals.app, name="approvals")
 app.add_typer(_models.app, name="models")
+app.add_typer(_deployments.app, name="deployments")
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)

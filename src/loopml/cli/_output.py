@@ -29,7 +29,8 @@ def out() -> Console:
 
 def _err() -> Console:
     # soft_wrap: a long message stays one line instead of being folded by Rich.
-    return Console(stderr=True, soft_wrap=True, highlight=False)
+    # emoji=False: ':100:' in an error (a route weight) must stay text.
+    return Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -1,1 +1,37 @@
-"""Serving: deployments and routes, the prediction log and feedback (the HTTP server comes next)."""
+"""Serving: deployments with routes, routing, the prediction log and feedback.
+
+The HTTP inference server that uses these is not built yet (see issue 6).
+"""
+
+from __future__ import annotations
+
+from loopml.serving._deployments import Deployment, DeploymentClient
+from loopml.serving._feedback import Feedback, feedback, record_feedback
+from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord, predictions
+from loopml.serving._routes import (
+    DeploymentSettings,
+    DeploymentSpec,
+    Route,
+    RouteMode,
+    parse_route,
+)
+from loopml.serving._routing import Router, key_position
+
+__all__ = [
+    "SEGMENT_SCHEMA",
+    "Deployment",
+    "DeploymentClient",
+    "DeploymentSettings",
+    "DeploymentSpec",
+    "Feedback",
+    "PredictionLog",
+    "PredictionRecord",
+    "Route",
+    "RouteMode",
+    "Router",
+    "feedback",
+    "key_position",
+    "parse_route",
+    "predictions",
+    "record_feedback",
+]
