@@ -18,6 +18,7 @@ from loopml.cli import (
     _pipelines,
     _projects,
     _runs,
+    _serve,
     _settings,
 )
 from loopml.cli._output import debug_enabled, report_error
@@ -91,6 +92,7 @@ app.add_typer(_deployments.app, name="deployments")
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)
+app.command("serve")(_serve.serve)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
-"""Serving: deployments with routes, routing, the prediction log and feedback.
+"""Serving: deployments with routes, routing, the prediction log, feedback and the server.
 
-The HTTP inference server that uses these is not built yet (see issue 6).
+``create_app`` builds the FastAPI inference app that ``loopml serve`` runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from loopml.serving._routes import (
     parse_route,
 )
 from loopml.serving._routing import Router, key_position
+from loopml.serving._server import create_app
 
 __all__ = [
     "SEGMENT_SCHEMA",
@@ -29,6 +30,7 @@ __all__ = [
     "Route",
     "RouteMode",
     "Router",
+    "create_app",
     "feedback",
     "key_position",
     "parse_route",
