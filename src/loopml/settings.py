@@ -20,7 +20,16 @@ from typing import Any
 
 from loopml.errors import SettingError
 
-__all__ = ["SETTINGS", "Setting", "artifact_uri", "get", "home", "iter_settings", "store_uri"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "artifact_uri",
+    "get",
+    "home",
+    "iter_settings",
+    "project",
+    "store_uri",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -191,6 +200,11 @@ def iter_settings() -> Iterator[tuple[Setting, Any]]:
     """Yield every setting with its current value, in declaration order."""
     for setting in SETTINGS.values():
         yield setting, setting.value()
+
+
+def project(name: str | None = None) -> str:
+    """Return ``name``, or the default project (``LOOPML_PROJECT``) when it is None."""
+    return name if name is not None else str(get("LOOPML_PROJECT"))
 
 
 def home() -> Path:

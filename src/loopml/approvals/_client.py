@@ -6,13 +6,13 @@ later), so there is one CLI group and one trail.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
+from loopml._identity import current_identity
 from loopml.errors import ApprovalError, InvalidParameter
 from loopml.store import Store, now_ms, tables
 
@@ -38,14 +38,6 @@ class Approval:
     decided_by: str | None
     decided_at: int | None
     comment: str | None
-
-
-def current_identity() -> str | None:
-    """Who is acting: the operating-system user (governance will add real identities)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None
 
 
 class ApprovalClient:

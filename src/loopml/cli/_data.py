@@ -61,7 +61,7 @@ _FormatOption = Annotated[
 def _project_name(project: str | None) -> str:
     from loopml import settings
 
-    return project if project is not None else str(settings.get("LOOPML_PROJECT"))
+    return settings.project(project)
 
 
 # -- data add ------------------------------------------------------------------------

@@ -39,7 +39,7 @@ _MODE_STYLES = {"primary": "green", "canary": "yellow", "shadow": "dim"}
 def _project_name(project: str | None) -> str:
     from loopml import settings
 
-    return project if project is not None else str(settings.get("LOOPML_PROJECT"))
+    return settings.project(project)
 
 
 def _client() -> DeploymentClient:

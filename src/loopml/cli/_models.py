@@ -47,7 +47,7 @@ _Comment = Annotated[
 def _project_name(project: str | None) -> str:
     from loopml import settings
 
-    return project if project is not None else str(settings.get("LOOPML_PROJECT"))
+    return settings.project(project)
 
 
 def _registry() -> RegistryClient:

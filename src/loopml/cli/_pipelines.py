@@ -253,7 +253,7 @@ def list_runs(
     import loopml.pipelines
     from loopml import settings
 
-    name = project if project is not None else str(settings.get("LOOPML_PROJECT"))
+    name = settings.project(project)
     runs = loopml.pipelines.list_pipeline_runs(name, pipeline, max_results)
     if as_json:
         print_json([views.pipeline_run_json(run) for run in runs])

@@ -50,7 +50,7 @@ def serve(
         tracking.store,
         tracking.artifacts,
         endpoints or None,
-        project if project is not None else str(settings.get("LOOPML_PROJECT")),
+        settings.project(project),
         log_folder if log_folder is not None else settings.home() / "predictions",
     )
     typer.echo(f"Serving on http://{host}:{port} (Ctrl-C to stop).", err=True)

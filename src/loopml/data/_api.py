@@ -50,10 +50,6 @@ def get_client() -> DataClient:
     return DataClient(tracking.store, tracking.artifacts)
 
 
-def _project(project: str | None) -> str:
-    return project if project is not None else str(settings.get("LOOPML_PROJECT"))
-
-
 def _run_id() -> str | None:
     from loopml.tracking import active_run
 
@@ -97,7 +93,7 @@ def register(
     return get_client().register(
         name,
         source,
-        project=_project(project),
+        project=settings.project(project),
         description=description,
         parents=parents,
         key=key,
@@ -109,12 +105,12 @@ def register(
 
 def load(ref: str, *, project: str | None = None) -> pd.DataFrame:
     """Return a version's data as a pandas DataFrame (``credit:2``, ``credit@latest``)."""
-    return get_client().load(ref, project=_project(project), run_id=_run_id())
+    return get_client().load(ref, project=settings.project(project), run_id=_run_id())
 
 
 def as_arrow(ref: str, *, project: str | None = None) -> pa.Table:
     """Return a version's data as a pyarrow Table."""
-    return get_client().load_table(ref, project=_project(project), run_id=_run_id())
+    return get_client().load_table(ref, project=settings.project(project), run_id=_run_id())
 
 
 def as_polars(ref: str, *, project: str | None = None) -> Any:
@@ -126,17 +122,17 @@ def as_polars(ref: str, *, project: str | None = None) -> Any:
 
 def get(ref: str, *, project: str | None = None) -> DatasetVersion:
     """Return the metadata of a version (schema, profile, status, parents …)."""
-    return get_client().get_version(ref, project=_project(project))
+    return get_client().get_version(ref, project=settings.project(project))
 
 
 def versions(name: str, *, project: str | None = None) -> list[DatasetVersion]:
     """Return every version of a dataset, oldest first."""
-    return get_client().list_versions(name, project=_project(project))
+    return get_client().list_versions(name, project=settings.project(project))
 
 
 def datasets(*, project: str | None = None) -> list[Dataset]:
     """Return the datasets of a project."""
-    return get_client().list_datasets(project=_project(project))
+    return get_client().list_datasets(project=settings.project(project))
 
 
 def validate(
@@ -149,20 +145,24 @@ def validate(
 ) -> ValidationReport:
     """Check data against a dataset's schema and expectations; returns the report."""
     return get_client().validate(
-        source, against=against, project=_project(project), expectations=expectations, format=format
+        source,
+        against=against,
+        project=settings.project(project),
+        expectations=expectations,
+        format=format,
     )
 
 
 def report(ref: str, *, project: str | None = None) -> ValidationReport | None:
     """Return the validation report stored with a version, if checks ran."""
-    return get_client().report(ref, project=_project(project))
+    return get_client().report(ref, project=settings.project(project))
 
 
 def get_schema(
     name: str, *, project: str | None = None
 ) -> tuple[int, DatasetSchema, list[Expectation]]:
     """Return ``(revision, schema, expectations)`` of a dataset."""
-    return get_client().get_schema(name, project=_project(project))
+    return get_client().get_schema(name, project=settings.project(project))
 
 
 def save_schema(
@@ -174,7 +174,7 @@ def save_schema(
 ) -> int:
     """Store a new schema revision (YAML text or objects); returns its number."""
     return get_client().save_schema(
-        name, project=_project(project), schema=schema, expectations=expectations
+        name, project=settings.project(project), schema=schema, expectations=expectations
     )
 
 
@@ -188,10 +188,15 @@ def split(
 ) -> dict[str, DatasetVersion]:
     """Split a version into child datasets ``NAME-PART``, reproducibly."""
     return get_client().split(
-        ref, fractions, project=_project(project), seed=seed, stratify=stratify, run_id=_run_id()
+        ref,
+        fractions,
+        project=settings.project(project),
+        seed=seed,
+        stratify=stratify,
+        run_id=_run_id(),
     )
 
 
 def diff(old: str, new: str, *, project: str | None = None) -> ProfileDiff:
     """Compare two versions' schemas and statistics."""
-    return get_client().diff(old, new, project=_project(project))
+    return get_client().diff(old, new, project=settings.project(project))

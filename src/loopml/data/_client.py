@@ -7,7 +7,6 @@ the Parquet snapshots and validation reports live in the artifact store.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
+from loopml._identity import current_identity
 from loopml.artifacts import ArtifactStore
 from loopml.data._diff import ProfileDiff, diff_profiles
 from loopml.data._expect import expectations_from_yaml, expectations_to_yaml
@@ -31,7 +31,7 @@ from loopml.data._snapshot import SnapshotWriter, read_snapshot, read_snapshot_b
 from loopml.data._sources import Source, open_source
 from loopml.data._validate import validate_batches
 from loopml.errors import DatasetNotFound, DataValidationError, InvalidParameter
-from loopml.store import Node, Store, add_edge, now_ms, tables
+from loopml.store import Node, Store, add_edge, next_number, now_ms, tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +137,7 @@ class DataClient:
             "report_digest": report_digest,
             "report_passed": None if report is None else report.passed,
             "schema_revision": schema_revision,
-            "creator": _current_user(),
+            "creator": current_identity(),
         }
         version = self._insert_version(name, project, description, key_columns, values, profile)
         self._record_lineage(version, parent_versions, run_id, produced=True)
@@ -210,14 +210,9 @@ class DataClient:
             try:
                 with self.store.write() as conn:
                     dataset_id = self._ensure_dataset(conn, name, project, description, key_columns)
-                    number = (
-                        conn.execute(
-                            select(func.max(_version.c.version)).where(
-                                _version.c.dataset_id == dataset_id
-                            )
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    number = next_number(
+                        conn, _version.c.version, _version.c.dataset_id == dataset_id
+                    )
                     version_id = conn.execute(
                         _version.insert()
                         .values(
@@ -255,7 +250,7 @@ class DataClient:
                     description=description,
                     key_columns=list(key_columns),
                     created_at=now_ms(),
-                    creator=_current_user(),
+                    creator=current_identity(),
                 )
                 .returning(_dataset.c.id)
             ).scalar_one()
@@ -443,19 +438,14 @@ class DataClient:
         schema: DatasetSchema,
         expectations: list[Expectation],
     ) -> int:
-        revision = (
-            conn.execute(
-                select(func.max(_schema.c.revision)).where(_schema.c.dataset_id == dataset_id)
-            ).scalar()
-            or 0
-        ) + 1
+        revision = next_number(conn, _schema.c.revision, _schema.c.dataset_id == dataset_id)
         conn.execute(
             _schema.insert().values(
                 dataset_id=dataset_id,
                 revision=revision,
                 schema_yaml=schema.to_yaml(),
                 expectations_yaml=expectations_to_yaml(expectations) if expectations else None,
-                author=_current_user(),
+                author=current_identity(),
                 created_at=now_ms(),
             )
         )
@@ -642,10 +632,3 @@ def _describe_diff(report: ValidationReport) -> str:
             + ", ".join(f"{c}: {t['expected']} -> {t['got']}" for c, t in diff.retyped.items())
         )
     return "; ".join(parts)
-
-
-def _current_user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None

@@ -27,7 +27,7 @@ def list_pipeline_runs(
     project: str | None = None, pipeline: str | None = None, limit: int = 50
 ) -> list[PipelineRun]:
     """Return the pipeline runs of a project, newest first."""
-    name = project if project is not None else str(settings.get("LOOPML_PROJECT"))
+    name = settings.project(project)
     return _state.list_pipeline_runs(get_client().store, name, pipeline, limit)
 
 

@@ -205,13 +205,15 @@ class Runner:
                     state.done.add(node.name)
                     progress = True
                     continue
-                reused = self._reuse(run_id, node, state.outputs, cache, finished.get(node.name))
+                inputs = _inputs(node, state.outputs)
+                key = self._key(node, inputs)  # computed once: fingerprints are not free
+                reused = self._reuse(run_id, node, key, cache, finished.get(node.name))
                 if reused is not None:
                     state.outputs[node.name] = reused
                     state.done.add(node.name)
                     progress = True
                 else:
-                    future, info = self._submit(run_id, node, state.outputs)
+                    future, info = self._submit(run_id, node, inputs, key)
                     state.running[future] = info
                     active.add(node.name)
 
@@ -262,7 +264,7 @@ class Runner:
         self,
         run_id: str,
         node: Node,
-        outputs: dict[str, tuple[StoredValue, ...]],
+        key: str,
         use_cache: bool,
         finished: StepRecord | None,
     ) -> tuple[StoredValue, ...] | None:
@@ -270,8 +272,6 @@ class Runner:
         step = node.step
         if step is None:  # pragma: no cover - gates are handled by _gate
             return None
-        inputs = _inputs(node, outputs)
-        key = self._key(node, inputs)
         if finished is not None and finished.cache_key == key:
             self._emit(Event(node.name, "finished", finished.run_id, "reused by resume"))
             return finished.outputs
@@ -303,14 +303,12 @@ class Runner:
         return stored
 
     def _submit(
-        self, run_id: str, node: Node, outputs: dict[str, tuple[StoredValue, ...]]
+        self, run_id: str, node: Node, inputs: dict[str, StoredValue], key: str
     ) -> tuple[concurrent.futures.Future[StepResult], _Running]:
         step = node.step
         if step is None:  # pragma: no cover - gates are handled by _gate
             raise PipelineDefinitionError(f"{node.name!r} is not a step.")
         client = self.client
-        inputs = _inputs(node, outputs)
-        key = self._key(node, inputs)
         started = now_ms()
         child = self._child_run(run_id, node)
         _state.record_step(

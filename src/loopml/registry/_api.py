@@ -41,10 +41,6 @@ def get_client() -> RegistryClient:
     return RegistryClient(tracking.store, tracking.artifacts)
 
 
-def _project(project: str | None) -> str:
-    return project if project is not None else str(settings.get("LOOPML_PROJECT"))
-
-
 def register(
     model: Any,
     name: str,
@@ -75,7 +71,7 @@ def register(
     return get_client().register(
         model,
         name,
-        project=_project(project),
+        project=settings.project(project),
         run_id=run_id,
         signature=signature,
         input_example=input_example,
@@ -88,27 +84,27 @@ def register(
 
 def load(ref: str, *, project: str | None = None, trust: bool = False) -> LoadedModel:
     """Load ``credit@champion``, ``credit/3`` or ``models:/credit/3``, verified."""
-    return get_client().load(ref, project=_project(project), trust=trust)
+    return get_client().load(ref, project=settings.project(project), trust=trust)
 
 
 def get(ref: str, *, project: str | None = None) -> ModelVersion:
     """The registry record of a version."""
-    return get_client().get_version(ref, project=_project(project))
+    return get_client().get_version(ref, project=settings.project(project))
 
 
 def versions(name: str, *, project: str | None = None) -> list[ModelVersion]:
     """Every version of a model."""
-    return get_client().list_versions(name, project=_project(project))
+    return get_client().list_versions(name, project=settings.project(project))
 
 
 def list_models(*, project: str | None = None) -> list[Model]:
     """Every model of a project."""
-    return get_client().list_models(project=_project(project))
+    return get_client().list_models(project=settings.project(project))
 
 
 def set_policy(name: str, policy: Policy | str, *, project: str | None = None) -> Policy:
     """Store a model's promotion policy (a Policy or YAML)."""
-    return get_client().set_policy(name, policy, project=_project(project))
+    return get_client().set_policy(name, policy, project=settings.project(project))
 
 
 def evaluate(
@@ -121,7 +117,7 @@ def evaluate(
 ) -> EvaluationResult:
     """Evaluate a version on a dataset version against its model's policy."""
     return get_client().evaluate(
-        ref, data, project=_project(project), target=target, sensitive=sensitive
+        ref, data, project=settings.project(project), target=target, sensitive=sensitive
     )
 
 
@@ -133,12 +129,14 @@ def approve(
     project: str | None = None,
 ) -> ModelVersion:
     """Approve a version (as the current identity unless ``identity`` names another)."""
-    return get_client().approve(ref, project=_project(project), comment=comment, identity=identity)
+    return get_client().approve(
+        ref, project=settings.project(project), comment=comment, identity=identity
+    )
 
 
 def reject(ref: str, *, comment: str | None = None, project: str | None = None) -> ModelVersion:
     """Reject a version."""
-    return get_client().reject(ref, project=_project(project), comment=comment)
+    return get_client().reject(ref, project=settings.project(project), comment=comment)
 
 
 def promote(
@@ -151,17 +149,17 @@ def promote(
 ) -> ModelVersion:
     """Move an alias to a version whose policy passes (or ``force`` with a reason)."""
     return get_client().promote(
-        ref, project=_project(project), alias=alias, force=force, reason=reason
+        ref, project=settings.project(project), alias=alias, force=force, reason=reason
     )
 
 
 def rollback(name: str, *, alias: str = "champion", project: str | None = None) -> ModelVersion:
     """Move an alias back to its previous version."""
-    return get_client().rollback(name, project=_project(project), alias=alias)
+    return get_client().rollback(name, project=settings.project(project), alias=alias)
 
 
 def alias_history(
     name: str, *, alias: str | None = None, project: str | None = None
 ) -> list[AliasEvent]:
     """Every alias move of a model."""
-    return get_client().alias_history(name, project=_project(project), alias=alias)
+    return get_client().alias_history(name, project=settings.project(project), alias=alias)

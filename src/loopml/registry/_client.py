@@ -25,7 +25,7 @@ from loopml.registry._promotion import PromotionOps
 from loopml.registry._records import Model, ModelVersion
 from loopml.registry._refs import check_model_name
 from loopml.registry._signature import Signature, as_frame, infer_signature
-from loopml.store import Node, add_edge, now_ms, tables, walk
+from loopml.store import Node, add_edge, next_number, now_ms, tables, walk
 
 __all__ = ["RegistryClient"]
 
@@ -154,14 +154,7 @@ class RegistryClient(PromotionOps):
                             )
                             .returning(_model.c.id)
                         ).scalar_one()
-                    number = (
-                        conn.execute(
-                            select(func.max(_version.c.version)).where(
-                                _version.c.model_id == model_id
-                            )
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    number = next_number(conn, _version.c.version, _version.c.model_id == model_id)
                     version_id = conn.execute(
                         _version.insert()
                         .values(model_id=model_id, version=number, created_at=now_ms(), **values)

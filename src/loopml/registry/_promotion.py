@@ -26,7 +26,7 @@ from loopml.registry._base import RegistryBase
 from loopml.registry._policy import Approvals, CheckOutcome, EvaluationData, Policy
 from loopml.registry._records import AliasEvent, ModelVersion, PolicyResult
 from loopml.registry._refs import check_alias, check_model_name
-from loopml.store import now_ms, tables
+from loopml.store import next_number, now_ms, tables
 
 if TYPE_CHECKING:
     from loopml.registry._loaded import LoadedModel
@@ -271,12 +271,7 @@ class PromotionOps(RegistryBase):
     ) -> list[PolicyResult]:
         now = now_ms()
         with self.store.write() as conn:
-            evaluation = (
-                conn.execute(
-                    select(func.max(_result.c.evaluation)).where(_result.c.version_id == version.id)
-                ).scalar()
-                or 0
-            ) + 1
+            evaluation = next_number(conn, _result.c.evaluation, _result.c.version_id == version.id)
             rows = [
                 {
                     "version_id": version.id,

@@ -37,7 +37,7 @@ from loopml.serving._routes import (
     check_endpoint,
     check_routes,
 )
-from loopml.store import Store, now_ms, tables
+from loopml.store import Store, next_number, now_ms, tables
 
 if TYPE_CHECKING:
     from loopml.registry._client import RegistryClient
@@ -245,14 +245,9 @@ class DeploymentClient:
             try:
                 with self.store.write() as conn:
                     deployment_id = self._deployment_id(conn, endpoint, project)
-                    number = (
-                        conn.execute(
-                            select(func.max(_revision.c.revision)).where(
-                                _revision.c.deployment_id == deployment_id
-                            )
-                        ).scalar()
-                        or 0
-                    ) + 1
+                    number = next_number(
+                        conn, _revision.c.revision, _revision.c.deployment_id == deployment_id
+                    )
                     record = Deployment(
                         endpoint,
                         project,

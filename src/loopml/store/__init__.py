@@ -10,7 +10,7 @@ from loopml.store import _tables as tables
 from loopml.store._engine import redacted
 from loopml.store._lineage import Edge, Node, add_edge, walk
 from loopml.store._migrate import HEAD_REVISION, current_revision
-from loopml.store._store import Store, now_ms, open_store
+from loopml.store._store import Store, next_number, now_ms, open_store
 
 __all__ = [
     "HEAD_REVISION",
@@ -19,6 +19,7 @@ __all__ = [
     "Store",
     "add_edge",
     "current_revision",
+    "next_number",
     "now_ms",
     "open_store",
     "redacted",

@@ -7,8 +7,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from loopml.errors import StoreUnavailable
@@ -16,12 +17,23 @@ from loopml.store._engine import WRITE_OPTION, create_store_engine, redacted
 from loopml.store._migrate import migrate
 from loopml.store._tables import PROJECT
 
-__all__ = ["Store", "now_ms", "open_store"]
+__all__ = ["Store", "next_number", "now_ms", "open_store"]
 
 
 def now_ms() -> int:
     """Return the current time in integer milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
+
+
+def next_number(connection: Connection, column: Any, *where: Any) -> int:
+    """The next number in a per-parent sequence (versions, revisions): max + 1, or 1.
+
+    Call it inside the write transaction that inserts the row; a unique constraint
+    on (parent, number) turns a race between two writers into an IntegrityError
+    the caller retries.
+    """
+    current = connection.execute(select(func.max(column)).where(*where)).scalar()
+    return int(current or 0) + 1
 
 
 class Store:

@@ -19,11 +19,12 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from loopml._identity import current_identity
 from loopml.errors import InvalidParameter, ParamConflict, RunNotFound
 from loopml.store import now_ms, tables
 from loopml.tracking import _context
 from loopml.tracking._client_artifacts import ArtifactOps
-from loopml.tracking._client_base import current_user, project_name
+from loopml.tracking._client_base import project_name
 from loopml.tracking._client_reading import ReadOps
 from loopml.tracking._queries import metric_history
 from loopml.tracking._records import PAUSED_STATUSES, TERMINAL_STATUSES, Metric
@@ -101,7 +102,7 @@ class TrackingClient(ArtifactOps, ReadOps):
         environment = None
         if capture_context:
             context, environment = _capture_context(None if source is None else Path(source))
-        user = context.get("user") or current_user()
+        user = context.get("user") or current_identity()
         start = now_ms()
         with self.store.write() as conn:
             if parent_id is not None:

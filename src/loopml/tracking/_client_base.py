@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import threading
 from typing import Self
 
@@ -15,7 +14,7 @@ from loopml.store import Store, open_store, tables
 from loopml.tracking import _context
 from loopml.tracking._writer import MetricWriter
 
-__all__ = ["ClientBase", "current_user", "project_name"]
+__all__ = ["ClientBase", "project_name"]
 
 _run = tables.RUN
 
@@ -111,16 +110,9 @@ class ClientBase:
 
 
 def project_name(project: str | None) -> str:
-    name = project if project is not None else settings.get("LOOPML_PROJECT")
+    name = settings.project(project)
     if not isinstance(name, str) or not name.strip() or len(name) > 250:
         raise InvalidParameter(
             f"A project name must be a non-empty str of at most 250 characters; got {name!r}."
         )
     return str(name)
-
-
-def current_user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None

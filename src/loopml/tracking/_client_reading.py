@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from sqlalchemy import select
 
 from loopml import settings
+from loopml._identity import current_identity
 from loopml.errors import InvalidParameter, ProjectNotFound, RunNotFound
 from loopml.store import Edge, Node, add_edge, now_ms, tables, walk
-from loopml.tracking._client_base import ClientBase, current_user, project_name
+from loopml.tracking._client_base import ClientBase, project_name
 from loopml.tracking._filter import parse_filter, parse_order_by
 from loopml.tracking._queries import RUN_COLUMNS, load_runs
 from loopml.tracking._records import Note, Run
@@ -47,7 +48,7 @@ class ReadOps(ClientBase):
             )
         if not isinstance(text, str) or not text.strip():
             raise InvalidParameter("A note needs some text; got an empty note.")
-        note = Note(text, current_user(), now_ms())
+        note = Note(text, current_identity(), now_ms())
         with self.store.write() as conn:
             if object_kind == "run":
                 self._require_run(conn, object_id)

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import getpass
 import hashlib
 import importlib.metadata
 import logging
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml import settings
+from loopml._identity import current_identity
 
 if sys.platform != "win32":
     import resource
@@ -336,10 +336,7 @@ def _machine() -> tuple[str, str, str, str, str | None]:
         hostname = socket.gethostname()
     except OSError:
         hostname = ""
-    try:
-        user: str | None = getpass.getuser()
-    except Exception:  # OSError or KeyError without a passwd entry, varies by version
-        user = None
+    user = current_identity()
     return (
         platform.python_version(),
         platform.python_implementation(),
