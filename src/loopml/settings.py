@@ -51,6 +51,13 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("expected a number >= 0")
+    return value
+
+
 def _parse_positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
@@ -164,6 +171,38 @@ SETTINGS: dict[str, Setting] = {
             "loopml gc never deletes a blob younger than this (it may belong to a "
             "write in progress).",
             _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_SERVE_POLL_INTERVAL",
+            "float (s)",
+            2.0,
+            "How often loopml serve checks the store for new deployment revisions and "
+            "alias moves (0: never; the loaded models are served until restart).",
+            _parse_non_negative_float,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_BATCH_SIZE",
+            "int",
+            64,
+            "Most rows loopml serve predicts in one model call (an endpoint's "
+            "max_batch_size setting overrides it).",
+            _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_WAIT_MS",
+            "float (ms)",
+            0.0,
+            "How long the first request of a batch waits for more (0: batches form only "
+            "from requests that arrive while the model is busy; max_wait_ms overrides it).",
+            _parse_non_negative_float,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_QUEUE",
+            "int",
+            1024,
+            "Requests that may wait per route; beyond it loopml serve answers 503 with "
+            "Retry-After.",
+            _parse_positive_int,
         ),
         Setting(
             "LOOPML_DEBUG",

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
+from server_support import free_port, start_in_thread
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
@@ -25,7 +23,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.errors import DeploymentNotFound
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient, feedback, predictions
-from loopml.serving._server import create_app
+from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
 
 
@@ -41,34 +39,10 @@ class Served:
     stop: Any
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
     frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
     return frame
-
-
-def _start(app: Any) -> tuple[str, Any]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("The server did not start.")
-        time.sleep(0.01)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(10)
-
-    return f"http://127.0.0.1:{port}", stop
 
 
 @pytest.fixture
@@ -86,8 +60,10 @@ def served(tmp_path: Path, data: pd.DataFrame) -> Iterator[Served]:
         "cancer", ["cancer/1:100", "cancer/2:shadow"], project="p"
     )
     sample = features.head(8)
-    app = create_app(store, artifacts, None, "p", tmp_path / "wal", max_body_bytes=200_000)
-    url, stop = _start(app)
+    app = create_app(
+        store, artifacts, None, "p", tmp_path / "wal", ServerOptions(max_body_bytes=200_000)
+    )
+    url, stop = start_in_thread(app)
     result = Served(url, store, artifacts, sample, model.predict(sample).tolist(), stop)
     try:
         yield result
@@ -241,7 +217,7 @@ def test_sticky_key_keeps_a_caller_on_one_route(served: Served, tmp_path: Path) 
         "split", ["cancer/1:50", "cancer/2:50"], project="p", settings={"sticky_key": "id"}
     )
     app = create_app(served.store, served.artifacts, ["split"], "p", tmp_path / "wal-split")
-    url, stop = _start(app)
+    url, stop = start_in_thread(app)
     try:
         row = served.frame.head(1).to_dict(orient="records")[0]
         routes: dict[str, set[str]] = {}
@@ -269,7 +245,7 @@ def test_cli_serve_runs_uvicorn_and_flushes_the_log_on_shutdown(
     registry.register(model, "cancer", project="p", input_example=features.head(5))
     DeploymentClient(tracking.store, registry).set("cancer", ["cancer/1:100"], project="p")
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -322,7 +298,7 @@ def test_unexpected_errors_are_a_json_500_without_traceback(served: Served, tmp_
         raise RuntimeError("secret internals")
 
     app.add_api_route("/boom", boom)
-    url, stop = _start(app)
+    url, stop = start_in_thread(app)
     try:
         response = httpx.get(f"{url}/boom")
     finally:

@@ -166,7 +166,9 @@ class Signature:
             frame: the prediction input.
 
         Returns:
-            A new DataFrame (same index) with exactly the signature's columns.
+            A DataFrame (same index) with exactly the signature's columns: ``frame``
+            itself when it already has them, in order, with the enforced dtypes
+            (the common case of a served model, checked in one vectorised pass).
 
         Raises:
             SignatureError: a column is missing, holds a value that is not of its
@@ -180,7 +182,7 @@ class Signature:
                 "The 'frame' parameter of Signature.enforce must be a pandas DataFrame. "
                 f"Got {type(frame).__name__} instead; use as_frame() to convert it."
             )
-        if not self.inputs:
+        if not self.inputs or _conforms(frame, self.inputs):
             return frame
         labels: dict[str, Any] = {}
         for label in frame.columns:
@@ -199,6 +201,29 @@ class Signature:
                 )
             columns[spec.name] = _enforce_column(column, spec)
         return pd.DataFrame(columns, index=frame.index)
+
+
+_EXACT_DTYPES: dict[str, np.dtype[Any]] = {
+    "float": np.dtype("float64"),
+    "integer": np.dtype("int64"),
+    "boolean": np.dtype("bool"),
+}
+"""Dtypes that need no conversion: int64 and bool hold no missing value, float64 may."""
+
+
+def _conforms(frame: pd.DataFrame, inputs: Sequence[ColumnSpec]) -> bool:
+    """Whether ``frame`` is exactly what :meth:`Signature.enforce` would return."""
+    if len(frame.columns) != len(inputs):
+        return False
+    for label, dtype, spec in zip(frame.columns, frame.dtypes, inputs, strict=True):
+        if label != spec.name or dtype != _EXACT_DTYPES.get(spec.type):
+            return False
+        if spec.type != "float" and spec.nullable:
+            return False  # enforced as the nullable Int64 / boolean extension dtypes
+    if all(spec.nullable for spec in inputs if spec.type == "float"):
+        return True
+    missing = np.asarray(frame.isna().to_numpy().any(axis=0)).tolist()
+    return not any(m and not spec.nullable for m, spec in zip(missing, inputs, strict=True))
 
 
 def _spec_from(data: Mapping[str, Any]) -> ColumnSpec:

@@ -1,10 +1,15 @@
-"""Request bodies of the inference server, turned into one canonical form: a list of records.
+"""Request bodies of the inference server, turned into one canonical form: columns.
 
-Three shapes are accepted on ``/v1/endpoints/{name}/predict``:
+A request's rows become :data:`Columns`, a dict of column name → list of values
+(of equal length), which is what a DataFrame is built from fastest and what the
+prediction log stores. Three JSON shapes are accepted on
+``/v1/endpoints/{name}/predict``:
 
 * ``{"records": [{"age": 31, "income": 2.5}, ...]}``
 * ``{"columns": {"age": [31, 40], "income": [2.5, 3.0]}}``
 * ``{"dataframe_split": {"columns": ["age", "income"], "data": [[31, 2.5], [40, 3.0]]}}``
+
+and CSV with a header row (``Content-Type: text/csv``), its column types inferred.
 
 and on ``/v2/models/{name}/infer`` (Open Inference Protocol v2) one input per column:
 ``{"inputs": [{"name": "age", "shape": [2], "datatype": "INT64", "data": [31, 40]}]}``.
@@ -13,23 +18,27 @@ Every failure raises :class:`PayloadError`, which names the field at fault and w
 was expected, so the server can answer 422 with a useful body.
 
 Example:
-    >>> parse_predict_body({"columns": {"a": [1, 2]}})
-    [{'a': 1}, {'a': 2}]
+    >>> parse_predict_body({"records": [{"a": 1}, {"a": 2, "b": "x"}]})
+    {'a': [1, 2], 'b': [None, 'x']}
 """
 
 from __future__ import annotations
 
-import json
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from loopml.errors import InvalidParameter
 
 __all__ = [
     "OIP_DATATYPES",
+    "Columns",
     "PayloadError",
     "oip_datatype",
+    "parse_csv",
     "parse_json",
     "parse_oip_inputs",
     "parse_predict_body",
@@ -46,7 +55,8 @@ OIP_DATATYPES: dict[str, str] = {
 
 _PREDICT_SHAPES = ("records", "columns", "dataframe_split")
 
-Record = dict[str, Any]
+Columns = dict[str, list[Any]]
+"""Column name → values; every column of one request has the same length (≥ 1)."""
 
 
 class PayloadError(InvalidParameter):
@@ -71,12 +81,36 @@ def parse_json(body: bytes) -> object:
         PayloadError: the body is not UTF-8 JSON.
     """
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise PayloadError("body", "a JSON document", f"invalid JSON ({exc})") from None
 
 
-def parse_predict_body(body: object) -> list[Record]:
+def parse_csv(body: bytes) -> Columns:
+    """The columns of a CSV body: a header row, then one row per example.
+
+    Column types are inferred (integers, floats, booleans, text); empty cells are
+    missing values.
+
+    Raises:
+        PayloadError: the body is not CSV with a header and at least one row.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(io.BytesIO(body))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise PayloadError("body", "CSV with a header row", f"invalid CSV ({exc})") from None
+    if table.num_rows == 0:
+        raise PayloadError("body", "CSV with a header row and at least one row", "no rows")
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise PayloadError("body", "CSV with distinct column names", names)
+    return {name: table.column(name).to_pylist() for name in names}
+
+
+def parse_predict_body(body: object) -> Columns:
     """The records of a ``/v1`` predict request (see the module docstring for the shapes).
 
     Raises:
@@ -98,7 +132,7 @@ def parse_predict_body(body: object) -> list[Record]:
     return _split(value)
 
 
-def parse_oip_inputs(body: object) -> list[Record]:
+def parse_oip_inputs(body: object) -> Columns:
     """The records of an OIP v2 ``infer`` request: one input tensor per column.
 
     Each input's ``shape`` must be ``[n]`` or ``[n, 1]``, and every input must have
@@ -155,16 +189,18 @@ def oip_datatype(values: Sequence[Any]) -> str:
 # -- internals ------------------------------------------------------------------------------
 
 
-def _records(value: object) -> list[Record]:
+def _records(value: object) -> Columns:
     if not isinstance(value, list) or not value:
         raise PayloadError("records", "a non-empty list of objects", value)
+    names: dict[str, None] = {}
     for i, record in enumerate(value):
         if not isinstance(record, dict):
             raise PayloadError(f"records[{i}]", "an object of column → value", record)
-    return [dict(r) for r in value]
+        names.update(dict.fromkeys(record))
+    return {name: [record.get(name) for record in value] for name in names}
 
 
-def _columns(value: object, field: str) -> list[Record]:
+def _columns(value: object, field: str) -> Columns:
     if not isinstance(value, Mapping) or not value:
         raise PayloadError(field, "a non-empty object of column → list of values", value)
     lengths: set[int] = set()
@@ -174,14 +210,12 @@ def _columns(value: object, field: str) -> list[Record]:
         lengths.add(len(column))
     if len(lengths) != 1:
         raise PayloadError(field, "columns of equal length", f"lengths {sorted(lengths)}")
-    (length,) = lengths
-    if length == 0:
+    if lengths == {0}:
         raise PayloadError(field, "at least one row", "empty columns")
-    names = list(value)
-    return [{name: value[name][row] for name in names} for row in range(length)]
+    return dict(value)
 
 
-def _split(value: object) -> list[Record]:
+def _split(value: object) -> Columns:
     if not isinstance(value, Mapping):
         raise PayloadError("dataframe_split", "an object with 'columns' and 'data'", value)
     names = value.get("columns")
@@ -192,12 +226,10 @@ def _split(value: object) -> list[Record]:
     rows = value.get("data")
     if not isinstance(rows, list) or not rows:
         raise PayloadError("dataframe_split.data", "a non-empty list of rows", rows)
-    records: list[Record] = []
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(names):
             raise PayloadError(f"dataframe_split.data[{i}]", f"a list of {len(names)} values", row)
-        records.append(dict(zip(names, row, strict=True)))
-    return records
+    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def _flat(data: object, field: str) -> list[Any]:
@@ -215,7 +247,7 @@ def _flat(data: object, field: str) -> list[Any]:
 
 
 def _describe(value: object, limit: int = 80) -> str:
-    if isinstance(value, str) and value.startswith("invalid JSON"):
+    if isinstance(value, str) and value.startswith(("invalid JSON", "invalid CSV")):
         return value
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)

@@ -32,7 +32,8 @@ import logging
 import os
 import shutil
 import threading
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -99,6 +100,9 @@ class PredictionRecord:
     output: Any
     latency_ms: float
     ts: int = field(default_factory=now_ms)
+
+
+_FIELDS = tuple(f.name for f in fields(PredictionRecord))
 
 
 class PredictionLog:
@@ -182,15 +186,27 @@ class PredictionLog:
             OSError: the WAL could not be written; the record is not logged.
             RuntimeError: the log is closed.
         """
-        try:
-            frame = encode_frame(asdict(record))
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameter(
-                f"The inputs and output of prediction {record.request_id!r} must be JSON "
-                f"values: {exc}."
-            ) from None
+        self.append_many([record], wait=wait)
+
+    def append_many(self, records: Sequence[PredictionRecord], *, wait: bool = True) -> None:
+        """Log ``records`` together: with ``wait``, one wait covers them all.
+
+        Raises:
+            InvalidParameter: one record does not serialise; none is logged.
+            OSError: the WAL could not be written; the records are not logged.
+            RuntimeError: the log is closed.
+        """
+        frames = []
+        for record in records:
+            try:
+                frames.append(encode_frame({f: getattr(record, f) for f in _FIELDS}))
+            except (TypeError, ValueError) as exc:
+                raise InvalidParameter(
+                    f"The inputs and output of prediction {record.request_id!r} must be JSON "
+                    f"values: {exc}."
+                ) from None
         writer = self._writer or self._start()
-        writer.append(frame, wait=wait)
+        writer.append(frames, wait=wait)
 
     def _start(self) -> WalWriter:
         with self._start_lock:

@@ -1,95 +1,134 @@
-"""The inference server: FastAPI over deployments, the registry and the prediction log.
+"""The inference server: FastAPI over live endpoints, micro-batching and the prediction log.
 
 :func:`create_app` loads the live revision of each endpoint and every model version
-its routes name, once (an alias is resolved at load time: the server keeps serving
-the version it loaded until it restarts). Then it answers:
+its routes name (warmed up on their input examples) before it returns, then keeps
+following the store (:mod:`loopml.serving._live`: new revisions and alias moves are
+loaded and warmed up before traffic moves). It answers:
 
-* ``POST /v1/endpoints/{name}/predict``: a route is chosen (sticky on the
-  deployment's ``sticky_key`` when set), the model predicts, the prediction is
-  durably logged, *then* the answer goes out. Shadow routes predict the same input
-  in a background task; their answers are logged as ``shadow:…``, never returned.
+* ``POST /v1/endpoints/{name}/predict``: JSON (records, columns or dataframe_split)
+  or CSV. A route is chosen (sticky on the deployment's ``sticky_key`` when set),
+  the request joins the route's micro-batch
+  (:mod:`loopml.serving._batching`), and is answered once its prediction is
+  durably in the prediction log. Shadow routes get a copy afterwards; their
+  answers are logged as ``<request id>:shadow:<model>``, never returned.
 * ``POST /v1/endpoints/{name}/feedback``: labels for earlier request ids.
-* The Open Inference Protocol v2: ``/v2/health/live``, ``/v2/health/ready``,
-  ``/v2/models/{name}`` and ``/v2/models/{name}/infer`` (``name`` is the endpoint).
+* The Open Inference Protocol v2: ``/v2``, ``/v2/health/live``, ``/v2/health/ready``,
+  ``/v2/models/{name}``, ``/v2/models/{name}/ready``, ``/v2/models/{name}/infer``
+  (``name`` is the endpoint).
+* ``GET /metrics``: Prometheus metrics (:mod:`loopml.serving._metrics`).
 
 Errors are JSON ``{"error": {"code", "message", ...}}``: 404 for an unknown endpoint,
 413 for a body over ``max_body_bytes``, 422 for a body of the wrong shape or input
-that does not match the model's signature. An unexpected error is logged here and
-answered as a bare 500, never with a traceback.
+that does not match the model's signature, 503 with ``Retry-After`` when the route's
+queue is full or the prediction log cannot be written. An unexpected error is
+logged here and answered as a bare 500, never with a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import BackgroundTasks, FastAPI, Request
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from loopml._version import __version__
 from loopml.artifacts import ArtifactStore
-from loopml.errors import DeploymentNotFound, InvalidParameter, SignatureError
-from loopml.registry._client import RegistryClient
+from loopml.errors import InvalidParameter, ModelError
 from loopml.registry._loaded import LoadedModel
-from loopml.serving._deployments import Deployment, DeploymentClient
+from loopml.serving._batching import Batcher, BatchPolicy, LogUnavailable, Outcome, Overloaded
+from loopml.serving._deployments import Deployment
 from loopml.serving._feedback import record_feedback
+from loopml.serving._live import LiveEndpoint, LiveEndpoints, route_label
+from loopml.serving._metrics import CONTENT_TYPE, ServerMetrics
 from loopml.serving._payloads import (
     OIP_DATATYPES,
+    Columns,
     PayloadError,
     oip_datatype,
+    parse_csv,
     parse_json,
     parse_oip_inputs,
     parse_predict_body,
 )
-from loopml.serving._predlog import PredictionLog, PredictionRecord
+from loopml.serving._predlog import PredictionLog
 from loopml.serving._routes import Route
-from loopml.serving._routing import Router
 from loopml.store import Store
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ApiError", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ApiError", "ServerOptions", "create_app"]
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 """Requests with a larger body are refused with 413."""
 
-Record = dict[str, Any]
+_CSV_TYPES = ("text/csv", "application/csv")
+_UNSERVED = "-"  # endpoint label of requests to an endpoint not served (bounded cardinality)
 
 
 class ApiError(Exception):
     """An error answered as JSON with an HTTP status (raised inside request handlers)."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
         self.body: dict[str, Any] = {"code": code, "message": message, **extra}
 
 
 @dataclass(frozen=True)
-class _Endpoint:
-    """One endpoint as served: its revision, router and loaded models (by route ref)."""
+class ServerOptions:
+    """How the server batches, bounds and follows the store.
 
-    deployment: Deployment
-    router: Router
-    models: dict[str, LoadedModel]
+    Attributes:
+        max_body_bytes: larger request bodies are refused with 413.
+        batch: the default batching of every route (an endpoint's deployment
+            settings ``max_batch_size`` / ``max_wait_ms`` override it).
+        poll_interval: seconds between checks of the store for new revisions and
+            alias moves; 0 never checks (the loaded models are served until restart).
+        source: who writes the prediction segments (default: the host name).
+        trust: load executable (pickled) flavors not registered by a known identity.
+    """
 
-    def versions(self) -> list[str]:
-        return list(dict.fromkeys(self.models[r.model].version.ref for r in self.router.routes))
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    batch: BatchPolicy = field(default_factory=BatchPolicy)
+    poll_interval: float = 2.0
+    source: str | None = None
+    trust: bool = False
 
-
-@dataclass(frozen=True)
-class _Answer:
-    request_id: str
-    route: str
-    model_version: str
-    predictions: list[Any]
+    def __post_init__(self) -> None:
+        if isinstance(self.max_body_bytes, bool) or not (
+            isinstance(self.max_body_bytes, int) and self.max_body_bytes >= 1
+        ):
+            raise InvalidParameter(
+                f"max_body_bytes must be an int >= 1; got {self.max_body_bytes!r}."
+            )
+        if not (isinstance(self.poll_interval, int | float) and self.poll_interval >= 0):
+            raise InvalidParameter(
+                f"poll_interval must be a number of seconds >= 0; got {self.poll_interval!r}."
+            )
 
 
 def create_app(
@@ -97,27 +136,24 @@ def create_app(
     artifacts: ArtifactStore,
     endpoints: Sequence[str] | None,
     project: str,
-    log_folder: Path,
-    *,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    source: str | None = None,
-    trust: bool = False,
+    log: Path | PredictionLog,
+    options: ServerOptions | None = None,
 ) -> FastAPI:
     """Build the inference server for ``endpoints`` of ``project``.
 
-    Models are loaded here, so a bad deployment fails before the server starts. The
-    prediction log in ``log_folder`` is recovered when the app starts and closed
+    Models are loaded and warmed up here, so a bad deployment fails before the
+    server starts. The prediction log is recovered when the app starts and closed
     (every record written as a segment) when it shuts down.
 
     Args:
         store: the metadata store.
         artifacts: the artifact store (models and prediction segments).
-        endpoints: the endpoints to serve; ``None`` serves every endpoint of ``project``.
+        endpoints: the endpoints to serve; ``None`` serves every endpoint of ``project``
+            (and endpoints deployed later).
         project: the project.
-        log_folder: the local WAL folder of the prediction log (one server per folder).
-        max_body_bytes: larger request bodies are refused with 413.
-        source: who writes the prediction segments (default: the host name).
-        trust: load executable (pickled) flavors not registered by a known identity.
+        log: the local WAL folder of the prediction log (one server per folder), or
+            a :class:`PredictionLog` already opened on one; the app closes it.
+        options: batching, limits and polling (defaults: :class:`ServerOptions`).
 
     Returns:
         The FastAPI app (run it with uvicorn).
@@ -125,127 +161,211 @@ def create_app(
     Raises:
         DeploymentNotFound: an endpoint has no deployment.
         ModelNotFound: a route names a model version that no longer exists.
-        InvalidParameter: no endpoint to serve, or a bad ``max_body_bytes``.
+        ModelError: a model cannot be loaded or fails on its input example.
+        InvalidParameter: the log folder is in use by another server.
     """
-    if max_body_bytes < 1:
-        raise InvalidParameter(
-            "The 'max_body_bytes' parameter of create_app must be an int >= 1. "
-            f"Got {max_body_bytes!r} instead."
-        )
-    served = _load_endpoints(store, artifacts, endpoints, project, trust)
-    log = PredictionLog(log_folder, store, artifacts, source or socket.gethostname())
+    options = options or ServerOptions()
+    prediction_log = (
+        log
+        if isinstance(log, PredictionLog)
+        else PredictionLog(log, store, artifacts, options.source or socket.gethostname())
+    )
+    try:
+        server = _Server(store, artifacts, endpoints, project, prediction_log, options)
+    except BaseException:
+        prediction_log.close()
+        raise
+    return _build_app(server, options)
 
+
+def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        recovered = await run_in_threadpool(log.recover)
+        recovered = await run_in_threadpool(server.log.recover)
         if recovered:
-            _log.info("Recovered %d logged predictions from %s.", recovered, log_folder)
+            _log.info("Recovered %d logged predictions from %s.", recovered, server.log.folder)
+        watcher = (
+            asyncio.create_task(server.live.watch(options.poll_interval))
+            if options.poll_interval > 0
+            else None
+        )
         try:
             yield
         finally:
-            await run_in_threadpool(log.close)
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await server.drain()
+            await run_in_threadpool(server.close)
 
-    app = FastAPI(title="loopml inference server", lifespan=lifespan)
-    app.state.prediction_log = log
-    server = _Server(served, log, store, max_body_bytes)
+    app = FastAPI(title="loopml inference server", version=__version__, lifespan=lifespan)
+    app.state.prediction_log = server.log
+    app.state.live = server.live
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.body}, status_code=exc.status)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        server.count_error(request.path_params.get("name"), exc.body["code"], exc.status)
+        return _json({"error": exc.body}, exc.status, exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         _log.error("Error answering %s %s", request.method, request.url.path, exc_info=exc)
+        server.count_error(request.path_params.get("name"), "internal_error", 500)
         body = {"code": "internal_error", "message": "Internal server error; see the server log."}
-        return JSONResponse({"error": body}, status_code=500)
+        return _json({"error": body}, 500)
 
     @app.post("/v1/endpoints/{name}/predict")
-    async def predict(name: str, request: Request, tasks: BackgroundTasks) -> JSONResponse:
-        endpoint = server.endpoint(name)
-        records = _parse(parse_predict_body, await server.read_json(request))
-        answer = await server.answer(endpoint, records, tasks)
-        return JSONResponse(
+    async def predict(name: str, request: Request) -> Response:
+        live = server.endpoint(name)
+        body = await server.read_body(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in _CSV_TYPES:
+            columns = _parse(parse_csv, body)
+        else:
+            columns = _parse(parse_predict_body, _parse(parse_json, body))
+        answer = await server.answer(name, live, columns)
+        return _json(
             {
                 "request_id": answer.request_id,
-                "model_version": answer.model_version,
+                "model_version": answer.outcome.model_version,
                 "route": answer.route,
-                "predictions": answer.predictions,
+                "predictions": answer.outcome.predictions,
             },
             headers={"X-Request-Id": answer.request_id},
         )
 
     @app.post("/v1/endpoints/{name}/feedback")
-    async def feedback(name: str, request: Request) -> JSONResponse:
+    async def feedback(name: str, request: Request) -> Response:
         server.endpoint(name)
-        items = _feedback_items(await server.read_json(request))
+        items = _feedback_items(_parse(parse_json, await server.read_body(request)))
         try:
-            recorded = await run_in_threadpool(record_feedback, store, name, items)
+            recorded = await run_in_threadpool(record_feedback, server.store, name, items)
         except InvalidParameter as exc:
             raise ApiError(422, "invalid_feedback", str(exc)) from None
-        return JSONResponse({"recorded": recorded})
+        return _json({"recorded": recorded})
+
+    @app.get("/v2")
+    async def server_metadata() -> Response:
+        return _json({"name": "loopml", "version": __version__, "extensions": []})
 
     @app.get("/v2/health/live")
-    async def live() -> JSONResponse:
-        return JSONResponse({"live": True})
+    async def live() -> Response:
+        return _json({"live": True})
 
     @app.get("/v2/health/ready")
-    async def ready() -> JSONResponse:
-        return JSONResponse({"ready": True})
+    async def ready() -> Response:
+        return _json({"ready": True})
 
     @app.get("/v2/models/{name}")
-    async def metadata(name: str) -> JSONResponse:
-        return JSONResponse(_metadata(name, server.endpoint(name)))
+    async def metadata(name: str) -> Response:
+        return _json(_metadata(name, server.endpoint(name)))
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str) -> Response:
+        server.endpoint(name)
+        return _json({"name": name, "ready": True})
 
     @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request, tasks: BackgroundTasks) -> JSONResponse:
-        endpoint = server.endpoint(name)
-        body = await server.read_json(request)
-        records = _parse(parse_oip_inputs, body)
-        answer = await server.answer(endpoint, records, tasks)
+    async def infer(name: str, request: Request) -> Response:
+        live = server.endpoint(name)
+        body = _parse(parse_json, await server.read_body(request))
+        answer = await server.answer(name, live, _parse(parse_oip_inputs, body))
         given_id = body.get("id") if isinstance(body, dict) else None
-        return JSONResponse(
+        return _json(
             {
                 "model_name": name,
-                "model_version": answer.model_version,
+                "model_version": answer.outcome.model_version,
                 "id": given_id if isinstance(given_id, str) else answer.request_id,
-                "outputs": [
-                    {
-                        "name": "predict",
-                        "shape": [len(answer.predictions)],
-                        "datatype": oip_datatype(answer.predictions),
-                        "data": answer.predictions,
-                    }
-                ],
+                "outputs": [_oip_output(answer.outcome.predictions)],
             },
             headers={"X-Request-Id": answer.request_id},
         )
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
+
     return app
 
 
+@dataclass(frozen=True)
+class _Answer:
+    request_id: str
+    route: str
+    outcome: Outcome
+
+
 class _Server:
-    """What the request handlers share: the endpoints, the log and the body limit."""
+    """What the request handlers share: live endpoints, the log, metrics, the executor."""
 
     def __init__(
-        self, endpoints: dict[str, _Endpoint], log: PredictionLog, store: Store, limit: int
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        endpoints: Sequence[str] | None,
+        project: str,
+        log: PredictionLog,
+        options: ServerOptions,
     ) -> None:
-        self._endpoints = endpoints
-        self._log = log
-        self._store = store
-        self._limit = limit
+        self.store = store
+        self.log = log
+        self.metrics = ServerMetrics()
+        self._limit = options.max_body_bytes
+        self._default_batch = options.batch
+        self._executor = ThreadPoolExecutor(
+            max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="loopml-predict"
+        )
+        self._batchers: weakref.WeakSet[Batcher] = weakref.WeakSet()  # live and retired
+        self._shadows: set[asyncio.Future[Outcome]] = set()
+        self.live = LiveEndpoints(
+            store,
+            artifacts,
+            endpoints,
+            project,
+            trust=options.trust,
+            make_batcher=self._make_batcher,
+            metrics=self.metrics,
+        )
+        try:
+            self.live.load()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
-    def endpoint(self, name: str) -> _Endpoint:
-        found = self._endpoints.get(name)
+    def _make_batcher(self, deployment: Deployment, route: Route, model: LoadedModel) -> Batcher:
+        settings = deployment.settings
+        default = self._default_batch
+        batcher = Batcher(
+            model,
+            endpoint=deployment.endpoint,
+            route=route_label(route),
+            log=self.log,
+            executor=self._executor,
+            metrics=self.metrics,
+            policy=BatchPolicy(
+                max_batch_size=settings.max_batch_size or default.max_batch_size,
+                max_wait_ms=(
+                    default.max_wait_ms if settings.max_wait_ms is None else settings.max_wait_ms
+                ),
+                max_queue=default.max_queue,
+            ),
+        )
+        self._batchers.add(batcher)
+        return batcher
+
+    def endpoint(self, name: str) -> LiveEndpoint:
+        found = self.live.get(name)
         if found is None:
             raise ApiError(
                 404,
                 "not_found",
                 f"No endpoint named {name!r} is served here; "
-                f"served: {', '.join(sorted(self._endpoints)) or 'none'}.",
+                f"served: {', '.join(self.live.names()) or 'none'}.",
             )
         return found
 
-    async def read_json(self, request: Request) -> object:
+    async def read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._limit:
             raise self._too_large()
@@ -256,106 +376,83 @@ class _Server:
             if size > self._limit:
                 raise self._too_large()
             chunks.append(chunk)
-        return _parse(parse_json, b"".join(chunks))
+        return b"".join(chunks)
 
     def _too_large(self) -> ApiError:
         return ApiError(
             413, "body_too_large", f"The request body must be at most {self._limit} bytes."
         )
 
-    async def answer(
-        self, endpoint: _Endpoint, records: list[Record], tasks: BackgroundTasks
-    ) -> _Answer:
-        deployment = endpoint.deployment
-        sticky = deployment.settings.sticky_key
-        key = records[0].get(sticky) if sticky is not None else None
-        route = endpoint.router.choose(None if key is None else str(key))
-        model = endpoint.models[route.model]
+    async def answer(self, name: str, live: LiveEndpoint, columns: Columns) -> _Answer:
+        started = time.perf_counter()
+        sticky = live.deployment.settings.sticky_key
+        key = columns[sticky][0] if sticky is not None and sticky in columns else None
+        route = live.router.choose(None if key is None else str(key))
+        batcher = live.batchers[route.model]
         request_id = uuid.uuid4().hex
-        started = time.perf_counter()
-        predictions = await run_in_threadpool(_predict, model, records)
-        record = PredictionRecord(
-            request_id=request_id,
-            endpoint=deployment.endpoint,
-            route=_route_label(route),
-            model_version=model.version.ref,
-            inputs=records,
-            output=predictions,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-        await run_in_threadpool(self._log.append, record, wait=True)
-        for shadow in endpoint.router.shadows():
-            tasks.add_task(self._shadow, endpoint, shadow, request_id, records)
-        return _Answer(request_id, record.route, record.model_version, predictions)
-
-    def _shadow(
-        self, endpoint: _Endpoint, route: Route, request_id: str, records: list[Record]
-    ) -> None:
-        """Predict with a shadow route and log it; failures are logged, never raised."""
-        model = endpoint.models[route.model]
-        started = time.perf_counter()
-        try:
-            predictions = _predict(model, records)
-            self._log.append(
-                PredictionRecord(
-                    # One row per request id in the log: the shadow's id derives from the
-                    # answered one, so both can be joined.
-                    request_id=f"{request_id}:shadow:{route.model}",
-                    endpoint=endpoint.deployment.endpoint,
-                    route=_route_label(route),
-                    model_version=model.version.ref,
-                    inputs=records,
-                    output=predictions,
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                ),
-                wait=False,
+        rows = len(next(iter(columns.values())))
+        outcome = await self._submit(batcher, request_id, columns, rows)
+        for shadow in live.router.shadows():
+            self._shadow(
+                live.batchers[shadow.model], f"{request_id}:shadow:{shadow.model}", columns
             )
-        except Exception:
-            _log.exception("Shadow route %s of %s failed.", route, endpoint.deployment.endpoint)
+        labels = (name, batcher.route, outcome.model_version)
+        self.metrics.requests.labels(*labels, "200").inc()
+        self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+        return _Answer(request_id, batcher.route, outcome)
+
+    async def _submit(
+        self, batcher: Batcher, request_id: str, columns: Columns, rows: int
+    ) -> Outcome:
+        try:
+            return await batcher.submit(request_id, columns, rows)
+        except Overloaded as exc:
+            raise ApiError(
+                503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+        except LogUnavailable as exc:
+            raise ApiError(503, "log_unavailable", str(exc), headers={"Retry-After": "1"}) from None
+        except (InvalidParameter, ModelError) as exc:  # SignatureError is a ModelError
+            raise ApiError(422, "invalid_input", str(exc)) from None
+
+    def _shadow(self, batcher: Batcher, request_id: str, columns: Columns) -> None:
+        """Send a copy to a shadow route; its answer is logged, never returned."""
+        try:
+            future = batcher.submit(request_id, columns, len(next(iter(columns.values()))))
+        except Overloaded:
+            self.metrics.shadow_dropped.labels(
+                batcher.endpoint, batcher.route, batcher.version
+            ).inc()
+            return
+        self._shadows.add(future)
+        future.add_done_callback(self._shadow_done)
+
+    def _shadow_done(self, future: asyncio.Future[Outcome]) -> None:
+        self._shadows.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            _log.warning("A shadow prediction failed: %s", future.exception())
+
+    def count_error(self, name: object, code: str, status: int) -> None:
+        endpoint = name if isinstance(name, str) and self.live.get(name) is not None else _UNSERVED
+        self.metrics.errors.labels(endpoint, code).inc()
+        self.metrics.requests.labels(endpoint, "", "", str(status)).inc()
+
+    async def drain(self) -> None:
+        """Wait until every queued request (shadows included) has been answered."""
+        for batcher in list(self._batchers):
+            await batcher.idle()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.log.close()
 
 
-def _load_endpoints(
-    store: Store,
-    artifacts: ArtifactStore,
-    names: Sequence[str] | None,
-    project: str,
-    trust: bool,
-) -> dict[str, _Endpoint]:
-    registry = RegistryClient(store, artifacts)
-    deployments = DeploymentClient(store, registry)
-    if names is None:
-        live = deployments.list(project=project)
-    else:
-        live = [deployments.get(name, project=project) for name in dict.fromkeys(names)]
-    if not live:
-        raise DeploymentNotFound(
-            f"Project {project!r} has no deployment to serve; see `loopml deployments set`."
-        )
-    loaded: dict[str, LoadedModel] = {}  # by concrete version, so each loads once
-    served: dict[str, _Endpoint] = {}
-    for deployment in live:
-        models: dict[str, LoadedModel] = {}
-        for route in deployment.routes:
-            version = registry.get_version(route.model, project=project).ref
-            if version not in loaded:
-                loaded[version] = registry.load(version, project=project, trust=trust)
-            models[route.model] = loaded[version]
-        served[deployment.endpoint] = _Endpoint(
-            deployment, Router.for_deployment(deployment), models
-        )
-    return served
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(content, status_code=status, headers=headers, media_type="application/json")
 
 
-def _predict(model: LoadedModel, records: list[Record]) -> list[Any]:
-    try:
-        result = model.predict(records)
-    except SignatureError as exc:
-        raise ApiError(422, "invalid_input", str(exc)) from None
-    values: list[Any] = result.tolist() if hasattr(result, "tolist") else list(result)
-    return values
-
-
-def _parse(parser: Any, value: Any) -> Any:
+def _parse(parser: Callable[[Any], Any], value: Any) -> Any:
     try:
         return parser(value)
     except PayloadError as exc:
@@ -392,12 +489,28 @@ def _feedback_items(body: object) -> list[tuple[str, Any]]:
     return found
 
 
-def _route_label(route: Route) -> str:
-    return f"{route.mode}:{route.model}"
+def _oip_output(predictions: list[Any]) -> dict[str, Any]:
+    """The OIP output tensor: shape [n] or [n, k] (multi-output), data flattened row-major."""
+    if predictions and all(isinstance(p, list) for p in predictions):
+        width = len(predictions[0])
+        if all(len(p) == width for p in predictions):
+            flat = [value for row in predictions for value in row]
+            return {
+                "name": "predict",
+                "shape": [len(predictions), width],
+                "datatype": oip_datatype(flat),
+                "data": flat,
+            }
+    return {
+        "name": "predict",
+        "shape": [len(predictions)],
+        "datatype": oip_datatype(predictions),
+        "data": predictions,
+    }
 
 
-def _metadata(name: str, endpoint: _Endpoint) -> dict[str, Any]:
-    primary = endpoint.models[endpoint.router.routes[0].model]
+def _metadata(name: str, live: LiveEndpoint) -> dict[str, Any]:
+    primary = live.batchers[live.router.routes[0].model].model
     signature = primary.signature
     inputs = (
         []
@@ -407,10 +520,18 @@ def _metadata(name: str, endpoint: _Endpoint) -> dict[str, Any]:
             for c in signature.inputs
         ]
     )
+    outputs = (
+        [
+            {"name": "predict", "datatype": OIP_DATATYPES.get(c.type, "BYTES"), "shape": [-1]}
+            for c in signature.outputs[:1]
+        ]
+        if signature is not None and signature.outputs
+        else [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
+    )
     return {
         "name": name,
-        "versions": endpoint.versions(),
+        "versions": live.versions(),
         "platform": "loopml",
         "inputs": inputs,
-        "outputs": [{"name": "predict", "datatype": "BYTES", "shape": [-1]}],
+        "outputs": outputs,
     }

@@ -14,16 +14,17 @@ shared by every concurrent caller, and a lone caller pays one sync, not more.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 __all__ = [
     "MAGIC",
@@ -62,8 +63,15 @@ def wal_files(folder: Path) -> list[tuple[int, Path]]:
 
 
 def encode_frame(record: dict[str, Any]) -> bytes:
-    """Return the frame (length, CRC32, JSON payload) of one record."""
-    payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    """Return the frame (length, CRC32, JSON payload) of one record.
+
+    NumPy scalars and arrays are written as JSON numbers and lists; NaN and
+    infinities, which JSON cannot hold, as ``null``.
+
+    Raises:
+        TypeError: a value is not JSON-serialisable.
+    """
+    payload = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -82,8 +90,8 @@ def decode_frames(data: bytes) -> Iterator[dict[str, Any]]:
         if zlib.crc32(payload) != crc:
             return
         try:
-            record = json.loads(payload)
-        except ValueError:
+            record = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             return
         if not isinstance(record, dict):
             return
@@ -151,8 +159,8 @@ class WalWriter:
         """The WAL file being written, if one is open."""
         return self._path
 
-    def append(self, frame: bytes, *, wait: bool) -> None:
-        """Queue ``frame``; with ``wait``, return only once it is on disk.
+    def append(self, frames: Sequence[bytes], *, wait: bool) -> None:
+        """Queue ``frames`` (in order); with ``wait``, return only once they are on disk.
 
         Raises:
             OSError: the WAL could not be written (the record is not durable).
@@ -163,8 +171,8 @@ class WalWriter:
                 raise RuntimeError("The prediction log is closed.")
             if self._error is not None:
                 raise self._error
-            self._pending.append(frame)
-            self._queued += 1
+            self._pending.extend(frames)
+            self._queued += len(frames)
             sequence = self._queued
             self._cond.notify_all()
             if not wait:
