@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from loopml.errors import InvalidParameter
@@ -129,6 +130,14 @@ class Batcher:
         self._arrival = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._seconds_per_call = 0.0
+        signature = model.signature
+        self._float_inputs = (
+            signature.input_names
+            if signature is not None
+            and signature.inputs
+            and all(c.type == "float" for c in signature.inputs)
+            else None
+        )
         labels = (endpoint, route, model.version.ref)
         self._depth = metrics.queue_depth.labels(*labels)
         self._batch_rows = metrics.batch_rows.labels(*labels)
@@ -255,13 +264,33 @@ class Batcher:
             return exc
 
     def _values(self, columns: Columns) -> list[Any]:
-        result = self.model.predict(pd.DataFrame(columns))
+        result = self.model.predict(_frame(columns, self._float_inputs))
         values: list[Any] = result.tolist() if hasattr(result, "tolist") else list(result)
         return values
 
     def _retry_after(self) -> int:
         calls_waiting = len(self._queue) / max(1, self.policy.max_batch_size) + 1
         return max(1, math.ceil(calls_waiting * self._seconds_per_call))
+
+
+_SMALL = 256  # rows: below this, checking each value's type costs less than pandas' dict path
+
+
+def _frame(columns: Columns, float_inputs: list[str] | None) -> pd.DataFrame:
+    """The DataFrame of ``columns``; for an all-float signature, built as one 2-D block.
+
+    Building from a 2-D array is several times faster than from a dict of lists,
+    which matters for single-row requests. It is taken only when the columns are
+    exactly the signature's and every value is a float, so the signature check
+    sees the same frame either way.
+    """
+    if float_inputs is not None and len(columns) == len(float_inputs):
+        rows = len(next(iter(columns.values())))
+        if rows <= _SMALL and all(name in columns for name in float_inputs):
+            ordered = [columns[name] for name in float_inputs]
+            if all(type(v) is float for column in ordered for v in column):
+                return pd.DataFrame(np.array(ordered).T, columns=float_inputs, copy=False)
+    return pd.DataFrame(columns)
 
 
 def _merge(requests: Sequence[Columns]) -> Columns:

@@ -1,0 +1,418 @@
+"""The server under concurrency: micro-batching, overload, hot swap, /metrics, CSV, OIP.
+
+Every test runs a real uvicorn server on 127.0.0.1 and talks to it over HTTP from
+several client threads. Slow models are plain Python classes stored as pyfunc
+versions (loaded with ``trust=True``), so a test controls how long a call takes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from server_support import start_in_thread
+
+from loopml.artifacts import ArtifactStore
+from loopml.registry import RegistryClient
+from loopml.serving import DeploymentClient, predictions
+from loopml.serving._batching import BatchPolicy
+from loopml.serving._server import ServerOptions, create_app
+from loopml.store import Store, open_store
+
+
+class Doubler:
+    """Answers ``2 * x``, taking ``seconds`` per call (whatever the rows)."""
+
+    def __init__(self, seconds: float = 0.0, offset: float = 0.0) -> None:
+        self.seconds = seconds
+        self.offset = offset
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        time.sleep(self.seconds)
+        return np.asarray(frame["x"], dtype=float) * 2 + self.offset
+
+
+class BreaksWhenFlagged:
+    """Answers like :class:`Doubler` until the file ``flag`` exists."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        if Path(self.flag).exists():
+            raise RuntimeError("broken on purpose")
+        return np.asarray(frame["x"], dtype=float) * 2
+
+
+class TwoOutputs:
+    """Answers two columns per row (like predict_proba)."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        x = np.asarray(frame["x"], dtype=float)
+        return np.column_stack([x, -x])
+
+
+EXAMPLE = pd.DataFrame({"x": [0.5, 1.5, 2.5]})
+
+
+@dataclass
+class World:
+    """A store, an artifact store and a registry of one project ``p``."""
+
+    tmp: Path
+    store: Store
+    artifacts: ArtifactStore
+    registry: RegistryClient
+    deployments: DeploymentClient
+
+    def register(self, model: Any, name: str = "m") -> str:
+        return self.registry.register(model, name, project="p", input_example=EXAMPLE).ref
+
+    def serve(self, *endpoints: str, **options: Any) -> tuple[str, Callable[[], None]]:
+        batch = options.pop("batch", BatchPolicy())
+        app = create_app(
+            self.store,
+            self.artifacts,
+            list(endpoints) or None,
+            "p",
+            self.tmp / f"wal-{len(list(self.tmp.glob('wal-*')))}",
+            ServerOptions(trust=True, batch=batch, **options),
+        )
+        return start_in_thread(app)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    store = open_store(f"sqlite:///{tmp_path / 'loopml.db'}")
+    artifacts = ArtifactStore.from_uri(str(tmp_path / "artifacts"))
+    registry = RegistryClient(store, artifacts)
+    yield World(tmp_path, store, artifacts, registry, DeploymentClient(store, registry))
+    store.close()
+
+
+def _predict(client: httpx.Client, url: str, x: Any, endpoint: str = "e") -> httpx.Response:
+    return client.post(f"{url}/v1/endpoints/{endpoint}/predict", json={"records": [{"x": x}]})
+
+
+def _hammer(
+    url: str, xs: list[Any], threads: int = 16, endpoint: str = "e"
+) -> list[tuple[Any, httpx.Response]]:
+    """Send one request per value of ``xs`` from ``threads`` concurrent clients."""
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
+    def send(x: Any) -> tuple[Any, httpx.Response]:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=30)
+            clients.append(local.client)
+        return x, _predict(local.client, url, x, endpoint)
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(send, xs))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _metric(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match is None or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(3))
+    return total
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_answers(world: World) -> None:
+    world.register(Doubler(seconds=0.02))
+    world.deployments.set("e", ["m/1:100"], project="p")
+    url, stop = world.serve("e")
+    try:
+        xs = [float(i) for i in range(160)]
+        results = _hammer(url, xs)
+        calls = _metric(url, "loopml_batch_size_requests_count", endpoint="e")
+        rows = _metric(url, "loopml_batch_size_rows_sum", endpoint="e")
+    finally:
+        stop()
+    for x, response in results:
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == [2 * x]
+    assert rows == len(xs)
+    # 16 clients and a 20 ms model: calls gather what queued meanwhile.
+    assert calls < len(xs) / 2
+    logged = predictions(world.store, world.artifacts, "e")
+    assert len(logged) == len(xs)
+    assert logged["request_id"].is_unique
+
+
+def test_a_bad_request_in_a_batch_fails_alone(world: World) -> None:
+    world.register(Doubler(seconds=0.02))
+    world.deployments.set("e", ["m/1:100"], project="p")
+    url, stop = world.serve("e")
+    try:
+        xs: list[Any] = [float(i) for i in range(60)]
+        xs[7] = "seven"
+        xs[31] = None
+        results = _hammer(url, xs)
+    finally:
+        stop()
+    for x, response in results:
+        if isinstance(x, float):
+            assert response.status_code == 200, response.text
+            assert response.json()["predictions"] == [2 * x]
+        else:
+            assert response.status_code == 422, response.text
+            assert "'x'" in response.json()["error"]["message"]
+    assert len(predictions(world.store, world.artifacts, "e")) == 58
+
+
+def test_max_batch_size_and_wait_come_from_the_deployment(world: World) -> None:
+    world.register(Doubler())
+    world.deployments.set(
+        "e", ["m/1:100"], project="p", settings={"max_batch_size": 4, "max_wait_ms": 50}
+    )
+    url, stop = world.serve("e")
+    try:
+        results = _hammer(url, [float(i) for i in range(40)], threads=8)
+        largest = _metric(url, "loopml_batch_size_rows_bucket", endpoint="e", le="4.0")
+        calls = _metric(url, "loopml_batch_size_rows_count", endpoint="e")
+    finally:
+        stop()
+    assert all(r.status_code == 200 for _, r in results)
+    assert largest == calls  # every call had at most 4 rows
+    assert calls < 40  # and the 50 ms wait gathered several
+
+
+def test_a_saturated_server_answers_503_with_retry_after(world: World) -> None:
+    world.register(Doubler(seconds=0.2))
+    world.deployments.set("e", ["m/1:100"], project="p")
+    url, stop = world.serve("e", batch=BatchPolicy(max_batch_size=1, max_queue=2))
+    try:
+        results = _hammer(url, [float(i) for i in range(24)], threads=24)
+        refused = [r for _, r in results if r.status_code == 503]
+        answered = [(x, r) for x, r in results if r.status_code == 200]
+        overloaded = _metric(url, "loopml_request_errors_total", endpoint="e", code="overloaded")
+        with httpx.Client(timeout=30) as client:
+            after = _predict(client, url, 4.0)
+    finally:
+        stop()
+    assert {r.status_code for _, r in results} <= {200, 503}
+    assert refused and answered
+    for response in refused:
+        assert int(response.headers["Retry-After"]) >= 1
+        assert response.json()["error"]["code"] == "overloaded"
+    assert all(r.json()["predictions"] == [2 * x] for x, r in answered)
+    assert overloaded == len(refused)
+    assert after.status_code == 200
+
+
+def test_promoting_a_new_champion_under_load_fails_no_request(world: World) -> None:
+    world.register(Doubler(seconds=0.002))
+    world.registry.promote("m/1", project="p", alias="champion")
+    world.deployments.set("e", ["m@champion:100"], project="p")
+    url, stop = world.serve("e", poll_interval=0.1)
+    answers: list[tuple[float, httpx.Response]] = []
+    done = threading.Event()
+
+    def client_loop(seed: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            x = float(seed)
+            while not done.is_set():
+                answers.append((x, _predict(client, url, x)))
+                x += 8
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        world.register(Doubler(seconds=0.002, offset=1000))
+        world.registry.promote("m/2", project="p", alias="champion")
+        deadline = time.monotonic() + 30
+        while not any(r.json().get("model_version") == "m/2" for _, r in answers[-50:]):
+            assert time.monotonic() < deadline, "the server never switched to m/2"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        done.set()
+        for thread in threads:
+            thread.join()
+        swaps = _metric(url, "loopml_model_swaps_total", endpoint="e")
+    finally:
+        done.set()
+        stop()
+    assert answers
+    assert all(r.status_code == 200 for _, r in answers)
+    versions = [r.json()["model_version"] for _, r in answers]
+    assert set(versions) == {"m/1", "m/2"}
+    # Every answer comes from the version it names, and once m/2 answers, m/1 stops.
+    for x, response in answers:
+        offset = 1000 if response.json()["model_version"] == "m/2" else 0
+        assert response.json()["predictions"] == [2 * x + offset]
+    first_new = versions.index("m/2")
+    assert versions[first_new:].count("m/1") <= len(threads)  # at most those in flight
+    assert swaps == 1
+
+
+def test_a_new_revision_with_a_canary_is_followed_and_rolled_back(world: World) -> None:
+    world.register(Doubler())
+    world.register(Doubler(offset=1000))
+    world.deployments.set("e", ["m/1:100"], project="p")
+    url, stop = world.serve(poll_interval=0.1)  # every endpoint of the project
+    try:
+        world.deployments.set("e", ["m/1:50", "m/2:50:canary"], project="p")
+        world.deployments.set("late", ["m/2:100"], project="p")  # deployed after start
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        with httpx.Client(timeout=30) as client:
+            while seen != {"primary:m/1", "canary:m/2"}:
+                assert time.monotonic() < deadline, f"only saw {seen}"
+                seen.add(_predict(client, url, 1.0).json()["route"])
+            late = _predict(client, url, 1.0, endpoint="late")
+            world.deployments.rollback("e", project="p", to=1)
+            deadline = time.monotonic() + 30
+            while True:
+                routes = {_predict(client, url, 1.0).json()["route"] for _ in range(20)}
+                if routes == {"primary:m/1"}:
+                    break
+                assert time.monotonic() < deadline, f"still serving {routes}"
+            meta = client.get(f"{url}/v2/models/e").json()
+    finally:
+        stop()
+    assert late.status_code == 200
+    assert late.json()["model_version"] == "m/2"
+    assert meta["versions"] == ["m/1"]
+
+
+def test_a_version_that_fails_warm_up_is_not_switched_to(world: World) -> None:
+    flag = world.tmp / "broken"
+    world.register(Doubler())
+    world.registry.promote("m/1", project="p", alias="champion")
+    world.register(BreaksWhenFlagged(str(flag)))
+    world.deployments.set("e", ["m@champion:100"], project="p")
+    url, stop = world.serve("e", poll_interval=0.1)
+    try:
+        flag.touch()
+        world.registry.promote("m/2", project="p", alias="champion")
+        deadline = time.monotonic() + 30
+        while _metric(url, "loopml_model_swap_failures_total", endpoint="e") < 1:
+            assert time.monotonic() < deadline, "the failed swap was not counted"
+            time.sleep(0.05)
+        with httpx.Client(timeout=30) as client:
+            still = _predict(client, url, 3.0)
+    finally:
+        stop()
+    assert still.status_code == 200
+    assert still.json()["model_version"] == "m/1"
+    assert still.json()["predictions"] == [6.0]
+
+
+def test_metrics_are_per_endpoint_route_and_version(world: World) -> None:
+    world.register(Doubler())
+    world.register(Doubler(offset=1))
+    world.deployments.set("e", ["m/1:50", "m/2:50:canary"], project="p")
+    url, stop = world.serve("e")
+    try:
+        _hammer(url, [float(i) for i in range(60)], threads=4)
+        with httpx.Client(timeout=30) as client:
+            client.post(f"{url}/v1/endpoints/e/predict", json={"records": [{"y": 1}]})
+            client.post(f"{url}/v1/endpoints/nope/predict", json={"records": [{"x": 1}]})
+        text = httpx.get(f"{url}/metrics")
+        primary = _metric(
+            url, "loopml_requests_total", route="primary:m/1", model_version="m/1", status="200"
+        )
+        canary = _metric(
+            url, "loopml_requests_total", route="canary:m/2", model_version="m/2", status="200"
+        )
+        timed = _metric(url, "loopml_request_latency_seconds_count", endpoint="e")
+        invalid = _metric(url, "loopml_request_errors_total", endpoint="e", code="invalid_input")
+        unknown = _metric(url, "loopml_request_errors_total", endpoint="-", code="not_found")
+    finally:
+        stop()
+    assert text.headers["content-type"].startswith("text/plain")
+    assert primary + canary == 60
+    assert primary > 0 and canary > 0
+    assert timed == 60
+    assert invalid == 1
+    assert unknown == 1
+
+
+def test_csv_bodies(world: World) -> None:
+    world.register(Doubler())
+    world.deployments.set("e", ["m/1:100"], project="p")
+    url, stop = world.serve("e")
+    try:
+        with httpx.Client(timeout=30) as client:
+            ok = client.post(
+                f"{url}/v1/endpoints/e/predict",
+                content=b"x,note\n1.5,a\n2,b\n",
+                headers={"content-type": "text/csv; charset=utf-8"},
+            )
+            bad_type = client.post(
+                f"{url}/v1/endpoints/e/predict",
+                content=b"x\nhello\n",
+                headers={"content-type": "text/csv"},
+            )
+            empty = client.post(
+                f"{url}/v1/endpoints/e/predict",
+                content=b"x\n",
+                headers={"content-type": "text/csv"},
+            )
+    finally:
+        stop()
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["predictions"] == [3.0, 4.0]
+    assert bad_type.status_code == 422
+    assert "'x'" in bad_type.json()["error"]["message"]
+    assert empty.status_code == 422
+    assert empty.json()["error"]["field"] == "body"
+
+
+def test_open_inference_protocol_tensors(world: World) -> None:
+    world.register(TwoOutputs(), name="two")
+    world.deployments.set("two", ["two/1:100"], project="p")
+    url, stop = world.serve("two")
+    try:
+        with httpx.Client(timeout=30) as client:
+            server = client.get(f"{url}/v2").json()
+            ready = client.get(f"{url}/v2/models/two/ready")
+            not_served = client.get(f"{url}/v2/models/nope/ready")
+            infer = client.post(
+                f"{url}/v2/models/two/infer",
+                json={
+                    "inputs": [
+                        {"name": "x", "shape": [2, 1], "datatype": "FP64", "data": [[1.0], [2.0]]},
+                        {"name": "extra", "shape": [2], "datatype": "INT64", "data": [7, 8]},
+                    ]
+                },
+            )
+            ragged = client.post(
+                f"{url}/v2/models/two/infer",
+                json={"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "data": []}]},
+            )
+    finally:
+        stop()
+    assert server["name"] == "loopml" and "version" in server
+    assert ready.json() == {"name": "two", "ready": True}
+    assert not_served.status_code == 404
+    assert infer.status_code == 200, infer.text
+    output = infer.json()["outputs"][0]
+    assert output["shape"] == [2, 2]
+    assert output["datatype"] == "FP64"
+    assert output["data"] == [1.0, -1.0, 2.0, -2.0]
+    assert ragged.status_code == 422
+    assert ragged.json()["error"]["field"] == "inputs[0].shape"
