@@ -265,7 +265,7 @@ def test_cli_serve_runs_uvicorn_and_flushes_the_log_on_shutdown(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{url}/v2/health/ready").status_code == 200:

@@ -389,6 +389,7 @@ def test_open_inference_protocol_tensors(world: World) -> None:
     try:
         with httpx.Client(timeout=30) as client:
             server = client.get(f"{url}/v2").json()
+            openapi = client.get(f"{url}/openapi.json").json()
             ready = client.get(f"{url}/v2/models/two/ready")
             not_served = client.get(f"{url}/v2/models/nope/ready")
             infer = client.post(
@@ -407,6 +408,9 @@ def test_open_inference_protocol_tensors(world: World) -> None:
     finally:
         stop()
     assert server["name"] == "loopml" and "version" in server
+    assert {"/v1/endpoints/{name}/predict", "/v2/models/{name}/infer", "/metrics"} <= set(
+        openapi["paths"]
+    )
     assert ready.json() == {"name": "two", "ready": True}
     assert not_served.status_code == 404
     assert infer.status_code == 200, infer.text

@@ -1,10 +1,13 @@
 """Serving: deployments with routes, routing, the prediction log, feedback and the server.
 
-``create_app`` builds the FastAPI inference app that ``loopml serve`` runs.
+``create_app`` builds the FastAPI inference app that ``loopml serve`` runs
+(micro-batching per route, hot swap on new revisions and alias moves, ``/metrics``);
+``ServerOptions`` and ``BatchPolicy`` tune it.
 """
 
 from __future__ import annotations
 
+from loopml.serving._batching import BatchPolicy
 from loopml.serving._deployments import Deployment, DeploymentClient
 from loopml.serving._feedback import Feedback, feedback, record_feedback
 from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord, predictions
@@ -16,10 +19,11 @@ from loopml.serving._routes import (
     parse_route,
 )
 from loopml.serving._routing import Router, key_position
-from loopml.serving._server import create_app
+from loopml.serving._server import ServerOptions, create_app
 
 __all__ = [
     "SEGMENT_SCHEMA",
+    "BatchPolicy",
     "Deployment",
     "DeploymentClient",
     "DeploymentSettings",
@@ -30,6 +34,7 @@ __all__ = [
     "Route",
     "RouteMode",
     "Router",
+    "ServerOptions",
     "create_app",
     "feedback",
     "key_position",

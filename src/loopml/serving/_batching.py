@@ -7,9 +7,10 @@ therefore never waits for company, and under load the batch grows with the load:
 this is what "adaptive" means here. ``max_wait_ms`` adds an optional pause after
 the first request of a batch, for models whose cost hardly grows with the rows.
 
-A model call runs in a worker thread and ends by writing each request's prediction
-to the prediction log and waiting until it is durable (one group commit for the
-whole batch); only then are the requests answered. When a merged call fails (one
+A model call runs in a worker thread; then each request's prediction is written to
+the prediction log (one group commit for the whole batch, in another worker
+thread, while the next batch is predicted), and only once it is durable are the
+requests answered. When a merged call fails (one
 request's input does not match the signature, say) every request of the batch is
 predicted on its own, so the bad one gets its error and the others their answers.
 
@@ -124,11 +125,12 @@ class Batcher:
         self.endpoint = endpoint
         self.route = route
         self.policy = policy
-        self._log = log
+        self._log_to = log
         self._executor = executor
         self._queue: deque[_Pending] = deque()
         self._arrival = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._logging: set[asyncio.Task[None]] = set()
         self._seconds_per_call = 0.0
         signature = model.signature
         self._float_inputs = (
@@ -170,8 +172,9 @@ class Batcher:
 
     async def idle(self) -> None:
         """Return once every queued request has been answered."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        while (self._task is not None and not self._task.done()) or self._logging:
+            pending = [*self._logging, *([self._task] if self._task is not None else [])]
+            await asyncio.wait(pending)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -179,18 +182,31 @@ class Batcher:
             batch = await self._gather()
             started = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._executor, self._call, batch)
-            except BaseException as exc:
+                results = await loop.run_in_executor(self._executor, self._predict, batch)
+            except Exception as exc:
                 results = [exc] * len(batch)
             elapsed = time.perf_counter() - started
             self._seconds_per_call = 0.8 * self._seconds_per_call + 0.2 * elapsed
-            for item, result in zip(batch, results, strict=True):
-                if item.future.done():  # the client went away
-                    continue
-                if isinstance(result, BaseException):
-                    item.future.set_exception(result)
-                else:
-                    item.future.set_result(result)
+            # Log (and answer) this batch while the next one is predicted.
+            logging = loop.create_task(self._log_and_answer(batch, results))
+            self._logging.add(logging)
+            logging.add_done_callback(self._logging.discard)
+
+    async def _log_and_answer(
+        self, batch: list[_Pending], results: list[Outcome | BaseException]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, self._log, batch, results)
+        except Exception as exc:
+            results = [exc] * len(batch)
+        for item, result in zip(batch, results, strict=True):
+            if item.future.done():  # the client went away
+                continue
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
 
     async def _gather(self) -> list[_Pending]:
         """Take the next batch: what is queued, after waiting ``max_wait_ms`` to fill."""
@@ -217,9 +233,10 @@ class Batcher:
         self._batch_requests.observe(len(batch))
         return batch
 
-    def _call(self, batch: Sequence[_Pending]) -> list[Outcome | BaseException]:
-        """Predict ``batch`` and log its predictions (in a worker thread)."""
-        results = self._predict(batch)
+    def _log(
+        self, batch: Sequence[_Pending], results: list[Outcome | BaseException]
+    ) -> list[Outcome | BaseException]:
+        """Log the batch's predictions and wait until they are durable (worker thread)."""
         now = time.perf_counter()
         version = self.version
         records = [
@@ -237,7 +254,7 @@ class Batcher:
         ]
         if records:
             try:
-                self._log.append_many(records, wait=True)
+                self._log_to.append_many(records, wait=True)
             except Exception as exc:
                 failure = LogUnavailable(f"The prediction log could not be written: {exc}")
                 return [failure if isinstance(r, Outcome) else r for r in results]
