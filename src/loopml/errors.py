@@ -31,6 +31,7 @@ __all__ = [
     "RunNotActive",
     "RunNotFound",
     "SchemaError",
+    "ServingError",
     "SettingError",
     "SignatureError",
     "StepFailed",
@@ -241,6 +242,10 @@ class PromotionRefused(ModelError):
 
 
 # --- serving -------------------------------------------------------------------
+
+
+class ServingError(LoopmlError):
+    """Raised when an inference server cannot be started, reached or stopped as asked."""
 
 
 class DeploymentNotFound(LoopmlError, KeyError):

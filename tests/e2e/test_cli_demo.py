@@ -1,14 +1,17 @@
-"""``loopml demo`` in a real process: the dataset, the quarantined delivery, lineage, re-runs.
+"""``loopml demo`` in a real process: the dataset, the quarantined delivery, lineage, re-runs,
+the registry and serving.
 
 ``test_cli_process.py`` checks the training half of the demo (runs, metrics,
 artifacts, notes); this module checks the data half, that each demo's second
-pipeline run is fully cached, and that a second demo in the same home reuses
-identical versions and says so.
+pipeline run is fully cached, that a second demo in the same home reuses
+identical versions and says so, and that each demo serves the champion with a
+canary, logs every request with its feedback and compares the routes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -207,3 +210,96 @@ def test_the_registry_records_the_demo(in_demo: Demo) -> None:
     assert all(v["source_run_id"] and v["datasets"] for v in versions)
     history = json.loads(_loopml("models", "history", MODEL, "-p", "demo", "--json").stdout)
     assert [(e["action"], e["to_version"]) for e in history] == [("promote", 1)]
+
+
+ENDPOINT = "breast-cancer"
+REQUESTS = 3000
+PRIMARY = f"primary:{MODEL}@champion"
+
+
+def test_each_demo_serves_the_champion_with_a_canary_and_compares_them(demo: Demo) -> None:
+    for out, canary in ((demo.first, 2), (demo.second, 4)):  # the other candidate of each demo
+        serving = out.split(f"Serving: endpoint {ENDPOINT} revision ", 1)[1]
+        assert serving.startswith(f"{1 if canary == 2 else 2}: {MODEL}@champion:85, ")
+        assert f"{MODEL}/{canary}:15:canary" in serving
+        assert "  ✓ loopml serve ready on http://127.0.0.1:" in serving
+        assert f"  ✓ {REQUESTS} requests answered in " in serving
+        answered = serving.split(" clients): ", 1)[1].splitlines()[0]
+        counts = {route: int(n) for n, route in (p.split(" by ") for p in answered.split(", "))}
+        assert set(counts) == {PRIMARY, f"canary:{MODEL}/{canary}"}
+        assert sum(counts.values()) == REQUESTS
+        assert f"  ✓ {REQUESTS} true labels posted afterwards as delayed feedback" in serving
+        assert f"server stopped; {REQUESTS} of {REQUESTS} answered requests are in the " in serving
+        assert f"{ENDPOINT}: accuracy per route of" in serving
+        for row in ("primary @champion", f"canary v{canary}", "Δ vs baseline", "significant"):
+            assert row in serving
+        assert f"On accuracy, canary:{MODEL}/{canary} " in serving
+        assert f"loopml deployments compare {ENDPOINT} -p demo" in serving
+
+
+def test_the_served_traffic_is_logged_and_joined_with_its_feedback(in_demo: Demo) -> None:
+    from loopml.serving import predictions
+    from loopml.tracking import get_client
+
+    client = get_client()
+    logged = predictions(client.store, client.artifacts, ENDPOINT, with_feedback=True)
+    assert len(logged) == 2 * REQUESTS  # every request of both demos, once
+    assert logged["label"].notna().all()
+    primary = logged[logged["route"] == PRIMARY]
+    assert set(primary["model_version"]) == {f"{MODEL}/1"}
+    assert set(logged["route"]) == {PRIMARY, f"canary:{MODEL}/2", f"canary:{MODEL}/4"}
+    pairs = zip(primary["output"], primary["label"], strict=True)
+    right = [json.loads(out) == [label] for out, label in pairs]
+    assert sum(right) / len(right) > 0.9  # the labels are the held-out truth
+    folder = in_demo.home / "demo-serving" / "predictions"
+    assert [p.name for p in folder.iterdir()] == ["LOCK"]  # everything went into segments
+
+    history = json.loads(_loopml("deployments", "history", ENDPOINT, "-p", "demo", "--json").stdout)
+    assert [[r["model"] for r in d["routes"]] for d in history] == [
+        [f"{MODEL}@champion", f"{MODEL}/2"],
+        [f"{MODEL}@champion", f"{MODEL}/4"],
+    ]
+    done = _loopml("deployments", "compare", ENDPOINT, "-p", "demo", "--json")
+    assert done.returncode == 0, done.stderr
+    compared = json.loads(done.stdout)
+    assert compared["metric"] == "accuracy" and compared["baseline"] == PRIMARY
+    assert sum(r["predictions"] for r in compared["routes"]) == 2 * REQUESTS
+    assert all(r["labelled"] == r["predictions"] for r in compared["routes"])
+
+
+def _children() -> set[int]:
+    pid = os.getpid()
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_a_server_that_cannot_start_fails_the_demo_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.dummy import DummyClassifier
+
+    import loopml.data
+    from loopml.cli._demo_serving import serve_demo
+    from loopml.cli._output import out
+    from loopml.errors import LoopmlError
+    from loopml.registry import _api as registry
+    from loopml.serving import PredictionLog
+    from loopml.tracking import get_client
+
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
+    frame = load_breast_cancer(as_frame=True).frame.head(40)
+    features = frame.drop(columns="target")
+    for _ in range(2):
+        model = DummyClassifier().fit(features, frame["target"])
+        registry.register(model, MODEL, project="demo", input_example=features.head(5))
+    registry.promote(f"{MODEL}/1", project="demo", force=True, reason="test setup")
+    loopml.data.register("held-out", frame.assign(id=range(len(frame))), project="demo")
+    client = get_client()
+    before = _children()
+    # Another prediction log holds the server's log folder, so the server cannot start.
+    folder = Path(os.environ["LOOPML_HOME"]) / "demo-serving" / "predictions"
+    held = PredictionLog(folder, client.store, client.artifacts, "test")
+    failed = pytest.raises(LoopmlError, match=r"exited with code 1: error: .*another prediction")
+    with held, failed:
+        serve_demo(out(), project="demo", model=MODEL, canary=f"{MODEL}/2", test_ref="held-out:1")
+    assert _children() <= before  # the server process is gone

@@ -1,4 +1,5 @@
-"""``loopml deployments …``: set (flags and --file), show, history, rollback, list, and errors.
+"""``loopml deployments …``: set (flags and --file), show, history, rollback, list, compare,
+and errors.
 
 Three tiny scikit-learn versions of ``credit`` are registered with the SDK in
 project ``proj`` (``credit/1`` is ``@champion``), where the CLI will look.
@@ -7,12 +8,17 @@ project ``proj`` (``credit/1`` is ``@champion``), where the CLI will look.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from cli_support import Cli
+
+from loopml.serving._feedback import record_feedback
+from loopml.serving._predlog import PredictionLog, PredictionRecord
+from loopml.tracking import TrackingClient
 
 P = ("-p", "proj")
 ROUTES = (
@@ -159,3 +165,128 @@ def test_other_errors(cli: Cli, tmp_path: Path) -> None:
     assert "not both" in both
     assert "differs" in _fails(cli, "deployments", "set", "credit", "--file", str(path), *P)
     assert "Name the ENDPOINT" in _fails(cli, "deployments", "set", "-r", "credit/1:100", *P)
+
+
+# -- compare -------------------------------------------------------------------------------
+
+PRIMARY, CANARY = "primary:credit@champion", "canary:credit/2"
+
+
+def _log_traffic(sdk: TrackingClient, folder: Path, *, labelled: bool = True) -> None:
+    """Log predictions of ``credit`` and their labels: 400 by the primary (70 % right),
+    200 by the canary (95 % right), and the shadow's (always right) on 20 primary requests;
+    one more primary request has two labels for its one row.
+    """
+    labels: dict[str, Any] = {"p-extra": [0, 1]}
+    with PredictionLog(folder, sdk.store, sdk.artifacts, "test") as log:
+        extra = PredictionRecord("p-extra", "credit", PRIMARY, "credit/1", [{}], [0], 1.0)
+        log.append(extra, wait=False)
+        for i in range(20):
+            shadow = PredictionRecord(
+                f"p-{i}:shadow:credit/3",
+                "credit",
+                "shadow:credit/3",
+                "credit/3",
+                [{}],
+                [i % 2],
+                1.0,
+            )
+            log.append(shadow, wait=False)
+        for route, version, count, accuracy in (
+            (PRIMARY, "credit/1", 400, 0.70),
+            (CANARY, "credit/2", 200, 0.95),
+        ):
+            for i in range(count):
+                truth = i % 2
+                right = (i * 37) % 100 < accuracy * 100
+                request_id = f"{route[0]}-{i}"
+                predicted = truth if right else 1 - truth
+                log.append(
+                    PredictionRecord(
+                        request_id, "credit", route, version, [{}], [predicted], 1.0 + i % 4
+                    ),
+                    wait=False,
+                )
+                labels[request_id] = truth
+    if labelled:
+        record_feedback(sdk.store, "credit", labels.items())
+
+
+@pytest.mark.usefixtures("models")
+def test_compare_shows_each_route_against_the_baseline(
+    cli: Cli, sdk: TrackingClient, tmp_path: Path
+) -> None:
+    assert cli("deployments", "set", "credit", *ROUTES, *P).exit_code == 0
+    _log_traffic(sdk, tmp_path / "wal")
+
+    table = cli("deployments", "compare", "credit", *P, "--since", "1h")
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("credit: accuracy per route of credit, 95% intervals")
+    rows = {
+        cells[0]: cells[1:]
+        for cells in ([c.strip() for c in line.split("│")[1:-1]] for line in lines)
+        if cells
+    }
+    assert rows["version"] == ["v1", "v2", "v3"]
+    assert rows["predictions"] == ["401", "200", "20"]
+    assert rows["labelled"] == ["400", "200", "20"]
+    assert rows["accuracy"] == ["0.7", "0.95", "1"]
+    assert rows["Δ vs baseline"][:2] == ["baseline", "+0.25"]
+    assert rows["Δ vs baseline"][2].endswith("(paired)")
+    assert float(rows["p"][1]) < 0.001 and rows["p"][2] == "-"
+    assert rows["significant"] == ["", "better", "too few labels"]
+    assert rows["latency p50/p95"][1:] == ["2.5 / 4 ms", "1 / 1 ms"]
+    assert "primary @champion" in lines[2] and "canary v2" in lines[2] and "shadow v3" in lines[2]
+    assert lines[-2] == "Left out 1 label(s) that do not pair with their prediction: a request " + (
+        "of k rows needs a list of k labels."
+    )
+    assert lines[-1].startswith(f"On accuracy, {CANARY} is significantly better than {PRIMARY}")
+
+    found = _json(cli, "deployments", "compare", "credit", *P)
+    assert (found["endpoint"], found["metric"], found["baseline"]) == (
+        "credit",
+        "accuracy",
+        PRIMARY,
+    )
+    assert [(r["route"], r["predictions"], r["labelled"]) for r in found["routes"]] == [
+        (PRIMARY, 401, 400),
+        (CANARY, 200, 200),
+        ("shadow:credit/3", 20, 20),
+    ]
+    difference, shadow = found["differences"]
+    assert shadow["paired"] is True and shadow["verdict"] == "too_few_labels"
+    assert difference["route"] == CANARY and difference["verdict"] == "better"
+    assert difference["significant"] is True and difference["paired"] is False
+    assert difference["difference"]["value"] == pytest.approx(0.25)
+    assert difference["p_value"] < 0.001
+    assert found["summary"] == table.stdout.splitlines()[-1]
+
+    flipped = _json(cli, "deployments", "compare", "credit", *P, "--baseline", "credit/2")
+    assert flipped["baseline"] == CANARY
+    assert flipped["differences"][0]["route"] == PRIMARY
+    assert flipped["differences"][0]["verdict"] == "worse"
+    f1 = _json(cli, "deployments", "compare", "credit", *P, "--metric", "f1")
+    assert f1["metric"] == "f1" and f1["differences"][0]["test"] == "bootstrap interval"
+
+
+@pytest.mark.usefixtures("models")
+def test_compare_errors_are_one_red_line(cli: Cli, sdk: TrackingClient, tmp_path: Path) -> None:
+    assert "No endpoint named 'credit'" in _fails(cli, "deployments", "compare", "credit", *P)
+    assert cli("deployments", "set", "credit", *ROUTES, *P).exit_code == 0
+    assert "no logged predictions" in _fails(cli, "deployments", "compare", "credit", *P)
+    _log_traffic(sdk, tmp_path / "wal", labelled=False)
+    assert "has feedback yet" in _fails(cli, "deployments", "compare", "credit", *P)
+    record_feedback(sdk.store, "credit", [("p-0", 0)])
+    tomorrow = (datetime.now() + timedelta(days=1)).isoformat(timespec="minutes")
+    since = _fails(cli, "deployments", "compare", "credit", *P, "--since", tomorrow)
+    assert "no logged predictions since" in since
+    assert "'--since' option" in _fails(
+        cli, "deployments", "compare", "credit", *P, "--since", "yesterday"
+    )
+    assert "'metric' parameter must be one of" in _fails(
+        cli, "deployments", "compare", "credit", *P, "--metric", "auc"
+    )
+    assert "'baseline' parameter" in _fails(
+        cli, "deployments", "compare", "credit", *P, "--baseline", "credit/9"
+    )

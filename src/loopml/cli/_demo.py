@@ -6,8 +6,11 @@ dataset ``breast-cancer``, checks a second delivery with planted problems
 (quarantined, with an HTML report), splits the good version reproducibly,
 trains two candidate models in parallel steps and compares them. The first run
 has the cache off, so every step runs; the second, with the same parameters and
-the cache on, reuses every step. It takes a few seconds, and running the demo
-again reuses identical dataset versions.
+the cache on, reuses every step. The winner becomes ``@champion`` in the registry;
+then it is served with the other candidate as a canary, under live traffic and
+delayed feedback, and the routes are compared (:mod:`loopml.cli._demo_serving`).
+It takes about half a minute, and running the demo again reuses identical dataset
+versions.
 """
 
 from __future__ import annotations
@@ -59,10 +62,12 @@ def demo() -> None:
     """Run a training pipeline over a versioned dataset twice: the second run is fully cached.
 
     The pipeline registers a dataset, quarantines a bad delivery, splits the good
-    version, trains two candidate models in parallel and compares them.
+    version, trains two candidate models in parallel and compares them; the winner
+    is promoted, served with the other as a canary, and the routes compared live.
     """
     from loopml import settings
     from loopml.cli import _demo_pipeline as flow
+    from loopml.cli._demo_serving import ENDPOINT, serve_demo
     from loopml.cli._pipelines import report_failure
     from loopml.errors import StepFailed
     from loopml.store import redacted
@@ -89,7 +94,11 @@ def demo() -> None:
     console.print()
     console.print(_comparison(first))
     console.print()
-    card = _registry(console, first)
+    card, other = _registry(console, first)
+    console.print()
+    serve_demo(
+        console, project=PROJECT, model=MODEL, canary=other, test_ref=first.output("split", 1).ref
+    )
     console.print()
     console.print(f"Metadata:  {redacted(settings.store_uri())}", highlight=False)
     console.print(f"Artifacts: {settings.artifact_uri()}", highlight=False)
@@ -102,6 +111,8 @@ def demo() -> None:
         (f"loopml data versions {DATASET} --project demo", "every version, quarantined too"),
         (f"loopml models versions {MODEL} -p demo", "the candidates"),
         (f"loopml models history {MODEL} -p demo", "@champion moves"),
+        (f"loopml deployments compare {ENDPOINT} -p demo", "the routes on live traffic"),
+        (f"loopml serve {ENDPOINT} -p demo", "serve the endpoint yourself"),
     ]
     delivery = _delivery_summary(first)
     if not delivery.get("passed", True):
@@ -246,12 +257,13 @@ def _comparison(run: PipelineRun) -> Table:
 # -- the registry: register, evaluate, approve, promote ---------------------------------------
 
 
-def _registry(console: Console, run: PipelineRun) -> Path:
+def _registry(console: Console, run: PipelineRun) -> tuple[Path, str]:
     """Register both candidates, evaluate them against a policy, promote the winner.
 
     The winner is approved (as ``reviewer``) and promoted to ``@champion`` when its
     policy passes; the other candidate is then evaluated against the new champion
-    and fails ``beats champion`` (shown with its reason). Returns the card's path.
+    and fails ``beats champion`` (shown with its reason). Returns the card's path
+    and the other candidate's reference.
     """
     from loopml.registry._api import get_client
     from loopml.registry._card import build_card
@@ -333,7 +345,7 @@ def _registry(console: Console, run: PipelineRun) -> Path:
     path = card_path(card.name, card.version)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(card.to_html(), encoding="utf-8")
-    return path
+    return path, other.ref
 
 
 def _evaluate(registry: RegistryClient, ref: str, data: str) -> EvaluationResult:

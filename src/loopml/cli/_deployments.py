@@ -1,12 +1,16 @@
-"""``loopml deployments …``: set, show, list, history and roll back serving endpoints.
+"""``loopml deployments …``: set, show, list, history, roll back and compare endpoints.
 
-Every command is a thin face over :class:`loopml.serving._deployments.DeploymentClient`;
-its errors (a bad route, weights that do not add up to 100, an unknown model or
-alias, an unknown endpoint) become the app's one red line and exit code 1.
+Every command is a thin face over :class:`loopml.serving._deployments.DeploymentClient`
+(``compare`` over :func:`loopml.serving._compare.compare_routes`); their errors (a
+bad route, weights that do not add up to 100, an unknown model or alias, an unknown
+endpoint, no feedback yet) become the app's one red line and exit code 1.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,14 +18,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopml.cli._format import fmt_time
+from loopml.cli._format import fmt_time, fmt_value
 from loopml.cli._output import out, print_json
 from loopml.errors import InvalidParameter
 
 if TYPE_CHECKING:
+    from loopml.serving._compare import Estimate, RouteComparison, RouteDifference
     from loopml.serving._deployments import Deployment, DeploymentClient
 
-__all__ = ["app"]
+__all__ = ["app", "comparison_table"]
 
 app = typer.Typer(
     help="Route endpoint traffic to registry models: primaries, canaries and shadows.",
@@ -34,6 +39,14 @@ _Project = Annotated[
 ]
 _Endpoint = Annotated[str, typer.Argument(help="The endpoint name.", metavar="ENDPOINT")]
 _MODE_STYLES = {"primary": "green", "canary": "yellow", "shadow": "dim"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_VERDICTS = {
+    "better": ("better", "bold green"),
+    "worse": ("worse", "bold red"),
+    "no_difference": ("no", ""),
+    "too_few_labels": ("too few labels", "yellow"),
+}
 
 
 def _project_name(project: str | None) -> str:
@@ -263,3 +276,186 @@ def list_deployments(project: _Project = None, as_json: _Json = False) -> None:
     for d in deployments:
         table.add_row(Text(d.endpoint), str(d.revision), _routes_text(d), fmt_time(d.created_at))
     out().print(table)
+
+
+@app.command("compare")
+def compare(
+    endpoint: _Endpoint,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only predictions since: a duration back (30m, 1h, 2d) or ISO time."
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="accuracy, f1, precision, recall, rmse, mae or r2 (default: from the labels).",
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="The route to compare with (default: the primary with most traffic).",
+            metavar="ROUTE",
+        ),
+    ] = None,
+    project: _Project = None,
+    as_json: _Json = False,
+) -> None:
+    """Compare an endpoint's routes on live traffic and its feedback, with intervals and tests."""
+    from loopml.cli._client import open_client
+    from loopml.serving._compare import compare_routes
+
+    start = None if since is None else _since_ms(since)
+    with open_client() as client:
+        comparison = compare_routes(
+            client.store,
+            client.artifacts,
+            endpoint,
+            project=_project_name(project),
+            since_ms=start,
+            metric=metric,
+            baseline=baseline,
+        )
+    if as_json:
+        print_json(comparison.to_dict())
+        return
+    console = out()
+    console.print(comparison_table(comparison))
+    unmatched = sum(r.unmatched_labels for r in comparison.routes)
+    if unmatched:
+        console.print(
+            f"Left out {unmatched} label(s) that do not pair with their prediction: "
+            "a request of k rows needs a list of k labels.",
+            style="dim",
+            highlight=False,
+        )
+    console.print(Text(comparison.summary), soft_wrap=True)
+
+
+def _since_ms(text: str) -> int:
+    """``--since``: a duration back from now (``30m``, ``1h``, ``2d``) or an ISO time.
+
+    Returns:
+        The time in milliseconds since the epoch (an ISO time without a zone is local).
+
+    Raises:
+        InvalidParameter: neither a duration nor an ISO time.
+    """
+    match = _DURATION.match(text)
+    if match:
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        return int((time.time() - seconds) * 1000)
+    try:
+        return int(datetime.fromisoformat(text.strip()).timestamp() * 1000)
+    except ValueError:
+        raise InvalidParameter(
+            "The '--since' option must be a duration back from now (30m, 1h, 2d, 1w) or an "
+            f"ISO time (2024-05-01T12:00). Got {text!r} instead."
+        ) from None
+
+
+def comparison_table(comparison: RouteComparison) -> Table:
+    """One column per route: versions, counts, metric, difference from the baseline, latency.
+
+    Routes are columns (as versions are in the registry's evaluation table), so a few
+    of them fit a narrow terminal; when every route serves the same model, its name
+    goes in the title and the routes are shortened to mode and version or alias
+    (``canary v2``).
+    """
+    model = _shared_model(comparison)
+    level = f"{comparison.confidence:.0%}"
+    of = f" of {model}" if model else ""
+    table = Table(
+        title=f"{comparison.endpoint}: {comparison.metric} per route{of}, {level} intervals",
+        title_justify="left",
+    )
+    table.add_column("")
+    for stats in comparison.routes:
+        mode, _, ref = stats.route.partition(":")
+        header = f"{mode} {_short_ref(ref)}" if model else stats.route
+        table.add_column(Text(header, style=_MODE_STYLES.get(stats.mode, "")), overflow="fold")
+    differences = [comparison.difference(stats.route) for stats in comparison.routes]
+    rows: list[tuple[str, list[str | Text]]] = [
+        (
+            "version",
+            [
+                ", ".join(_short_ref(v) if model else v for v in s.model_versions)
+                for s in comparison.routes
+            ],
+        ),
+        ("predictions", [str(s.predictions) for s in comparison.routes]),
+        ("labelled", [str(s.labelled) for s in comparison.routes]),
+        (comparison.metric, [_value(s.metric) for s in comparison.routes]),
+        (f"  {level} CI", [_interval(s.metric) for s in comparison.routes]),
+        ("Δ vs baseline", [_difference_value(d) for d in differences]),
+        (f"  {level} CI", [_interval(d.difference) if d else "" for d in differences]),
+        ("p", [_p_value(d) for d in differences]),
+        ("significant", [_verdict(d) for d in differences]),
+        (
+            "latency p50/p95",
+            [f"{s.latency_p50_ms:.3g} / {s.latency_p95_ms:.3g} ms" for s in comparison.routes],
+        ),
+    ]
+    for label, cells in rows:
+        table.add_row(label, *cells)
+    return table
+
+
+def _shared_model(comparison: RouteComparison) -> str | None:
+    """The model every route serves, if they all serve the same one."""
+    from loopml.registry._refs import parse_model_ref
+
+    names = set()
+    for stats in comparison.routes:
+        mode, colon, ref = stats.route.partition(":")
+        if not colon or mode != stats.mode:
+            return None
+        try:
+            names.add(parse_model_ref(ref).name)
+        except InvalidParameter:
+            return None
+    return names.pop() if len(names) == 1 else None
+
+
+def _short_ref(ref: str) -> str:
+    """``credit@champion`` → ``@champion``, ``credit/7`` → ``v7``, ``credit`` → ``latest``."""
+    from loopml.registry._refs import parse_model_ref
+
+    parsed = parse_model_ref(ref)
+    if parsed.version is not None:
+        return f"v{parsed.version}"
+    return f"@{parsed.alias}" if parsed.alias else "latest"
+
+
+def _value(estimate: Estimate | None) -> str:
+    return "-" if estimate is None else fmt_value(estimate.value)
+
+
+def _interval(estimate: Estimate | None) -> str:
+    return "-" if estimate is None else f"[{estimate.low:.3g}, {estimate.high:.3g}]"
+
+
+def _difference_value(difference: RouteDifference | None) -> Text:
+    if difference is None:
+        return Text("baseline", style="bold")
+    if difference.difference is None:
+        return Text("-")
+    paired = " (paired)" if difference.paired else ""
+    return Text(f"{difference.difference.value:+.3g}{paired}")
+
+
+def _p_value(difference: RouteDifference | None) -> str:
+    if difference is None:
+        return ""
+    return "-" if difference.p_value is None else f"{difference.p_value:.2g}"
+
+
+def _verdict(difference: RouteDifference | None) -> Text:
+    if difference is None:
+        return Text("")
+    word, style = _VERDICTS[difference.verdict]
+    return Text(word, style=style)

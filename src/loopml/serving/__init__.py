@@ -8,6 +8,16 @@
 from __future__ import annotations
 
 from loopml.serving._batching import BatchPolicy
+from loopml.serving._compare import (
+    COMPARABLE_METRICS,
+    Estimate,
+    RouteComparison,
+    RouteDifference,
+    RouteStats,
+    Verdict,
+    compare_predictions,
+    compare_routes,
+)
 from loopml.serving._deployments import Deployment, DeploymentClient
 from loopml.serving._feedback import Feedback, feedback, record_feedback
 from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord, predictions
@@ -22,19 +32,27 @@ from loopml.serving._routing import Router, key_position
 from loopml.serving._server import ServerOptions, create_app
 
 __all__ = [
+    "COMPARABLE_METRICS",
     "SEGMENT_SCHEMA",
     "BatchPolicy",
     "Deployment",
     "DeploymentClient",
     "DeploymentSettings",
     "DeploymentSpec",
+    "Estimate",
     "Feedback",
     "PredictionLog",
     "PredictionRecord",
     "Route",
+    "RouteComparison",
+    "RouteDifference",
     "RouteMode",
+    "RouteStats",
     "Router",
     "ServerOptions",
+    "Verdict",
+    "compare_predictions",
+    "compare_routes",
     "create_app",
     "feedback",
     "key_position",

@@ -52,7 +52,7 @@ from loopml.serving._feedback import labels_for
 from loopml.serving._wal import WalWriter, encode_frame, fsync_dir, read_wal, wal_files
 from loopml.store import Store, now_ms, tables
 
-__all__ = ["SEGMENT_SCHEMA", "PredictionLog", "PredictionRecord", "predictions"]
+__all__ = ["SEGMENT_SCHEMA", "SHADOW_MARK", "PredictionLog", "PredictionRecord", "predictions"]
 
 _log = logging.getLogger(__name__)
 _segment = tables.PREDICTION_SEGMENT
@@ -70,6 +70,9 @@ SEGMENT_SCHEMA = pa.schema(
     ]
 )
 """Columns of a Parquet segment; ``ts`` is ms since the epoch, inputs/output JSON text."""
+
+SHADOW_MARK = ":shadow:"
+"""A shadow's prediction is logged as ``<answered request id>:shadow:<model ref>``."""
 
 _STAGED = ".segments"
 _STAGING = ".segments.tmp"
@@ -434,7 +437,8 @@ def predictions(
         since_ms: only predictions answered at or after this time (ms since the epoch).
         until_ms: only predictions answered before this time (ms since the epoch).
         with_feedback: add ``label`` and ``feedback_at`` columns (``None``/``<NA>``
-            where no feedback arrived yet).
+            where no feedback arrived yet); a shadow's row gets the label of the
+            request it copied.
         wal_folder: also read records not flushed yet from this local WAL folder.
 
     Returns:
@@ -464,15 +468,15 @@ def predictions(
     frame = frame[mask].drop_duplicates("request_id", keep="first")
     frame = frame.sort_values(["ts", "request_id"], kind="stable").reset_index(drop=True)
     if with_feedback:
+        # A shadow's copy (``<id>:shadow:<model>``) takes the label of the request it copied.
+        answered = [str(r).split(SHADOW_MARK, 1)[0] for r in frame["request_id"]]
         with store.read() as connection:
-            labels = labels_for(connection, endpoint, frame["request_id"].tolist())
+            labels = labels_for(connection, endpoint, list(dict.fromkeys(answered)))
         frame["label"] = pd.Series(
-            [labels[r][0] if r in labels else None for r in frame["request_id"]],
-            dtype=object,
+            [labels[r][0] if r in labels else None for r in answered], dtype=object
         )
         frame["feedback_at"] = pd.array(
-            [labels[r][1] if r in labels else None for r in frame["request_id"]],
-            dtype="Int64",
+            [labels[r][1] if r in labels else None for r in answered], dtype="Int64"
         )
     return frame
 

@@ -65,7 +65,7 @@ from loopml.serving._payloads import (
     parse_oip_inputs,
     parse_predict_body,
 )
-from loopml.serving._predlog import PredictionLog
+from loopml.serving._predlog import SHADOW_MARK, PredictionLog
 from loopml.serving._routes import Route
 from loopml.store import Store
 
@@ -394,7 +394,7 @@ class _Server:
         outcome = await self._submit(batcher, request_id, columns, rows)
         for shadow in live.router.shadows():
             self._shadow(
-                live.batchers[shadow.model], f"{request_id}:shadow:{shadow.model}", columns
+                live.batchers[shadow.model], f"{request_id}{SHADOW_MARK}{shadow.model}", columns
             )
         labels = (name, batcher.route, outcome.model_version)
         self.metrics.requests.labels(*labels, "200").inc()
