@@ -18,6 +18,8 @@ import pytest
 from server_support import free_port, start_in_thread
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from loopml.artifacts import ArtifactStore
 from loopml.errors import DeploymentNotFound
@@ -51,10 +53,12 @@ def served(tmp_path: Path, data: pd.DataFrame) -> Iterator[Served]:
     artifacts = ArtifactStore.from_uri(str(tmp_path / "artifacts"))
     registry = RegistryClient(store, artifacts)
     features = data.drop(columns="target")
-    model = LogisticRegression(max_iter=5000).fit(features, data["target"])
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(features, data["target"])
     registry.register(model, "cancer", project="p", input_example=features.head(5))
     # A shadow that answers the opposite: its answers must never come back.
-    flipped = LogisticRegression(max_iter=5000).fit(features, 1 - data["target"])
+    flipped = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+        features, 1 - data["target"]
+    )
     registry.register(flipped, "cancer", project="p", input_example=features.head(5))
     DeploymentClient(store, registry).set(
         "cancer", ["cancer/1:100", "cancer/2:shadow"], project="p"
@@ -241,7 +245,7 @@ def test_cli_serve_runs_uvicorn_and_flushes_the_log_on_shutdown(
     tracking = get_client()
     registry = RegistryClient(tracking.store, tracking.artifacts)
     features = data.drop(columns="target")
-    model = LogisticRegression(max_iter=5000).fit(features, data["target"])
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(features, data["target"])
     registry.register(model, "cancer", project="p", input_example=features.head(5))
     DeploymentClient(tracking.store, registry).set("cancer", ["cancer/1:100"], project="p")
 

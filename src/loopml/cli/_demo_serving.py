@@ -227,8 +227,7 @@ class _ServeProcess:
                 f"The demo's loopml serve did not stop within {_STOP_SECONDS:.0f}s of SIGTERM; "
                 f"see {self._output}."
             ) from None
-        # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught.
-        if code not in (0, -signal.SIGTERM):
+        if code != 0:
             raise ServingError(
                 f"The demo's loopml serve exited with code {code}: {self._last_line()}"
             )

@@ -114,6 +114,7 @@ def serve(
     if workers == 1:
         app = _build(config, Path(config["log_folder"]))
         typer.echo(f"Serving on http://{host}:{port} (Ctrl-C to stop).", err=True)
+        _exit_zero_on_sigterm()
         uvicorn.run(app, host=host, port=port, log_level="info")
         return
     _check_deployments(config)
@@ -129,6 +130,21 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+def _exit_zero_on_sigterm() -> None:
+    """Make a SIGTERM that uvicorn handled gracefully end the process with status 0.
+
+    uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the
+    handler that was installed before it started; with the default handler the
+    process would die of it (status 143) after a clean shutdown.
+    """
+    import signal
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def worker_app() -> FastAPI:
