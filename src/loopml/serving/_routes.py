@@ -188,6 +188,7 @@ class DeploymentSettings:
         max_wait_ms: longest a request waits for its batch to fill.
         sticky_key: request field whose value picks the route (same value, same
             route), keeping A/B groups stable; None routes each request at random.
+            A request is routed as a whole, by the value in its first row.
     """
 
     max_batch_size: int | None = None
