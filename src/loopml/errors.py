@@ -141,7 +141,7 @@ class DatasetNotFound(LoopmlError, KeyError):
 
 
 class DataSourceError(LoopmlError, ValueError):
-    """Raised by ``loopml.data`` when a source cannot be read.
+    """Raised by ``loopml.data``, and batch scoring, when a source cannot be read.
 
     Unreadable, truncated or empty files, unknown formats and columns of mixed
     types end here; the message names the file and, where known, the column.

@@ -16,6 +16,7 @@ from loopml.cli import (
     _gc,
     _models,
     _pipelines,
+    _predict,
     _projects,
     _runs,
     _serve,
@@ -93,6 +94,7 @@ app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)
 app.command("serve")(_serve.serve)
+app.command("predict")(_predict.predict)
 
 
 def main() -> None:

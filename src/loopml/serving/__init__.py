@@ -2,7 +2,8 @@
 
 ``create_app`` builds the FastAPI inference app that ``loopml serve`` runs
 (micro-batching per route, hot swap on new revisions and alias moves, ``/metrics``);
-``ServerOptions`` and ``BatchPolicy`` tune it.
+``ServerOptions`` and ``BatchPolicy`` tune it. ``compare_routes`` compares routes on
+live traffic joined with feedback; ``score_file`` scores a file in chunks.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from loopml.serving._routes import (
     parse_route,
 )
 from loopml.serving._routing import Router, key_position
+from loopml.serving._scoring import DEFAULT_CHUNK_ROWS, ScoringResult, score_file
 from loopml.serving._server import ServerOptions, create_app
 
 __all__ = [
     "COMPARABLE_METRICS",
+    "DEFAULT_CHUNK_ROWS",
     "SEGMENT_SCHEMA",
     "BatchPolicy",
     "Deployment",
@@ -49,6 +52,7 @@ __all__ = [
     "RouteMode",
     "RouteStats",
     "Router",
+    "ScoringResult",
     "ServerOptions",
     "Verdict",
     "compare_predictions",
@@ -59,4 +63,5 @@ __all__ = [
     "parse_route",
     "predictions",
     "record_feedback",
+    "score_file",
 ]
