@@ -93,6 +93,14 @@ def serve(
         bool,
         typer.Option("--trust", help="Load pickled models not registered by a known identity."),
     ] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every HTTP request to stderr (off: every prediction is in the "
+            "prediction log and every request in /metrics).",
+        ),
+    ] = False,
 ) -> None:
     """Serve predictions for deployed endpoints over HTTP (/v1, Open Inference v2, /metrics)."""
     import uvicorn
@@ -115,7 +123,7 @@ def serve(
         app = _build(config, Path(config["log_folder"]))
         typer.echo(f"Serving on http://{host}:{port} (Ctrl-C to stop).", err=True)
         _exit_zero_on_sigterm()
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
         return
     _check_deployments(config)
     os.environ[_WORKER_CONFIG] = json.dumps(config)
@@ -129,6 +137,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

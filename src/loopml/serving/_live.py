@@ -16,6 +16,7 @@ is logged, counted in ``loopml_model_swap_failures`` and retried at the next pol
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -168,6 +169,7 @@ class LiveEndpoints:
         if switched:
             used = {b.version for b in self.batchers()}
             self._models = {ref: m for ref, m in self._models.items() if ref in used}
+            gc.freeze()  # the new models are long-lived too (see the server's start-up)
         return switched
 
     async def watch(self, interval: float) -> None:
