@@ -1,1 +1,1 @@
-"""Per-tool worker scripts of the tracking benchmark and their shared workload driver."""
+"""Worker scripts of the benchmarks (tracking, serving), run in their own processes or venvs."""
