@@ -114,7 +114,14 @@ def test_sigkill_mid_write_leaves_readable_runs_and_verified_blobs(
             line = child.stdout.readline()
             assert line, child.stderr.read()
             artifacts_seen += line.startswith("artifact")
-        time.sleep(0.5)  # let a few flushes happen, then kill mid-stream
+        # Kill mid-stream once some points are flushed (a loaded machine may be slow).
+        observer = TrackingClient(store_uri, str(artifacts))
+        deadline = time.monotonic() + 60
+        while not observer.get_metric_history(run_id, "x"):
+            assert time.monotonic() < deadline, "no metric point was ever flushed"
+            time.sleep(0.1)
+        observer.close()
+        time.sleep(0.3)  # a few more flushes in flight
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
 
