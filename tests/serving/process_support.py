@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from server_support import free_port
+from server_support import free_port, map_with_clients
 from sqlalchemy import select
 
 from loopml.artifacts import ArtifactStore
@@ -189,28 +188,11 @@ def post_all(
     Returns:
         The answers, in the order of ``bodies``.
     """
-    local = threading.local()
-    clients: list[httpx.Client] = []
-    lock = threading.Lock()
 
-    def client() -> httpx.Client:
-        found: httpx.Client | None = getattr(local, "client", None)
-        if found is None:
-            found = httpx.Client(base_url=url, timeout=30)
-            local.client = found
-            with lock:
-                clients.append(found)
-        return found
+    def send(client: httpx.Client, body: dict[str, Any]) -> Answer:
+        return _answer(client.post(f"/v1/endpoints/{endpoint}/predict", json=body), body)
 
-    def send(body: dict[str, Any]) -> Answer:
-        return _answer(client().post(f"/v1/endpoints/{endpoint}/predict", json=body), body)
-
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(send, bodies))
-    finally:
-        for each in clients:
-            each.close()
+    return map_with_clients(send, bodies, threads, base_url=url)
 
 
 @dataclass

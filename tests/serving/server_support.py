@@ -5,12 +5,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 
-__all__ = ["free_port", "start_in_thread"]
+__all__ = ["free_port", "map_with_clients", "start_in_thread"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def free_port() -> int:
@@ -37,3 +42,31 @@ def start_in_thread(app: Any) -> tuple[str, Callable[[], None]]:
         thread.join(20)
 
     return f"http://127.0.0.1:{port}", stop
+
+
+def map_with_clients(
+    send: Callable[[httpx.Client, T], R], items: Iterable[T], threads: int, **options: Any
+) -> list[R]:
+    """``send(client, item)`` for every item from ``threads`` threads, results in order.
+
+    Each thread uses one keep-alive ``httpx.Client(**options)`` of its own; all are
+    closed at the end.
+    """
+    local = threading.local()
+    clients: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def call(item: T) -> R:
+        client: httpx.Client | None = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(**{"timeout": 30, **options})
+            with lock:
+                clients.append(client)
+        return send(client, item)
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(call, items))
+    finally:
+        for client in clients:
+            client.close()

@@ -11,7 +11,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from server_support import start_in_thread
+from server_support import map_with_clients, start_in_thread
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
@@ -108,21 +107,11 @@ def _hammer(
     url: str, xs: list[Any], threads: int = 16, endpoint: str = "e"
 ) -> list[tuple[Any, httpx.Response]]:
     """Send one request per value of ``xs`` from ``threads`` concurrent clients."""
-    local = threading.local()
-    clients: list[httpx.Client] = []
 
-    def send(x: Any) -> tuple[Any, httpx.Response]:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(timeout=30)
-            clients.append(local.client)
-        return x, _predict(local.client, url, x, endpoint)
+    def send(client: httpx.Client, x: Any) -> tuple[Any, httpx.Response]:
+        return x, _predict(client, url, x, endpoint)
 
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(send, xs))
-    finally:
-        for client in clients:
-            client.close()
+    return map_with_clients(send, xs, threads)
 
 
 def _metric(url: str, name: str, **labels: str) -> float:
