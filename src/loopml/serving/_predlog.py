@@ -106,6 +106,7 @@ class PredictionRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(PredictionRecord))
+_JSON_FIELDS = ("inputs", "output")
 
 
 class PredictionLog:
@@ -202,7 +203,7 @@ class PredictionLog:
         frames = []
         for record in records:
             try:
-                frames.append(encode_frame({f: getattr(record, f) for f in _FIELDS}))
+                frames.append(encode_frame(_frame_fields(record)))
             except (TypeError, ValueError) as exc:
                 raise InvalidParameter(
                     f"The inputs and output of prediction {record.request_id!r} must be JSON "
@@ -378,10 +379,26 @@ def _lock_folder(folder: Path) -> int:
     return fd
 
 
+def _frame_fields(record: PredictionRecord) -> dict[str, Any]:
+    """A record as written to the WAL: inputs and output already as the segment's JSON text.
+
+    The flusher then copies the text into the segment instead of parsing and
+    re-encoding every value, work that competes with the requests being served.
+    """
+    fields = {f: getattr(record, f) for f in _FIELDS if f not in _JSON_FIELDS}
+    for name in _JSON_FIELDS:
+        fields[f"{name}_json"] = _json_text(getattr(record, name))
+    return fields
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
 def _rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
-    def text(value: Any) -> str:
-        # orjson, not json: the flusher shares the GIL with the requests being served.
-        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    def text(record: dict[str, Any], name: str) -> str:
+        encoded = record.get(f"{name}_json")  # absent from WAL files written by earlier versions
+        return encoded if isinstance(encoded, str) else _json_text(record.get(name))
 
     return pa.table(
         {
@@ -391,8 +408,8 @@ def _rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
             "route": [str(r["route"]) for r in records],
             "model_version": [str(r["model_version"]) for r in records],
             "latency_ms": [float(r["latency_ms"]) for r in records],
-            "inputs": [text(r.get("inputs")) for r in records],
-            "output": [text(r.get("output")) for r in records],
+            "inputs": [text(r, "inputs") for r in records],
+            "output": [text(r, "output") for r in records],
         },
         schema=SEGMENT_SCHEMA,
     )
