@@ -40,6 +40,7 @@ __all__ = [
     "get_metric",
     "mcnemar",
     "paired_bootstrap",
+    "unpaired_bootstrap",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -437,32 +438,25 @@ def paired_bootstrap(
     _, champ = _paired(y, champion, "champion")
     n = len(y)
     rng = np.random.default_rng(seed)
-    per_chunk = max(1, _CHUNK_ELEMENTS // n)
     chunks: list[FloatArray] = []
     if isinstance(scorer, Metric):
         score_cand, score_champ = scorer.prepare(y, cand), scorer.prepare(y, champ)
         everything = np.ones((1, n))
         point = float(score_cand(everything)[0] - score_champ(everything)[0])
-        for start in range(0, n_resamples, per_chunk):
-            rows = rng.integers(0, n, size=(min(per_chunk, n_resamples - start), n))
-            w = _weights(rows, n)
+        for k in _chunk_sizes(n_resamples, n):
+            w = _resample(rng, n, k)
             chunks.append(score_cand(w) - score_champ(w))
     else:
         point = float(scorer(y, cand)) - float(scorer(y, champ))
-        for start in range(0, n_resamples, per_chunk):
-            rows = rng.integers(0, n, size=(min(per_chunk, n_resamples - start), n))
+        for k in _chunk_sizes(n_resamples, n):
+            rows = rng.integers(0, n, size=(k, n))
             chunks.append(
                 np.array(
                     [float(scorer(y[r], cand[r])) - float(scorer(y[r], champ[r])) for r in rows]
                 )
             )
-    differences = np.concatenate(chunks)
-    differences = differences[np.isfinite(differences)]
-    if differences.size == 0:
-        raise InvalidParameter("The metric is undefined on every bootstrap resample.")
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(differences, [tail, 1.0 - tail])
-    return Interval(point, float(low), float(high), n_resamples, float(confidence))
+    low, high = _percentiles(chunks, confidence, "The metric")
+    return Interval(point, low, high, n_resamples, float(confidence))
 
 
 def bootstrap_interval(
@@ -484,15 +478,61 @@ def bootstrap_interval(
     n = len(y)
     score = scorer.prepare(y, pred)
     rng = np.random.default_rng(seed)
-    per_chunk = max(1, _CHUNK_ELEMENTS // n)
+    chunks = [score(_resample(rng, n, k)) for k in _chunk_sizes(n_resamples, n)]
+    return _percentiles(chunks, confidence, f"The metric {metric!r}")
+
+
+def unpaired_bootstrap(
+    metric: Metric,
+    a: tuple[npt.ArrayLike, npt.ArrayLike],
+    b: tuple[npt.ArrayLike, npt.ArrayLike],
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``metric(a) - metric(b)`` for two *different* sets of rows.
+
+    Each side is resampled on its own (an A/B split: the rows are not shared).
+
+    Args:
+        metric: a named :class:`Metric`.
+        a: ``(y_true, prediction)`` of one side.
+        b: ``(y_true, prediction)`` of the other.
+        n_resamples: how many resamples.
+        confidence: the interval's level, strictly between 0 and 1.
+        seed: seed of the resampling.
+
+    Raises:
+        InvalidParameter: the metric is undefined on every resample.
+    """
+    score_a, score_b = metric.prepare(*_paired(*a, "a")), metric.prepare(*_paired(*b, "b"))
+    n_a, n_b = len(np.asarray(a[0])), len(np.asarray(b[0]))
+    rng = np.random.default_rng(seed)
     chunks = [
-        score(_weights(rng.integers(0, n, size=(min(per_chunk, n_resamples - start), n)), n))
-        for start in range(0, n_resamples, per_chunk)
+        score_a(_resample(rng, n_a, k)) - score_b(_resample(rng, n_b, k))
+        for k in _chunk_sizes(n_resamples, max(n_a, n_b))
     ]
+    return _percentiles(chunks, confidence, "The metric")
+
+
+def _chunk_sizes(n_resamples: int, n: int) -> list[int]:
+    """Resamples per chunk, so that a chunk's ``k x n`` matrices stay near 16 MB."""
+    per_chunk = max(1, _CHUNK_ELEMENTS // n)
+    return [min(per_chunk, n_resamples - start) for start in range(0, n_resamples, per_chunk)]
+
+
+def _resample(rng: np.random.Generator, n: int, k: int) -> FloatArray:
+    """``k`` bootstrap resamples of ``n`` rows, as a ``(k, n)`` matrix of multiplicities."""
+    return _weights(rng.integers(0, n, size=(k, n)), n)
+
+
+def _percentiles(chunks: list[FloatArray], confidence: float, what: str) -> tuple[float, float]:
+    """The percentile interval of the finite values of ``chunks``."""
     values = np.concatenate(chunks)
     values = values[np.isfinite(values)]
     if values.size == 0:
-        raise InvalidParameter(f"The metric {metric!r} is undefined on every bootstrap resample.")
+        raise InvalidParameter(f"{what} is undefined on every bootstrap resample.")
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
     return float(low), float(high)

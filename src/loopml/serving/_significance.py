@@ -28,7 +28,13 @@ import numpy as np
 import numpy.typing as npt
 
 from loopml.errors import InvalidParameter
-from loopml.registry._stats import Metric, get_metric, mcnemar, paired_bootstrap
+from loopml.registry._stats import (
+    Metric,
+    get_metric,
+    mcnemar,
+    paired_bootstrap,
+    unpaired_bootstrap,
+)
 
 __all__ = ["Sample", "difference_interval", "method", "two_sided_p"]
 
@@ -46,8 +52,6 @@ _TESTS: dict[str, tuple[str, str]] = {
     "mae": ("Welch t-test on absolute errors", "paired t-test on absolute errors"),
     "rmse": ("Welch t-test on squared errors", "paired t-test on squared errors"),
 }
-# As in loopml.registry._stats: bounds one chunk of k x n resample weights (~16 MB).
-_CHUNK_ELEMENTS = 2**21
 
 
 def method(metric: str, paired: bool) -> str:
@@ -94,31 +98,12 @@ def difference_interval(
         except InvalidParameter:  # undefined on every resample
             return math.nan, math.nan
         return interval.low, interval.high
-    return _unpaired_interval(scorer, a, b, n_resamples, confidence, seed)
-
-
-def _unpaired_interval(
-    metric: Metric, a: Sample, b: Sample, n_resamples: int, confidence: float, seed: int
-) -> tuple[float, float]:
-    """Each side resampled on its own, as rows of multiplicities (multinomial weights),
-    which the registry's metrics score a whole chunk at a time."""
-    score_a, score_b = metric.prepare(*a), metric.prepare(*b)
-    n_a, n_b = len(a[0]), len(b[0])
-    rng = np.random.default_rng(seed)
-    per_chunk = max(1, _CHUNK_ELEMENTS // max(n_a, n_b))
-    parts: list[FloatArray] = []
-    for start in range(0, n_resamples, per_chunk):
-        k = min(per_chunk, n_resamples - start)
-        w_a = rng.multinomial(n_a, np.full(n_a, 1.0 / n_a), size=k).astype(np.float64)
-        w_b = rng.multinomial(n_b, np.full(n_b, 1.0 / n_b), size=k).astype(np.float64)
-        parts.append(score_a(w_a) - score_b(w_b))
-    differences = np.concatenate(parts)
-    differences = differences[np.isfinite(differences)]
-    if differences.size == 0:
+    try:
+        return unpaired_bootstrap(
+            scorer, a, b, n_resamples=n_resamples, confidence=confidence, seed=seed
+        )
+    except InvalidParameter:  # undefined on every resample
         return math.nan, math.nan
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(differences, [tail, 1.0 - tail])
-    return float(low), float(high)
 
 
 def two_sided_p(metric: str, paired: bool, a: Sample, b: Sample) -> float | None:
