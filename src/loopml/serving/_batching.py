@@ -145,6 +145,10 @@ class Batcher:
         self._depth = metrics.queue_depth.labels(*labels)
         self._batch_rows = metrics.batch_rows.labels(*labels)
         self._batch_requests = metrics.batch_requests.labels(*labels)
+        self.answered = metrics.requests.labels(*labels, "200")
+        """Counter of this route's answered requests (the server counts them)."""
+        self.latency = metrics.latency.labels(*labels)
+        """Histogram of this route's request latency (the server observes it)."""
 
     @property
     def version(self) -> str:

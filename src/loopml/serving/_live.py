@@ -225,16 +225,18 @@ class LiveEndpoints:
     def _switch(self, name: str, target: _Target, models: dict[str, LoadedModel]) -> None:
         self._models.update(models)
         previous = self._live.get(name)
+        same_settings = (
+            previous is not None and previous.deployment.settings == target.deployment.settings
+        )
         batchers: dict[str, Batcher] = {}
         for route in target.deployment.routes:
             version = target.versions[route.model]
             kept = previous.batchers.get(route.model) if previous is not None else None
             if (
-                kept is not None
+                same_settings
+                and kept is not None
                 and kept.version == version
                 and kept.route == route_label(route)
-                and previous is not None
-                and previous.deployment.settings == target.deployment.settings
             ):
                 batchers[route.model] = kept
             else:

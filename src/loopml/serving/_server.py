@@ -236,7 +236,7 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
             columns = _parse(parse_csv, body)
         else:
             columns = _parse(parse_predict_body, _parse(parse_json, body))
-        answer = await server.answer(name, live, columns)
+        answer = await server.answer(live, columns)
         return _json(
             {
                 "request_id": answer.request_id,
@@ -282,7 +282,7 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
     async def infer(name: str, request: Request) -> Response:
         live = server.endpoint(name)
         body = _parse(parse_json, await server.read_body(request))
-        answer = await server.answer(name, live, _parse(parse_oip_inputs, body))
+        answer = await server.answer(live, _parse(parse_oip_inputs, body))
         given_id = body.get("id") if isinstance(body, dict) else None
         return _json(
             {
@@ -395,7 +395,7 @@ class _Server:
             413, "body_too_large", f"The request body must be at most {self._limit} bytes."
         )
 
-    async def answer(self, name: str, live: LiveEndpoint, columns: Columns) -> _Answer:
+    async def answer(self, live: LiveEndpoint, columns: Columns) -> _Answer:
         started = time.perf_counter()
         sticky = live.deployment.settings.sticky_key
         key = columns[sticky][0] if sticky is not None and sticky in columns else None
@@ -406,11 +406,13 @@ class _Server:
         outcome = await self._submit(batcher, request_id, columns, rows)
         for shadow in live.router.shadows():
             self._shadow(
-                live.batchers[shadow.model], f"{request_id}{SHADOW_MARK}{shadow.model}", columns
+                live.batchers[shadow.model],
+                f"{request_id}{SHADOW_MARK}{shadow.model}",
+                columns,
+                rows,
             )
-        labels = (name, batcher.route, outcome.model_version)
-        self.metrics.requests.labels(*labels, "200").inc()
-        self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+        batcher.answered.inc()
+        batcher.latency.observe(time.perf_counter() - started)
         return _Answer(request_id, batcher.route, outcome)
 
     async def _submit(
@@ -427,10 +429,10 @@ class _Server:
         except (InvalidParameter, ModelError) as exc:  # SignatureError is a ModelError
             raise ApiError(422, "invalid_input", str(exc)) from None
 
-    def _shadow(self, batcher: Batcher, request_id: str, columns: Columns) -> None:
+    def _shadow(self, batcher: Batcher, request_id: str, columns: Columns, rows: int) -> None:
         """Send a copy to a shadow route; its answer is logged, never returned."""
         try:
-            future = batcher.submit(request_id, columns, len(next(iter(columns.values()))))
+            future = batcher.submit(request_id, columns, rows)
         except Overloaded:
             self.metrics.shadow_dropped.labels(
                 batcher.endpoint, batcher.route, batcher.version
