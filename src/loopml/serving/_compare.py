@@ -528,49 +528,39 @@ def _difference(route: _Route, base: _Route, metric: Metric, options: _Options) 
         rows, base_rows = route.rows(common), base.rows(common)
     else:
         rows, base_rows = route.rows(), base.rows()
-    test = method(metric.name, paired)
-    counts = {"n_route": len(rows), "n_baseline": len(base_rows)}
-    if not rows or not base_rows:
-        return RouteDifference(
-            route=route.name,
-            baseline=base.name,
+    estimate: Estimate | None = None
+    p_value: float | None = None
+    significant = False
+    verdict: Verdict = "too_few_labels"
+    if rows and base_rows:
+        sample, base_sample = _arrays(rows), _arrays(base_rows)
+        low, high = difference_interval(
+            metric,
+            sample,
+            base_sample,
             paired=paired,
-            **counts,
-            difference=None,
-            p_value=None,
-            test=test,
-            significant=False,
-            verdict="too_few_labels",
+            n_resamples=options.n_resamples,
+            confidence=options.confidence,
+            seed=options.seed,
         )
-    sample, base_sample = _arrays(rows), _arrays(base_rows)
-    low, high = difference_interval(
-        metric,
-        sample,
-        base_sample,
-        paired=paired,
-        n_resamples=options.n_resamples,
-        confidence=options.confidence,
-        seed=options.seed,
-    )
-    estimate = Estimate(metric(*sample) - metric(*base_sample), low, high)
-    enough = min(len(rows), len(base_rows)) >= options.min_labelled
-    p_value = two_sided_p(metric.name, paired, sample, base_sample) if enough else None
-    significant = (
-        enough
-        and estimate.excludes_zero()
-        and (p_value is None or p_value < 1.0 - options.confidence)
-    )
-    verdict: Verdict = "too_few_labels" if not enough else "no_difference"
-    if significant:
-        verdict = "better" if (estimate.value > 0) == metric.higher_is_better else "worse"
+        estimate = Estimate(metric(*sample) - metric(*base_sample), low, high)
+        if min(len(rows), len(base_rows)) >= options.min_labelled:
+            p_value = two_sided_p(metric.name, paired, sample, base_sample)
+            significant = estimate.excludes_zero() and (
+                p_value is None or p_value < 1.0 - options.confidence
+            )
+            verdict = "no_difference"
+            if significant:
+                verdict = "better" if (estimate.value > 0) == metric.higher_is_better else "worse"
     return RouteDifference(
         route=route.name,
         baseline=base.name,
         paired=paired,
-        **counts,
+        n_route=len(rows),
+        n_baseline=len(base_rows),
         difference=estimate,
         p_value=p_value,
-        test=test,
+        test=method(metric.name, paired),
         significant=significant,
         verdict=verdict,
     )
