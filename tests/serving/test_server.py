@@ -128,6 +128,16 @@ def test_errors_are_json_and_name_the_problem(served: Served) -> None:
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "body"
 
+    split = json.loads(served.frame.to_json(orient="split", index=False))
+    split["data"][1][0] = True  # a boolean is not a float, even among floats
+    response = _predict(served.url, {"dataframe_split": split})
+    assert response.status_code == 422
+    assert "'mean radius'" in response.json()["error"]["message"]
+    split["data"][1][0] = None  # the signature allows no missing value here
+    response = _predict(served.url, {"dataframe_split": split})
+    assert response.status_code == 422
+    assert "'mean radius'" in response.json()["error"]["message"]
+
     response = _predict(served.url, {"columns": {"a": [1, 2], "b": [1]}})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "columns"

@@ -61,6 +61,22 @@ class TwoOutputs:
         return np.column_stack([x, -x])
 
 
+CALLS: list[tuple[str, int, str]] = []
+"""(tag, rows, thread name) of every :class:`NotesItsThread` call in this process."""
+
+
+class NotesItsThread(Doubler):
+    """A :class:`Doubler` that notes which thread each of its calls ran in."""
+
+    def __init__(self, tag: str, seconds: float = 0.0) -> None:
+        super().__init__(seconds)
+        self.tag = tag
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        CALLS.append((self.tag, len(frame), threading.current_thread().name))
+        return super().predict(frame)
+
+
 EXAMPLE = pd.DataFrame({"x": [0.5, 1.5, 2.5]})
 
 
@@ -409,3 +425,35 @@ def test_open_inference_protocol_tensors(world: World) -> None:
     assert output["data"] == [1.0, -1.0, 2.0, -2.0]
     assert ragged.status_code == 422
     assert ragged.json()["error"]["field"] == "inputs[0].shape"
+
+
+def test_lone_requests_to_a_fast_model_skip_the_thread_hop_but_never_shadows_or_slow_ones(
+    world: World,
+) -> None:
+    world.register(NotesItsThread("fast"))
+    world.register(NotesItsThread("shadow"))
+    world.register(NotesItsThread("slow", seconds=0.05), name="s")
+    world.deployments.set("fast", ["m/1:100", "m/2:shadow"], project="p")
+    world.deployments.set("slow", ["s/1:100"], project="p")
+    url, stop = world.serve("fast", "slow")
+    CALLS.clear()
+    try:
+        with httpx.Client(timeout=10) as client:
+            for x in range(6):  # one at a time: each request is alone in its batch
+                for endpoint in ("fast", "slow"):
+                    response = _predict(client, url, float(x), endpoint)
+                    assert response.status_code == 200, response.text
+    finally:
+        stop()
+    threads = {
+        tag: [t for g, rows, t in CALLS if g == tag and rows == 1]
+        for tag in ("fast", "shadow", "slow")
+    }
+    pooled = "loopml-predict"
+    # The first call of a route runs in a worker thread: it tells how fast the model is.
+    assert threads["fast"][0].startswith(pooled)
+    assert not any(t.startswith(pooled) for t in threads["fast"][1:]), threads["fast"]
+    assert len(threads["shadow"]) == 6
+    assert all(t.startswith(pooled) for t in threads["shadow"]), threads["shadow"]
+    assert len(threads["slow"]) == 6
+    assert all(t.startswith(pooled) for t in threads["slow"]), threads["slow"]

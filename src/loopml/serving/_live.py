@@ -16,6 +16,7 @@ is logged, counted in ``loopml_model_swap_failures`` and retried at the next pol
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from collections.abc import Callable, Sequence
@@ -71,6 +72,17 @@ class LiveEndpoint:
     def deployment(self) -> Deployment:
         """The revision being served."""
         return self.target.deployment
+
+    @functools.cached_property
+    def takes_float_rows(self) -> bool:
+        """Whether requests may be parsed as :class:`~loopml.serving._payloads.FloatRows`.
+
+        True when every route's model (shadows too) takes float columns only and
+        routing is not sticky (a sticky key keeps its JSON form: ``7``, not ``7.0``).
+        """
+        return self.deployment.settings.sticky_key is None and all(
+            batcher.float_inputs for batcher in self.batchers.values()
+        )
 
     def versions(self) -> list[str]:
         """The model versions answering requests (primary and canary routes)."""

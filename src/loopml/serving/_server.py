@@ -59,13 +59,16 @@ from loopml.serving._live import LiveEndpoint, LiveEndpoints, route_label
 from loopml.serving._metrics import CONTENT_TYPE, ServerMetrics
 from loopml.serving._payloads import (
     OIP_DATATYPES,
-    Columns,
+    Payload,
     PayloadError,
+    first_value,
     oip_datatype,
     parse_csv,
+    parse_float_split,
     parse_json,
     parse_oip_inputs,
     parse_predict_body,
+    row_count,
 )
 from loopml.serving._predlog import SHADOW_MARK, PredictionLog
 from loopml.serving._routes import Route
@@ -232,11 +235,14 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
         live = server.endpoint(name)
         body = await server.read_body(request)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        payload: Payload | None = None
         if content_type in _CSV_TYPES:
-            columns = _parse(parse_csv, body)
-        else:
-            columns = _parse(parse_predict_body, _parse(parse_json, body))
-        answer = await server.answer(live, columns)
+            payload = _parse(parse_csv, body)
+        elif live.takes_float_rows:
+            payload = parse_float_split(body)
+        if payload is None:
+            payload = _parse(parse_predict_body, _parse(parse_json, body))
+        answer = await server.answer(live, payload)
         return _json(
             {
                 "request_id": answer.request_id,
@@ -362,6 +368,7 @@ class _Server:
                 ),
                 max_queue=default.max_queue,
             ),
+            inline=route.mode != "shadow",  # a shadow's call must not hold up answered traffic
         )
         self._batchers.add(batcher)
         return batcher
@@ -395,20 +402,20 @@ class _Server:
             413, "body_too_large", f"The request body must be at most {self._limit} bytes."
         )
 
-    async def answer(self, live: LiveEndpoint, columns: Columns) -> _Answer:
+    async def answer(self, live: LiveEndpoint, payload: Payload) -> _Answer:
         started = time.perf_counter()
         sticky = live.deployment.settings.sticky_key
-        key = columns[sticky][0] if sticky is not None and sticky in columns else None
+        key = first_value(payload, sticky) if sticky is not None else None
         route = live.router.choose(None if key is None else str(key))
         batcher = live.batchers[route.model]
         request_id = uuid.uuid4().hex
-        rows = len(next(iter(columns.values())))
-        outcome = await self._submit(batcher, request_id, columns, rows)
+        rows = row_count(payload)
+        outcome = await self._submit(batcher, request_id, payload, rows)
         for shadow in live.router.shadows():
             self._shadow(
                 live.batchers[shadow.model],
                 f"{request_id}{SHADOW_MARK}{shadow.model}",
-                columns,
+                payload,
                 rows,
             )
         batcher.answered.inc()
@@ -416,10 +423,10 @@ class _Server:
         return _Answer(request_id, batcher.route, outcome)
 
     async def _submit(
-        self, batcher: Batcher, request_id: str, columns: Columns, rows: int
+        self, batcher: Batcher, request_id: str, payload: Payload, rows: int
     ) -> Outcome:
         try:
-            return await batcher.submit(request_id, columns, rows)
+            return await batcher.submit(request_id, payload, rows)
         except Overloaded as exc:
             raise ApiError(
                 503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after)}
@@ -429,10 +436,10 @@ class _Server:
         except (InvalidParameter, ModelError) as exc:  # SignatureError is a ModelError
             raise ApiError(422, "invalid_input", str(exc)) from None
 
-    def _shadow(self, batcher: Batcher, request_id: str, columns: Columns, rows: int) -> None:
+    def _shadow(self, batcher: Batcher, request_id: str, payload: Payload, rows: int) -> None:
         """Send a copy to a shadow route; its answer is logged, never returned."""
         try:
-            future = batcher.submit(request_id, columns, rows)
+            future = batcher.submit(request_id, payload, rows)
         except Overloaded:
             self.metrics.shadow_dropped.labels(
                 batcher.endpoint, batcher.route, batcher.version
