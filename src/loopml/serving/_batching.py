@@ -15,9 +15,11 @@ same thread, sparing a lone request a thread hop. When a merged call fails (one
 request's input does not match the signature, say) every request of the batch is
 predicted on its own, so the bad one gets its error and the others their answers.
 
-A lone request (nothing else queued, at most ``max_batch_size`` rows) to a fast
-model is predicted and logged on the event loop's own thread instead, when its
-route allows it (shadows never do). Handing a few milliseconds of work to a pool
+A lone request (at most ``max_batch_size`` rows, nothing else queued and no other
+request being answered by the server) to a fast model is predicted and logged on
+the event loop's own thread instead, when its route allows it (shadows never do).
+Under concurrent load that never happens: requests being parsed meanwhile must
+not wait for the model, and they batch. Handing a few milliseconds of work to a pool
 thread costs more than the hop itself: the thread that wakes up is often on
 another core, whose caches hold nothing of the model, and a single-row forest
 predict then takes up to twice as long (measured: 5.5 → 10.5 ms). "Fast" means
@@ -36,7 +38,7 @@ import functools
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from itertools import chain
@@ -123,9 +125,10 @@ class Batcher:
         executor: where model calls run.
         metrics: the server's metrics.
         policy: batch size, wait and queue bound.
-        inline: predict a lone request on the event loop when the model is fast
-            (see the module docstring); False for routes whose calls must never
-            hold up the loop, such as shadows.
+        quiet: tells whether the server is answering no other request; a lone
+            request to a fast model is then predicted on the event loop (see the
+            module docstring). None for routes whose calls must never hold up the
+            loop, such as shadows.
     """
 
     def __init__(
@@ -138,7 +141,7 @@ class Batcher:
         executor: Executor,
         metrics: ServerMetrics,
         policy: BatchPolicy,
-        inline: bool = True,
+        quiet: Callable[[], bool] | None = None,
     ) -> None:
         self.model = model
         self.endpoint = endpoint
@@ -151,7 +154,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._logging: set[asyncio.Task[None]] = set()
         self._seconds_per_call = 0.0
-        self._inline = inline
+        self._quiet = quiet
         # Moving average of the calls for one request of few rows; None until the first,
         # which runs in a worker thread (a slow model must not hold up the loop even once).
         self._lone_seconds: float | None = None
@@ -219,7 +222,13 @@ class Batcher:
             started = time.perf_counter()
             try:
                 average = self._lone_seconds
-                if lone and self._inline and average is not None and average <= INLINE_SECONDS:
+                if (
+                    lone
+                    and average is not None
+                    and average <= INLINE_SECONDS
+                    and self._quiet is not None
+                    and self._quiet()
+                ):
                     results, logged = self._predict_and_log_when_idle(batch)
                 else:
                     results, logged = await loop.run_in_executor(

@@ -336,6 +336,7 @@ class _Server:
         )
         self._batchers: weakref.WeakSet[Batcher] = weakref.WeakSet()  # live and retired
         self._shadows: set[asyncio.Future[Outcome]] = set()
+        self._answering = 0  # requests between parsed and answered (event loop only)
         self.live = LiveEndpoints(
             store,
             artifacts,
@@ -368,10 +369,15 @@ class _Server:
                 ),
                 max_queue=default.max_queue,
             ),
-            inline=route.mode != "shadow",  # a shadow's call must not hold up answered traffic
+            # A shadow's call must never hold up the traffic that is answered.
+            quiet=None if route.mode == "shadow" else self._quiet,
         )
         self._batchers.add(batcher)
         return batcher
+
+    def _quiet(self) -> bool:
+        """Whether the server is answering one request at most (the one asking)."""
+        return self._answering <= 1
 
     def endpoint(self, name: str) -> LiveEndpoint:
         found = self.live.get(name)
@@ -403,6 +409,13 @@ class _Server:
         )
 
     async def answer(self, live: LiveEndpoint, payload: Payload) -> _Answer:
+        self._answering += 1
+        try:
+            return await self._answer(live, payload)
+        finally:
+            self._answering -= 1
+
+    async def _answer(self, live: LiveEndpoint, payload: Payload) -> _Answer:
         started = time.perf_counter()
         sticky = live.deployment.settings.sticky_key
         key = first_value(payload, sticky) if sticky is not None else None
