@@ -62,6 +62,8 @@ ENDPOINT = "bench"
 READY_TIMEOUT_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 120
 SETUP_TIMEOUT_SECONDS = 600
+PACE_SECONDS = 1e-3  # idle before each paced raw predict
+PACED_REPEATS = 300
 BUSY_LOAD = 0.5  # warn when the 1-minute load average exceeds this per usable core
 TABLE_WIDTH = 170  # when stdout is not a terminal
 
@@ -150,7 +152,12 @@ def write_inputs(model: Model, workdir: Path) -> dict[str, Any]:
 
 
 def measure_raw(model: Model, repeats_one: int, repeats_big: int) -> dict[str, Any]:
-    """Time ``forest.predict`` on one-row DataFrames and on the BIG_ROWS-row DataFrame."""
+    """Time ``forest.predict`` on one-row DataFrames and on the BIG_ROWS-row DataFrame.
+
+    One-row calls are timed back to back (the floor the targets use) and again with
+    PACE_SECONDS of idle before each: a server at concurrency 1 idles for every
+    round trip, and on a shared machine the core's caches cool meanwhile.
+    """
     singles = [model.rows.iloc[[i]] for i in range(ROW_BODIES)]
     for frame in singles[:20]:
         model.forest.predict(frame)
@@ -161,6 +168,12 @@ def measure_raw(model: Model, repeats_one: int, repeats_big: int) -> dict[str, A
         started = time.perf_counter()
         model.forest.predict(frame)
         one.append(time.perf_counter() - started)
+    paced = []
+    for i in range(PACED_REPEATS):
+        time.sleep(PACE_SECONDS)
+        started = time.perf_counter()
+        model.forest.predict(singles[i % ROW_BODIES])
+        paced.append(time.perf_counter() - started)
     model.forest.predict(model.rows)
     big = []
     for _ in range(repeats_big):
@@ -174,6 +187,11 @@ def measure_raw(model: Model, repeats_one: int, repeats_big: int) -> dict[str, A
             "count": len(one),
             "p50": statistics.median(one),
             "p99": one[max(0, int(len(one) * 0.99) - 1)],
+        },
+        "one_row_paced": {
+            "count": len(paced),
+            "pause": PACE_SECONDS,
+            "p50": statistics.median(paced),
         },
         "big": {"count": len(big), "median": statistics.median(big), "all": big},
     }
@@ -311,9 +329,19 @@ class Settings:
 
 
 def client_plan(
-    server: Server, path: str, inputs: dict[str, Any], settings: Settings, answers: Path
+    server: Server,
+    path: str,
+    inputs: dict[str, Any],
+    settings: Settings,
+    answers: Path,
+    metrics_path: str | None,
 ) -> dict[str, Any]:
-    """The phases the client runs against one server, in order."""
+    """The phases the client runs against one server, in order.
+
+    With ``metrics_path``, the server's metrics are read around the concurrency-1
+    phase, to split its latency into the model call and the rest.
+    """
+    c1_metrics = {} if metrics_path is None else {"metrics_path": metrics_path}
     return {
         "host": "127.0.0.1",
         "port": server.port,
@@ -335,6 +363,7 @@ def client_plan(
                 "concurrency": 1,
                 "seconds": settings.duration,
                 "pause_seconds": settings.pause,
+                **c1_metrics,
             },
             {
                 "name": "c16",
@@ -361,12 +390,14 @@ def drive(
     settings: Settings,
     workdir: Path,
     model: Model,
+    metrics_path: str | None = None,
 ) -> dict[str, Any]:
     """Run the client against a ready server; check the probed answers; return its phases."""
     answers = workdir / f"answers-{server.name}"
     answers.mkdir()
     plan_path = workdir / f"plan-{server.name}.json"
-    plan_path.write_text(json.dumps(client_plan(server, path, inputs, settings, answers)))
+    plan = client_plan(server, path, inputs, settings, answers, metrics_path)
+    plan_path.write_text(json.dumps(plan))
     client = run_json(
         [sys.executable, str(WORKERS / "http_load.py"), str(plan_path)],
         dict(os.environ),
@@ -429,7 +460,13 @@ def run_loopml(
     try:
         server.wait_ready()
         client = drive(
-            server, f"/v1/endpoints/{ENDPOINT}/predict", inputs, settings, workdir, model
+            server,
+            f"/v1/endpoints/{ENDPOINT}/predict",
+            inputs,
+            settings,
+            workdir,
+            model,
+            metrics_path="/metrics",
         )
     finally:
         status = server.stop()
@@ -694,6 +731,42 @@ def error_line(name: str, result: dict[str, Any]) -> str | None:
     return f"{name} failed requests · " + " · ".join(found) if found else None
 
 
+def metric_totals(text: str) -> dict[str, float]:
+    """The sum over label sets of every sample in a Prometheus text page."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_and_labels, _, value = line.rpartition(" ")
+        name = name_and_labels.split("{", 1)[0]
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
+def inside_line(phase: dict[str, Any]) -> str | None:
+    """Where loopml's concurrency-1 latency goes, from its metrics before and after the phase."""
+    if "metrics_after" not in phase:
+        return None
+    before, after = metric_totals(phase["metrics_before"]), metric_totals(phase["metrics_after"])
+
+    def mean(series: str) -> float | None:
+        count = after.get(f"{series}_count", 0.0) - before.get(f"{series}_count", 0.0)
+        total = after.get(f"{series}_sum", 0.0) - before.get(f"{series}_sum", 0.0)
+        return total / count if count > 0 else None
+
+    request, call = mean("loopml_request_latency_seconds"), mean("loopml_model_call_seconds")
+    client = phase["latency"]["mean"]
+    if request is None or call is None or client is None:
+        return None
+    return (
+        f"loopml at concurrency 1, means from its /metrics: model call (input check and "
+        f"predict) {call * 1000:.2f} ms; the rest of the answer (queue, routing, prediction "
+        f"log) {(request - call) * 1000:.2f} ms; outside the answer (HTTP, body parsing, "
+        f"network, client) {(client - request) * 1000:.2f} ms; client mean "
+        f"{client * 1000:.2f} ms"
+    )
+
+
 def facts_lines(facts: dict[str, Any], results: dict[str, Any]) -> list[str]:
     load = facts["load_average_1min"]
     raw = results["raw"]
@@ -714,6 +787,13 @@ def facts_lines(facts: dict[str, Any], results: dict[str, Any]) -> list[str]:
             else "; again after the servers stopped (drift check): "
             f"{results['raw_after']['one_row']['p50'] * 1000:.2f} ms and "
             f"{results['raw_after']['big']['median'] * 1000:.1f} ms"
+        )
+        + (
+            ""
+            if "one_row_paced" not in raw
+            else f"; one row with {raw['one_row_paced']['pause'] * 1000:g} ms of idle before "
+            f"each call (as a server at concurrency 1 idles for every round trip): p50 "
+            f"{raw['one_row_paced']['p50'] * 1000:.2f} ms"
         ),
         f"load phases: {settings['duration']:g} s each after a {settings['warmup']:g} s warm-up "
         f"at concurrency 16; {BIG_ROWS:,}-row request ({facts['big_bytes'] / 1e6:.1f} MB of "
@@ -728,6 +808,7 @@ def facts_lines(facts: dict[str, Any], results: dict[str, Any]) -> list[str]:
             f"{s['model']} ({s['flavor']}), prediction logging on; ready in "
             f"{ours['ready_seconds']:.1f} s"
         )
+        lines += [line for line in [inside_line(ours["phases"]["c1"])] if line]
         lines.append(cpu_line("loopml", ours))
         lines += [line for line in [error_line("loopml", ours)] if line]
     peer = results.get("mlflow")

@@ -25,7 +25,10 @@ Phases:
 
 Every phase also reports the CPU seconds this client used and, when the plan
 lists the server's process ids, the CPU seconds the server used (Linux ``/proc``),
-so a reader can see the client was not the bottleneck.
+so a reader can see the client was not the bottleneck. A phase with a
+``metrics_path`` also reports that page (``GET``, untimed) as fetched just before
+and just after it (``metrics_before``, ``metrics_after``): the server's own
+account of the phase.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import math
 import os
 import sys
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -337,6 +341,10 @@ async def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
         gc.collect()
         if phase.get("pause_seconds"):
             await asyncio.sleep(phase["pause_seconds"])
+        metrics_url = (
+            f"http://{host}:{port}{phase['metrics_path']}" if "metrics_path" in phase else None
+        )
+        before = None if metrics_url is None else await asyncio.to_thread(fetch, metrics_url)
         gc.disable()
         with CpuClock(pids) as cpu:
             if phase["kind"] == "probe":
@@ -357,8 +365,20 @@ async def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
             else:
                 raise ValueError(f"unknown phase kind {phase['kind']!r}")
         gc.enable()
+        if metrics_url is not None:
+            out |= {
+                "metrics_before": before,
+                "metrics_after": await asyncio.to_thread(fetch, metrics_url),
+            }
         results.append({"name": phase["name"], "kind": phase["kind"], **out, **cpu.report()})
     return {"loop": loop_name(), "phases": results}
+
+
+def fetch(url: str) -> str:
+    """The text of ``GET url`` (a server's metrics page)."""
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        text: str = answer.read().decode()
+        return text
 
 
 def loop_name() -> str:

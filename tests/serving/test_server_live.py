@@ -152,12 +152,17 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(world: 
         results = _hammer(url, xs)
         calls = _metric(url, "loopml_batch_size_requests_count", endpoint="e")
         rows = _metric(url, "loopml_batch_size_rows_sum", endpoint="e")
+        timed_calls = _metric(url, "loopml_model_call_seconds_count", endpoint="e")
+        call_seconds = _metric(url, "loopml_model_call_seconds_sum", endpoint="e")
+        request_seconds = _metric(url, "loopml_request_latency_seconds_sum", endpoint="e")
     finally:
         stop()
     for x, response in results:
         assert response.status_code == 200, response.text
         assert response.json()["predictions"] == [2 * x]
     assert rows == len(xs)
+    assert timed_calls == calls
+    assert 0.02 * calls <= call_seconds < request_seconds  # requests also wait in the queue
     # 16 clients and a 20 ms model: calls gather what queued meanwhile.
     assert calls < len(xs) / 2
     logged = predictions(world.store, world.artifacts, "e")

@@ -170,6 +170,7 @@ class Batcher:
         self._depth = metrics.queue_depth.labels(*labels)
         self._batch_rows = metrics.batch_rows.labels(*labels)
         self._batch_requests = metrics.batch_requests.labels(*labels)
+        self._call_seconds = metrics.model_seconds.labels(*labels)
         self.answered = metrics.requests.labels(*labels, "200")
         """Counter of this route's answered requests (the server counts them)."""
         self.latency = metrics.latency.labels(*labels)
@@ -251,7 +252,9 @@ class Batcher:
         self, batch: list[_Pending]
     ) -> tuple[list[Outcome | BaseException], bool]:
         """Predict; log too when no request waits (one thread hop fewer for a lone request)."""
+        started = time.perf_counter()
         results = self._predict(batch)
+        self._call_seconds.observe(time.perf_counter() - started)
         if self._queue:
             return results, False
         return self._log(batch, results), True

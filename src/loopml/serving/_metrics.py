@@ -63,6 +63,14 @@ class ServerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.model_seconds = Histogram(
+            "loopml_model_call_seconds",
+            "Time of one model call (a whole micro-batch), input checks included; "
+            "the rest of a request's latency is queueing, routing and logging.",
+            _ROUTED,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.batch_rows = Histogram(
             "loopml_batch_size_rows",
             "Rows per model call (micro-batches gather concurrent requests).",
