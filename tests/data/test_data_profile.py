@@ -394,3 +394,22 @@ def test_any_batch_split_gives_the_same_profile(
     split = build_profile(lambda: _batches(table, cuts), table.schema)
     _assert_same_profile(whole, split)
     assert Profile.from_json(split.to_json()) == split
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.0, 2.225073858507203e-309],  # a subnormal span: _BINS / span overflows
+        [0.0, 5e-324],  # the smallest span there is
+        [-1.7e308, 1.7e308],  # a span beyond float64
+    ],
+)
+def test_histograms_of_extreme_spans_count_every_value(values: list[float]) -> None:
+    profile = profile_table(pa.table({"x": pa.array([None, *values], pa.float64())}))
+    column = profile.columns["x"]
+    assert column.histogram is not None and column.quantiles is not None
+    edges, counts = column.histogram.edges, column.histogram.counts
+    assert sum(counts) == len(values)
+    assert counts[0] >= 1 and counts[-1] >= 1
+    assert all(math.isfinite(e) for e in edges)
+    assert all(min(values) <= q <= max(values) for q in column.quantiles.values())

@@ -297,7 +297,10 @@ def quantiles(values: npt.NDArray[Any], levels: Sequence[float]) -> list[float]:
     ordered = _order_statistics(values, ranks)
     a = np.asarray([ordered[r] for r in prev], dtype=np.float64)
     b = np.asarray([ordered[r] for r in nxt], dtype=np.float64)
-    diff = b - a
+    with np.errstate(over="ignore"):
+        diff = b - a
+    if not np.isfinite(diff).all():  # a span beyond float64 (NumPy's own answer: inf)
+        return [float(v) for v in a * (1 - gamma) + b * gamma]
     out = a + diff * gamma
     np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
     return [float(v) for v in out]
@@ -442,8 +445,11 @@ class _NumericAccumulator(ColumnAccumulator):
         if finite.size == 0:
             return
         lo, hi = _bin_range(self.finite_min, self.finite_max)
-        # Halves keep the span finite even for values near the float64 limits.
-        scaled = (finite * 0.5 - lo * 0.5) * (_BINS / (hi * 0.5 - lo * 0.5))
+        span = hi - lo
+        if math.isfinite(span):  # dividing first: a subnormal span must not overflow _BINS/span
+            scaled = (finite - lo) / span * _BINS
+        else:  # values near the float64 limits: halves keep the span finite
+            scaled = (finite * 0.5 - lo * 0.5) / (hi * 0.5 - lo * 0.5) * _BINS
         bins = scaled.astype(np.int64)
         np.minimum(bins, _BINS - 1, out=bins)  # the maximum sits on the last edge
         self.counts += np.bincount(bins, minlength=_BINS)
@@ -577,5 +583,8 @@ def _histogram(
     lo: float, hi: float, counts: npt.NDArray[np.int64]
 ) -> tuple[tuple[float, ...], tuple[int, ...]]:
     lo, hi = _bin_range(lo, hi)
-    edges = np.linspace(lo, hi, _BINS + 1)
+    if math.isfinite(hi - lo):
+        edges = np.linspace(lo, hi, _BINS + 1)
+    else:  # a span beyond float64: space the halves, then double them back
+        edges = np.linspace(lo * 0.5, hi * 0.5, _BINS + 1) * 2
     return tuple(float(e) for e in edges), tuple(int(n) for n in counts)
