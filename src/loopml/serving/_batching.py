@@ -19,8 +19,8 @@ A lone request (at most ``max_batch_size`` rows, nothing else queued and no othe
 request being answered by the server) to a fast model is predicted and logged on
 the event loop's own thread instead, when its route allows it (shadows never do).
 Under concurrent load that never happens: requests being parsed meanwhile must
-not wait for the model, and they batch. Handing a few milliseconds of work to a pool
-thread costs more than the hop itself: the thread that wakes up is often on
+not wait for the model, and they batch. Handing a few milliseconds of work to a
+pool thread costs more than the hop itself: the thread that wakes up is often on
 another core, whose caches hold nothing of the model, and a single-row forest
 predict then takes up to twice as long (measured: 5.5 → 10.5 ms). "Fast" means
 the route's recent lone calls took at most :data:`INLINE_SECONDS`, so the loop is
@@ -220,16 +220,17 @@ class Batcher:
             lone = (
                 len(batch) == 1 and not self._queue and batch[0].rows <= self.policy.max_batch_size
             )
+            average = self._lone_seconds
+            inline = (
+                lone
+                and average is not None
+                and average <= INLINE_SECONDS
+                and self._quiet is not None
+                and self._quiet()
+            )
             started = time.perf_counter()
             try:
-                average = self._lone_seconds
-                if (
-                    lone
-                    and average is not None
-                    and average <= INLINE_SECONDS
-                    and self._quiet is not None
-                    and self._quiet()
-                ):
+                if inline:
                     results, logged = self._predict_and_log_when_idle(batch)
                 else:
                     results, logged = await loop.run_in_executor(
