@@ -53,6 +53,16 @@ class BreaksWhenFlagged:
         return np.asarray(frame["x"], dtype=float) * 2
 
 
+class FailsOnNegatives:
+    """Answers like :class:`Doubler`, but fails with a bug of its own on a negative x."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        x = np.asarray(frame["x"], dtype=float)
+        if (x < 0).any():
+            raise RuntimeError("secret model internals")
+        return x * 2
+
+
 class TwoOutputs:
     """Answers two columns per row (like predict_proba)."""
 
@@ -462,3 +472,24 @@ def test_lone_requests_to_a_fast_model_skip_the_thread_hop_but_never_shadows_or_
     assert all(t.startswith(pooled) for t in threads["shadow"]), threads["shadow"]
     assert len(threads["slow"]) == 6
     assert all(t.startswith(pooled) for t in threads["slow"]), threads["slow"]
+
+
+def test_a_model_that_breaks_is_a_json_500_counted_and_the_next_request_is_fine(
+    world: World,
+) -> None:
+    world.register(FailsOnNegatives())
+    world.deployments.set("e", ["m/1:100"], project="p")
+    url, stop = world.serve("e")
+    try:
+        with httpx.Client(timeout=10) as client:
+            broken = _predict(client, url, -1.0)
+            fine = _predict(client, url, 2.0)
+        failures = _metric(url, "loopml_request_errors_total", endpoint="e", code="internal_error")
+    finally:
+        stop()
+    assert broken.status_code == 500
+    assert broken.headers["content-type"] == "application/json"
+    assert broken.json()["error"]["code"] == "internal_error"
+    assert "secret" not in broken.text and "Traceback" not in broken.text
+    assert fine.status_code == 200 and fine.json()["predictions"] == [4.0]
+    assert failures == 1
