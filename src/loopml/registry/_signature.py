@@ -29,6 +29,7 @@ always a mistake upstream, and a wrong prediction is worse than an error.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -211,19 +212,41 @@ _EXACT_DTYPES: dict[str, np.dtype[Any]] = {
 """Dtypes that need no conversion: int64 and bool hold no missing value, float64 may."""
 
 
-def _conforms(frame: pd.DataFrame, inputs: Sequence[ColumnSpec]) -> bool:
+def _conforms(frame: pd.DataFrame, inputs: tuple[ColumnSpec, ...]) -> bool:
     """Whether ``frame`` is exactly what :meth:`Signature.enforce` would return."""
-    if len(frame.columns) != len(inputs):
+    exact = _exact_form(inputs)
+    if exact is None:
         return False
-    for label, dtype, spec in zip(frame.columns, frame.dtypes, inputs, strict=True):
-        if label != spec.name or dtype != _EXACT_DTYPES.get(spec.type):
-            return False
-        if spec.type != "float" and spec.nullable:
-            return False  # enforced as the nullable Int64 / boolean extension dtypes
-    if all(spec.nullable for spec in inputs if spec.type == "float"):
+    names, dtypes, all_float, required = exact
+    if len(frame.columns) != len(names) or frame.columns.tolist() != names:
+        return False
+    if frame.dtypes.tolist() != dtypes:
+        return False
+    if not required.any():
         return True
-    missing = np.asarray(frame.isna().to_numpy().any(axis=0)).tolist()
-    return not any(m and not spec.nullable for m, spec in zip(missing, inputs, strict=True))
+    missing = np.isnan(frame.to_numpy()) if all_float else frame.isna().to_numpy()
+    return not bool(np.asarray(missing.any(axis=0))[required].any())
+
+
+@functools.lru_cache(maxsize=256)
+def _exact_form(
+    inputs: tuple[ColumnSpec, ...],
+) -> tuple[list[str], list[np.dtype[Any]], bool, np.ndarray[Any, np.dtype[np.bool_]]] | None:
+    """What a frame needing no conversion looks like: names, dtypes, all float, no-null mask.
+
+    None when no frame can be taken as it is: a nullable integer or boolean column
+    is enforced as the nullable ``Int64`` / ``boolean`` extension dtype, and text
+    and time columns are always converted.
+    """
+    dtypes = []
+    for spec in inputs:
+        dtype = _EXACT_DTYPES.get(spec.type)
+        if dtype is None or (spec.type != "float" and spec.nullable):
+            return None
+        dtypes.append(dtype)
+    required = np.array([spec.type == "float" and not spec.nullable for spec in inputs], dtype=bool)
+    all_float = all(spec.type == "float" for spec in inputs)
+    return [spec.name for spec in inputs], dtypes, all_float, required
 
 
 def _spec_from(data: Mapping[str, Any]) -> ColumnSpec:
