@@ -180,6 +180,26 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(world: 
     assert logged["request_id"].is_unique
 
 
+def test_a_burst_to_a_model_fast_enough_to_answer_inline_still_batches(world: World) -> None:
+    # 5 ms a call: lone requests to it are predicted on the event loop; a burst must not be.
+    world.register(Doubler(seconds=0.005))
+    world.deployments.set("e", ["m/1:100"], project="p")
+    url, stop = world.serve("e")
+    try:
+        with httpx.Client(timeout=10) as client:
+            for x in range(3):  # one at a time: the route learns it is fast
+                assert _predict(client, url, float(x)).status_code == 200
+        xs = [float(i) for i in range(160)]
+        results = _hammer(url, xs)
+        calls = _metric(url, "loopml_batch_size_requests_count", endpoint="e")
+    finally:
+        stop()
+    for x, response in results:
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == [2 * x]
+    assert calls - 3 < len(xs) / 2
+
+
 def test_a_bad_request_in_a_batch_fails_alone(world: World) -> None:
     world.register(Doubler(seconds=0.02))
     world.deployments.set("e", ["m/1:100"], project="p")

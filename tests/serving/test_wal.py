@@ -20,7 +20,8 @@ def test_mixed_waiting_and_queued_appends_land_once_and_in_order(tmp_path: Path)
     def work(t: int) -> None:
         chance = random.Random(t)
         for i in range(each):
-            writer.append([encode_frame({"t": t, "i": i})], wait=chance.random() < 0.7)
+            draw = chance.random()  # lead, wait for the writer thread, or only queue
+            writer.append([encode_frame({"t": t, "i": i})], wait=draw < 0.7, lead=draw < 0.35)
             if chance.random() < 0.05:
                 time.sleep(0.03)  # let a file age past rotate_seconds
 
@@ -42,6 +43,28 @@ def test_mixed_waiting_and_queued_appends_land_once_and_in_order(tmp_path: Path)
     assert writer.syncs <= threads * each
 
 
+def test_a_leading_caller_writes_its_own_frames_and_the_others_hand_them_over(
+    tmp_path: Path,
+) -> None:
+    closed: list[Path] = []
+    writer = WalWriter(tmp_path, 1, rotate_rows=100, rotate_seconds=60, on_rotate=closed.append)
+    writers: list[str] = []
+    original = writer._write
+
+    def noting(batch: list[bytes]) -> None:
+        writers.append(threading.current_thread().name)
+        original(batch)
+
+    writer._write = noting  # type: ignore[method-assign]
+    writer.append([encode_frame({"i": 0})], wait=True, lead=True)
+    writer.append([encode_frame({"i": 1})], wait=True)
+    writer.append([encode_frame({"i": 2})], wait=False)
+    writer.close()
+    assert writers[0] == threading.current_thread().name  # no hand-over to the WAL thread
+    assert writers[1:] == ["loopml-predlog-wal", "loopml-predlog-wal"]
+    assert [r["i"] for r in read_wal(closed[0])] == [0, 1, 2]
+
+
 def test_a_failed_write_fails_its_caller_and_every_later_one(tmp_path: Path) -> None:
     writer = WalWriter(tmp_path, 1, rotate_rows=100, rotate_seconds=60, on_rotate=lambda _: None)
     writer.append([encode_frame({"i": 0})], wait=True)
@@ -51,7 +74,7 @@ def test_a_failed_write_fails_its_caller_and_every_later_one(tmp_path: Path) -> 
 
     writer._write = broken  # type: ignore[method-assign]
     with pytest.raises(OSError, match="No space left"):
-        writer.append([encode_frame({"i": 1})], wait=True)
+        writer.append([encode_frame({"i": 1})], wait=True, lead=True)
     with pytest.raises(OSError, match="No space left"):
         writer.append([encode_frame({"i": 2})], wait=False)
     with pytest.raises(OSError, match="No space left"):

@@ -192,8 +192,14 @@ class PredictionLog:
         """
         self.append_many([record], wait=wait)
 
-    def append_many(self, records: Sequence[PredictionRecord], *, wait: bool = True) -> None:
+    def append_many(
+        self, records: Sequence[PredictionRecord], *, wait: bool = True, lead: bool = False
+    ) -> None:
         """Log ``records`` together: with ``wait``, one wait covers them all.
+
+        With ``wait`` and ``lead``, this thread writes and syncs them itself when no
+        write is under way, instead of waking the WAL thread and waiting for it
+        (see :mod:`loopml.serving._wal`): for a lone request, answered sooner.
 
         Raises:
             InvalidParameter: one record does not serialise; none is logged.
@@ -210,7 +216,7 @@ class PredictionLog:
                     f"values: {exc}."
                 ) from None
         writer = self._writer or self._start()
-        writer.append(frames, wait=wait)
+        writer.append(frames, wait=wait, lead=lead)
 
     def _start(self) -> WalWriter:
         with self._start_lock:

@@ -521,7 +521,8 @@ class _Server:
         self, batcher: Batcher, request_id: str, payload: Payload, rows: int
     ) -> Outcome:
         try:
-            return await batcher.submit(request_id, payload, rows)
+            alone = await batcher.answer_alone(request_id, payload, rows)
+            return alone if alone is not None else await batcher.submit(request_id, payload, rows)
         except Overloaded as exc:
             raise ApiError(
                 503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after)}

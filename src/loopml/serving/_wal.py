@@ -5,11 +5,16 @@ payload length, the 4-byte CRC32 of the payload, then the payload (UTF-8 JSON of
 one record). A reader stops at the first frame that is short or whose CRC does
 not match: a torn tail left by a crash is ignored, everything before it is kept.
 
-Durability is by *group commit*: callers hand encoded frames to :class:`WalWriter`,
-whose thread writes every frame waiting at that moment in one ``os.write`` and
-makes them durable with one ``fdatasync``, then wakes the callers of that batch.
-While one batch is being synced the next one gathers, so the cost of a sync is
-shared by every concurrent caller, and a lone caller pays one sync, not more.
+Durability is by *group commit*: callers hand encoded frames to :class:`WalWriter`
+and whoever holds the turn to write writes every frame waiting at that moment in
+one ``os.write``, makes them durable with one ``fdatasync`` and wakes the callers
+whose frames that covered. While one batch is being synced the next one gathers,
+so the cost of a sync is shared by every concurrent caller, and a lone caller pays
+one sync, not more. The turn is normally the writer thread's; a waiting caller
+that asks to *lead* and finds nobody writing takes it itself, which spares a lone
+request the hand-over to the writer thread and back (two thread wake-ups, about
+as long as the sync itself). The writer thread also closes files that are due
+and serves :meth:`WalWriter.rotate` and :meth:`WalWriter.close`.
 """
 
 from __future__ import annotations
@@ -121,8 +126,8 @@ class WalWriter:
         first_number: the number of the first file to create.
         rotate_rows: close the current file once it holds this many records.
         rotate_seconds: close the current file this long after its first record.
-        on_rotate: called from the writer thread with the path of each closed,
-            durable file that holds at least one record.
+        on_rotate: called with the path of each closed, durable file that holds at
+            least one record (from whichever thread closed it).
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class WalWriter:
         self._pending: list[bytes] = []
         self._queued = 0  # sequence number of the last frame handed to us
         self._durable = 0  # sequence number of the last frame on disk
+        self._writing = False  # someone holds the turn to write (the file is theirs)
         self._error: BaseException | None = None
         self._rotate_now = False
         self._stopped = False
@@ -159,8 +165,12 @@ class WalWriter:
         """The WAL file being written, if one is open."""
         return self._path
 
-    def append(self, frames: Sequence[bytes], *, wait: bool) -> None:
+    def append(self, frames: Sequence[bytes], *, wait: bool, lead: bool = False) -> None:
         """Queue ``frames`` (in order); with ``wait``, return only once they are on disk.
+
+        With ``wait`` and ``lead``, the frames are written and synced in this thread
+        when no write is under way (else the writer thread writes them): for a lone
+        caller, which then waits for no other thread.
 
         Raises:
             OSError: the WAL could not be written (the record is not durable).
@@ -174,11 +184,15 @@ class WalWriter:
             self._pending.extend(frames)
             self._queued += len(frames)
             sequence = self._queued
-            self._cond.notify_all()
+            if not (wait and lead):
+                self._cond.notify_all()  # the writer thread's turn
             if not wait:
                 return
             while self._durable < sequence and self._error is None:
-                self._cond.wait()
+                if lead and not self._writing:
+                    self._write_turn(close=False)
+                else:
+                    self._cond.wait()
             if self._durable < sequence and self._error is not None:
                 raise self._error
 
@@ -205,46 +219,58 @@ class WalWriter:
             raise self._error
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._pending or self._stopped or self._rotate_now):
-                    timeout = None
-                    if self._rows:
-                        timeout = self._opened_at + self._rotate_seconds - time.monotonic()
-                        if timeout <= 0:
-                            break
+        with self._cond:
+            while self._error is None:
+                if self._writing:  # a caller's turn; its end wakes us
+                    self._cond.wait()
+                    continue
+                timeout = None
+                if self._rows:
+                    timeout = max(0.0, self._opened_at + self._rotate_seconds - time.monotonic())
+                asked = self._pending or self._stopped or self._rotate_now
+                if not (asked or timeout == 0.0):
                     self._cond.wait(timeout)
-                batch, self._pending = self._pending, []
-                upto = self._queued
-                stopping = self._stopped
-                rotate_now = self._rotate_now
-            try:
-                if batch:
-                    self._write(batch)
-                with self._cond:
-                    self._durable = upto
-                    self._cond.notify_all()
-                due = self._rows and (
-                    self._rows >= self._rotate_rows
-                    or time.monotonic() - self._opened_at >= self._rotate_seconds
-                )
-                if due or rotate_now or stopping:
-                    self._close_file()
-                with self._cond:
-                    if rotate_now:
-                        self._rotate_now = False
-                        self._cond.notify_all()
-            except BaseException as exc:  # handed to every waiting caller
-                _log.exception("loopml could not write the prediction WAL")
-                with self._cond:
-                    self._error = exc
+                    continue
+                stopping, rotate_now = self._stopped, self._rotate_now
+                self._write_turn(close=stopping or rotate_now)
+                if rotate_now:
                     self._rotate_now = False
                     self._cond.notify_all()
-                return
-            if stopping:
-                with self._cond:
-                    if not self._pending:
-                        return
+                if stopping and not self._pending:
+                    return
+
+    def _write_turn(self, *, close: bool) -> None:
+        """Take the turn: write and sync what is pending, close the file if due or ``close``.
+
+        Called holding ``self._cond`` with nobody writing; the lock is released while
+        the file is written, so others can queue frames meanwhile.
+        """
+        self._writing = True
+        batch, self._pending = self._pending, []
+        upto = self._queued
+        self._cond.release()
+        failure: BaseException | None = None
+        try:
+            if batch:
+                self._write(batch)
+            due = self._rows and (
+                self._rows >= self._rotate_rows
+                or time.monotonic() - self._opened_at >= self._rotate_seconds
+            )
+            if due or close:
+                self._close_file()
+        except BaseException as exc:  # handed to every waiting caller
+            failure = exc
+        finally:
+            self._cond.acquire()
+            self._writing = False
+            self._cond.notify_all()
+        if failure is not None:
+            _log.error("loopml could not write the prediction WAL", exc_info=failure)
+            self._error = failure
+            self._rotate_now = False
+        else:
+            self._durable = upto
 
     def _write(self, batch: list[bytes]) -> None:
         if self._fd is None:
