@@ -10,12 +10,18 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from sqlalchemy import func, select
 
 from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter
 from loopml.serving import _predlog
+from loopml.serving._payloads import FloatRows
 from loopml.serving._predlog import PredictionLog, PredictionRecord, predictions
 from loopml.serving._wal import MAGIC, encode_frame, read_wal, wal_name
 from loopml.store import Store, open_store, tables
@@ -118,6 +124,54 @@ def test_unflushed_records_are_read_from_the_wal_folder(
         assert predictions(sqlite_store, artifacts, "fraud").empty
         assert len(predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
     assert len(predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 4), st.integers(1, 3)),
+        elements=st.floats(allow_nan=False, allow_infinity=False),
+    )
+)
+def test_float_rows_are_logged_as_bytes_and_read_back_as_their_columns(
+    sqlite_store: Store,
+    artifacts: ArtifactStore,
+    tmp_path_factory: pytest.TempPathFactory,
+    values: np.ndarray,
+) -> None:
+    folder = tmp_path_factory.mktemp("wal")
+    endpoint = folder.name  # the store is shared by every example: an endpoint each
+    rows = FloatRows(tuple(f"c{i}" for i in range(values.shape[1])), values)
+    record = PredictionRecord("r", endpoint, "primary", "m/1", rows, [1] * len(values), 0.5)
+    expected = {name: values[:, i].tolist() for i, name in enumerate(rows.names)}
+    with PredictionLog(folder, sqlite_store, artifacts, "h", flush_interval=60) as log:
+        log.append(record)
+        (wal,) = folder.glob("wal-*.log")
+        (written,) = read_wal(wal)
+        assert "inputs_json" not in written  # the float64 bytes, not decimal text
+        unflushed = predictions(sqlite_store, artifacts, endpoint, wal_folder=folder)
+        assert orjson.loads(unflushed["inputs"].iloc[0]) == expected
+        log.flush()
+    (flushed,) = predictions(sqlite_store, artifacts, endpoint)["inputs"]
+    assert flushed == orjson.dumps(rows.columns_json(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    assert orjson.loads(flushed) == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ([], "not an object"),
+        ({"names": [], "b64": ""}, "non-empty 'names'"),
+        ({"names": ["a"], "b64": "!!"}, "'b64' is not base64"),
+        ({"names": ["a", "b"], "b64": "AAAAAAAAAAA="}, "do not fill rows of 2 columns"),
+    ],
+)
+def test_a_damaged_float_record_is_refused_by_name(fields: object, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        _predlog._float_rows_from(fields)
 
 
 def test_group_commit_under_concurrency(

@@ -370,11 +370,7 @@ class Batcher:
                 endpoint=self.endpoint,
                 route=self.route,
                 model_version=version,
-                inputs=(
-                    item.payload.columns_json()
-                    if isinstance(item.payload, FloatRows)
-                    else item.payload
-                ),
+                inputs=item.payload,
                 output=result.predictions,
                 latency_ms=(now - item.arrived) * 1000,
             )

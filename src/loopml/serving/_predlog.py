@@ -23,6 +23,8 @@ the Parquet writer is byte-for-byte deterministic.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
 import contextlib
 import fcntl
@@ -37,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -49,6 +52,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter
 from loopml.serving._feedback import labels_for
+from loopml.serving._payloads import FloatRows
 from loopml.serving._wal import WalWriter, encode_frame, fsync_dir, read_wal, wal_files
 from loopml.store import Store, now_ms, tables
 
@@ -89,7 +93,8 @@ class PredictionRecord:
         endpoint: the endpoint that answered.
         route: the route (e.g. ``champion``, ``challenger``) that answered.
         model_version: the model version that answered (e.g. ``fraud/3``).
-        inputs: the input features (any JSON value).
+        inputs: the input features: any JSON value, or :class:`FloatRows` (logged as
+            the columns it holds).
         output: the prediction (any JSON value).
         latency_ms: time taken to answer, in milliseconds.
         ts: when the request was answered, in ms since the epoch.
@@ -390,11 +395,48 @@ def _frame_fields(record: PredictionRecord) -> dict[str, Any]:
 
     The flusher then copies the text into the segment instead of parsing and
     re-encoding every value, work that competes with the requests being served.
+    :class:`FloatRows` inputs are the exception: they are written as their float64
+    bytes (``inputs_f64``), exact and several times faster to write than decimal
+    text, which matters for a request of thousands of rows; the flusher writes
+    their JSON text, off the request's path.
     """
     fields = {f: getattr(record, f) for f in _FIELDS if f not in _JSON_FIELDS}
-    for name in _JSON_FIELDS:
-        fields[f"{name}_json"] = _json_text(getattr(record, name))
+    if isinstance(record.inputs, FloatRows):
+        fields["inputs_f64"] = _float_rows_fields(record.inputs)
+    else:
+        fields["inputs_json"] = _json_text(record.inputs)
+    fields["output_json"] = _json_text(record.output)
     return fields
+
+
+def _float_rows_fields(rows: FloatRows) -> dict[str, Any]:
+    """``rows`` as JSON fields: names, and the values' little-endian float64 bytes in base64."""
+    data = rows.values.astype(_F64, copy=False).tobytes(order="C")
+    return {"names": list(rows.names), "b64": base64.b64encode(data).decode("ascii")}
+
+
+def _float_rows_from(fields: Any) -> FloatRows:
+    """The :class:`FloatRows` that :func:`_float_rows_fields` wrote.
+
+    Raises:
+        ValueError: ``fields`` is not such a record (a corrupt or foreign WAL).
+    """
+    if not isinstance(fields, dict):
+        raise ValueError("inputs_f64 is not an object")
+    names, text = fields.get("names"), fields.get("b64")
+    if not (isinstance(names, list) and names and isinstance(text, str)):
+        raise ValueError("inputs_f64 needs a non-empty 'names' list and a 'b64' string")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"inputs_f64's 'b64' is not base64: {exc}") from None
+    values = np.frombuffer(data, dtype=_F64)
+    if values.size % len(names):
+        raise ValueError(f"{values.size} values do not fill rows of {len(names)} columns")
+    return FloatRows(tuple(map(str, names)), values.reshape(-1, len(names)))
+
+
+_F64 = np.dtype("<f8")
 
 
 def _json_text(value: Any) -> str:
@@ -403,6 +445,8 @@ def _json_text(value: Any) -> str:
 
 def _rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
     def text(record: dict[str, Any], name: str) -> str:
+        if name == "inputs" and "inputs_f64" in record:
+            return _json_text(_float_rows_from(record["inputs_f64"]).columns_json())
         encoded = record.get(f"{name}_json")  # absent from WAL files written by earlier versions
         return encoded if isinstance(encoded, str) else _json_text(record.get(name))
 
