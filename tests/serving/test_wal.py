@@ -65,6 +65,19 @@ def test_a_leading_caller_writes_its_own_frames_and_the_others_hand_them_over(
     assert [r["i"] for r in read_wal(closed[0])] == [0, 1, 2]
 
 
+def test_a_file_only_leading_callers_wrote_is_still_closed_on_time(tmp_path: Path) -> None:
+    closed: list[Path] = []
+    writer = WalWriter(tmp_path, 1, rotate_rows=100, rotate_seconds=0.05, on_rotate=closed.append)
+    writer.append([encode_frame({"i": 0})], wait=True, lead=True)
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(closed) == 1  # the writer thread learnt of the new file's deadline
+    writer.append([encode_frame({"i": 1})], wait=True, lead=True)
+    writer.close()
+    assert [[r["i"] for r in read_wal(path)] for path in closed] == [[0], [1]]
+
+
 def test_a_failed_write_fails_its_caller_and_every_later_one(tmp_path: Path) -> None:
     writer = WalWriter(tmp_path, 1, rotate_rows=100, rotate_seconds=60, on_rotate=lambda _: None)
     writer.append([encode_frame({"i": 0})], wait=True)

@@ -228,11 +228,12 @@ class Batcher:
         """
         if not (self._idle() and self._may_inline(rows)):
             return None
+        arrived = time.perf_counter()
         # Requests read in the same loop pass run first: if one reaches the server, all batch.
         await asyncio.sleep(0)
         if not (self._idle() and self._may_inline(rows)):
             return None
-        item = _Pending(request_id, payload, rows, None, time.perf_counter())
+        item = _Pending(request_id, payload, rows, None, arrived)
         self._count_batch(rows, 1)
         results, _ = self._timed_call([item], lone=True)  # nothing queued: logs too
         result = results[0]

@@ -143,7 +143,10 @@ class WalWriter:
         self._rotate_rows = rotate_rows
         self._rotate_seconds = rotate_seconds
         self._on_rotate = on_rotate
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # callers wait here for their frames
+        self._work = threading.Condition(lock)  # the writer thread waits here for work
+        self._turn_wanted = False  # the writer thread waits for a caller's turn to end
         self._pending: list[bytes] = []
         self._queued = 0  # sequence number of the last frame handed to us
         self._durable = 0  # sequence number of the last frame on disk
@@ -185,7 +188,7 @@ class WalWriter:
             self._queued += len(frames)
             sequence = self._queued
             if not (wait and lead):
-                self._cond.notify_all()  # the writer thread's turn
+                self._work.notify()  # the writer thread's turn
             if not wait:
                 return
             while self._durable < sequence and self._error is None:
@@ -201,7 +204,7 @@ class WalWriter:
         with self._cond:
             target = self._queued
             self._rotate_now = True
-            self._cond.notify_all()
+            self._work.notify()
             while (self._rotate_now or self._durable < target) and self._error is None:
                 if not self._thread.is_alive():
                     break
@@ -213,7 +216,7 @@ class WalWriter:
         """Write what is queued, close the current file and stop the thread."""
         with self._cond:
             self._stopped = True
-            self._cond.notify_all()
+            self._work.notify()
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -222,14 +225,15 @@ class WalWriter:
         with self._cond:
             while self._error is None:
                 if self._writing:  # a caller's turn; its end wakes us
-                    self._cond.wait()
+                    self._turn_wanted = True
+                    self._work.wait()
                     continue
                 timeout = None
                 if self._rows:
                     timeout = max(0.0, self._opened_at + self._rotate_seconds - time.monotonic())
                 asked = self._pending or self._stopped or self._rotate_now
                 if not (asked or timeout == 0.0):
-                    self._cond.wait(timeout)
+                    self._work.wait(timeout)
                     continue
                 stopping, rotate_now = self._stopped, self._rotate_now
                 self._write_turn(close=stopping or rotate_now)
@@ -248,6 +252,7 @@ class WalWriter:
         self._writing = True
         batch, self._pending = self._pending, []
         upto = self._queued
+        fresh = self._fd is None  # a file opened now has a new rotation deadline
         self._cond.release()
         failure: BaseException | None = None
         try:
@@ -265,6 +270,11 @@ class WalWriter:
             self._cond.acquire()
             self._writing = False
             self._cond.notify_all()
+            # The writer thread is woken only when it has something to do: waking it
+            # after every lone request's turn would cost that request a GIL hand-over.
+            if self._turn_wanted or self._pending or self._stopped or self._rotate_now or fresh:
+                self._turn_wanted = False
+                self._work.notify()
         if failure is not None:
             _log.error("loopml could not write the prediction WAL", exc_info=failure)
             self._error = failure
