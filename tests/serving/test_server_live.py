@@ -140,6 +140,13 @@ def _hammer(
     return map_with_clients(send, xs, threads)
 
 
+def _assert_doubled(results: list[tuple[Any, httpx.Response]]) -> None:
+    """Every request was answered, with the Doubler's prediction for its own value."""
+    for x, response in results:
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == [2 * x]
+
+
 def _metric(url: str, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels``."""
     total = 0.0
@@ -167,9 +174,7 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(world: 
         request_seconds = _metric(url, "loopml_request_latency_seconds_sum", endpoint="e")
     finally:
         stop()
-    for x, response in results:
-        assert response.status_code == 200, response.text
-        assert response.json()["predictions"] == [2 * x]
+    _assert_doubled(results)
     assert rows == len(xs)
     assert timed_calls == calls
     assert 0.02 * calls <= call_seconds < request_seconds  # requests also wait in the queue
@@ -194,9 +199,7 @@ def test_a_burst_to_a_model_fast_enough_to_answer_inline_still_batches(world: Wo
         calls = _metric(url, "loopml_batch_size_requests_count", endpoint="e")
     finally:
         stop()
-    for x, response in results:
-        assert response.status_code == 200, response.text
-        assert response.json()["predictions"] == [2 * x]
+    _assert_doubled(results)
     assert calls - 3 < len(xs) / 2
 
 
