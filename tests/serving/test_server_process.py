@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 from process_support import (
@@ -30,6 +31,7 @@ from process_support import (
     segment_rows,
     serving,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from server_support import free_port
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -340,8 +342,12 @@ def test_a_shadow_is_logged_and_never_answers(stack: Stack, rows: Rows) -> None:
 def test_two_workers_serve_and_log_every_answer_once(stack: Stack, rows: Rows) -> None:
     stack.deploy("cancer", ["cancer/1:100"])
     folder = stack.tmp / "predictions"
+    temp = stack.tmp / "temp"  # where the workers' shared metrics folder goes
+    temp.mkdir()
+    stack.env["TMPDIR"] = str(temp)
     with stack.serve("cancer", "--workers", "2") as server:
         server.wait_for_output("Application startup complete.", times=2)  # both workers
+        assert len(list(temp.glob("loopml-metrics-*"))) == 1
         # New connections, not keep-alive ones, so the kernel spreads them over both.
         load = Load(server.url, "cancer", rows.body, threads=CLIENTS, new_connections=True)
         load.start()
@@ -355,11 +361,15 @@ def test_two_workers_serve_and_log_every_answer_once(stack: Stack, rows: Rows) -
                 time.sleep(0.01)
         finally:
             load.stop()
+        # Each scrape on a new connection reaches either worker; each must count both.
+        scrapes = [_served_figures(server.url, "cancer") for _ in range(6)]
         server.stop()
 
     assert not load.failures, load.failures[:3]
     assert load.cut_off == load.refused == 0
     assert len(used) == 2, used
+    assert scrapes == [(len(load.answers), 1.0)] * len(scrapes)
+    assert not list(temp.iterdir())  # removed once the workers stopped
     workers = {p.name for p in folder.iterdir() if p.is_dir()}
     assert {"worker-0", "worker-1"} <= workers
     logged = stack.logged("cancer")
@@ -367,6 +377,22 @@ def test_two_workers_serve_and_log_every_answer_once(stack: Stack, rows: Rows) -
     _assert_log_matches(logged, load.answers)
     for worker in workers:
         _assert_log_folder_empty(folder / worker)
+
+
+def _served_figures(url: str, endpoint: str) -> tuple[int, float]:
+    """From one scrape of ``/metrics``: requests answered 200, and the revision served."""
+    text = httpx.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=10).text
+    answered, revisions = 0.0, []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("endpoint") != endpoint:
+                continue
+            if sample.name == "loopml_requests_total" and sample.labels["status"] == "200":
+                answered += sample.value
+            elif sample.name == "loopml_deployment_revision":
+                revisions.append(sample.value)
+    assert len(revisions) == 1, revisions  # one figure for the server, not one per worker
+    return int(answered), revisions[0]
 
 
 # -- 5. start-up errors --------------------------------------------------------------------

@@ -10,13 +10,18 @@ SIGTERM).
 With ``--workers N`` uvicorn runs N processes; each builds its own app from
 :func:`worker_app` and claims its own prediction-log folder (``worker-0``,
 ``worker-1`` … under the log folder), recovering any folder no running worker holds.
-Metrics are then per worker.
+``/metrics`` then sums every worker's figures, which they keep in a fresh temporary
+folder (see :mod:`loopml.serving._metrics`) removed when the server stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -130,15 +135,16 @@ def serve(
     typer.echo(
         f"Serving on http://{host}:{port} with {workers} workers (Ctrl-C to stop).", err=True
     )
-    uvicorn.run(
-        f"{__name__}:worker_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-    )
+    with _metrics_shared_by_workers():
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=access_log,
+        )
 
 
 def _exit_zero_on_sigterm() -> None:
@@ -154,6 +160,27 @@ def _exit_zero_on_sigterm() -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+@contextlib.contextmanager
+def _metrics_shared_by_workers() -> Iterator[None]:
+    """Have the workers (spawned, so they inherit the environment) keep metrics in one folder.
+
+    A folder the user named in the variable is used as it is; else a fresh one is
+    made, and removed once the workers are gone.
+    """
+    from loopml.serving._metrics import SHARED_FOLDER_VARIABLE
+
+    if os.environ.get(SHARED_FOLDER_VARIABLE):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="loopml-metrics-")
+    os.environ[SHARED_FOLDER_VARIABLE] = folder
+    try:
+        yield
+    finally:
+        del os.environ[SHARED_FOLDER_VARIABLE]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def worker_app() -> FastAPI:

@@ -5,14 +5,35 @@ Served at ``/metrics`` in the Prometheus text format. Every series is labelled b
 and ``model_version`` (``credit/7``), so a canary's latency and errors can be read
 beside the primary's. A registry per app (not prometheus_client's global one)
 keeps two apps in one process, as in tests, from sharing counts.
+
+Under ``loopml serve --workers N`` every worker is a process of its own and a
+scrape reaches one of them, so the counts must be summed across them:
+``loopml serve`` then points prometheus_client's multiprocess mode at a fresh
+folder (``PROMETHEUS_MULTIPROC_DIR``, unless already set), each worker's values
+live in files there, and :meth:`ServerMetrics.render` adds up every worker's. The
+queue depth is summed over live workers, the revision is the highest a live
+worker serves, and a worker that stops takes its gauges with it
+(:meth:`ServerMetrics.close`); its counts stay.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE", "SHARED_FOLDER_VARIABLE", "ServerMetrics"]
+
+SHARED_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's variable: when set, values are kept in files there, per process."""
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The Content-Type of :meth:`ServerMetrics.render`."""
@@ -44,6 +65,7 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._shared_folder = os.environ.get(SHARED_FOLDER_VARIABLE)
         self.requests = Counter(
             "loopml_requests",
             "Prediction requests answered, by HTTP status.",
@@ -90,6 +112,7 @@ class ServerMetrics:
             "Requests waiting for a model call.",
             _ROUTED,
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.shadow_dropped = Counter(
             "loopml_shadow_dropped",
@@ -114,8 +137,18 @@ class ServerMetrics:
             "The deployment revision being served.",
             ("endpoint",),
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
     def render(self) -> bytes:
-        """Every metric in the Prometheus text exposition format."""
-        return generate_latest(self.registry)
+        """Every metric in the Prometheus text exposition format (every worker's, summed)."""
+        if self._shared_folder is None:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker, path=self._shared_folder)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)
+
+    def close(self) -> None:
+        """Withdraw this process's gauges from the workers' shared figures (it stops)."""
+        if self._shared_folder is not None:
+            multiprocess.mark_process_dead(os.getpid(), path=self._shared_folder)  # type: ignore[no-untyped-call]

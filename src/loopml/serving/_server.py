@@ -220,6 +220,7 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
                     await watcher
             await server.drain()
             await run_in_threadpool(server.close)
+            server.metrics.close()
             sys.setswitchinterval(switch_interval)
 
     app = _InferenceApp(
