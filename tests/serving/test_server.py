@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,8 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from server_support import free_port, start_in_thread
+from process_support import serving
+from server_support import start_in_thread
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -259,48 +258,18 @@ def test_cli_serve_runs_uvicorn_and_flushes_the_log_on_shutdown(
     registry.register(model, "cancer", project="p", input_example=features.head(5))
     DeploymentClient(tracking.store, registry).set("cancer", ["cancer/1:100"], project="p")
 
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from loopml.cli._app import main; main()",
-            "serve",
-            "cancer",
-            "--port",
-            str(port),
-            "-p",
-            "p",
-            "--log-folder",
-            str(tmp_path / "wal"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "loopml serve did not start"
-            time.sleep(0.1)
+    with serving(
+        ["cancer", "-p", "p"], tmp_path / "wal", dict(os.environ), tmp_path / "serve.out"
+    ) as server:
         sample = features.head(3)
         answer = httpx.post(
-            f"{url}/v1/endpoints/cancer/predict",
+            f"{server.url}/v1/endpoints/cancer/predict",
             json={"records": sample.to_dict(orient="records")},
             timeout=10,
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == model.predict(sample).tolist()
-    finally:
-        process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=20)[0]
-    assert process.returncode == 0, output
+        assert server.terminate(signal.SIGINT) == 0, server.output()  # Ctrl-C
     logged = predictions(tracking.store, tracking.artifacts, "cancer")
     assert list(logged["request_id"]) == [answer.json()["request_id"]]
 
