@@ -159,6 +159,18 @@ def test_a_step_that_raises_fails_the_run_with_its_traceback(
     assert run.output("load") == [0, 1, 2]
 
 
+def test_of_two_steps_failing_side_by_side_the_run_reports_the_one_traced_first(
+    marks: Marks,
+) -> None:
+    with pytest.raises(StepFailed) as raised:
+        flows.failing_twice.run(params={"seconds": 1.0}, max_workers=2)
+
+    assert raised.value.step == "late_failure"  # though early_failure failed a second sooner
+    assert "late_failure gave up" in str(raised.value)
+    run = get_pipeline_run(raised.value.run_id)
+    assert run.steps["late_failure"].status == run.steps["early_failure"].status == "failed"
+
+
 def test_resume_after_an_exception_reuses_finished_steps(
     marks: Marks, monkeypatch: pytest.MonkeyPatch
 ) -> None:

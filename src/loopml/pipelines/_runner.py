@@ -147,6 +147,7 @@ class Runner:
         self, run_id: str, graph: Graph, *, cache: bool, finished: dict[str, StepRecord]
     ) -> PipelineRun:
         state = _Progress()
+        order = {name: i for i, name in enumerate(graph.nodes)}
         try:
             while True:
                 if state.failure is None and state.paused is None:
@@ -163,7 +164,10 @@ class Runner:
                     if result.status == "finished":
                         state.outputs[node.name] = result.outputs
                         state.done.add(node.name)
-                    elif state.failure is None:
+                    # Steps running side by side may both fail, in either order: the
+                    # run reports the one traced first, so a failure reads the same
+                    # however the race went.
+                    elif state.failure is None or order[node.name] < order[state.failure[0]]:
                         state.failure = (
                             node.name,
                             result.error_type or "StepError",

@@ -40,6 +40,13 @@ def failing(n: int = 3) -> None:
 
 
 @loopml.pipeline
+def failing_twice(seconds: float = 1.0) -> None:
+    """Two independent steps that both raise; the one traced first fails last."""
+    steps.late_failure(seconds)
+    steps.early_failure()
+
+
+@loopml.pipeline
 def holding(n: int = 3) -> None:
     """load → hold (sleeps LP_PROJECT_HOLD seconds): a run to kill in its second step."""
     steps.hold(steps.load(n))

@@ -96,6 +96,19 @@ def fragile(values: list[int]) -> int:
 
 
 @loopml.step
+def late_failure(seconds: float) -> int:
+    """Raise after ``seconds``."""
+    time.sleep(seconds)
+    raise ValueError("late_failure gave up")
+
+
+@loopml.step
+def early_failure() -> int:
+    """Raise at once."""
+    raise ValueError("early_failure gave up")
+
+
+@loopml.step
 def hold(values: list[int]) -> int:
     """Sleep ``LP_PROJECT_HOLD`` seconds, then return the sum (a step to kill mid-run)."""
     mark("hold")
