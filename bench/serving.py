@@ -733,13 +733,12 @@ def error_line(name: str, result: dict[str, Any]) -> str | None:
 
 def metric_totals(text: str) -> dict[str, float]:
     """The sum over label sets of every sample in a Prometheus text page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     totals: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_and_labels, _, value = line.rpartition(" ")
-        name = name_and_labels.split("{", 1)[0]
-        totals[name] = totals.get(name, 0.0) + float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
 
 

@@ -111,7 +111,7 @@ class _Pending:
     request_id: str
     payload: Payload
     rows: int
-    future: asyncio.Future[Outcome] | None  # None: answered by Batcher.answer_alone
+    future: asyncio.Future[Outcome] | None  # None: answer_alone returns its outcome itself
     arrived: float
 
 
@@ -419,7 +419,7 @@ class Batcher:
 def _answer(batch: Sequence[_Pending], results: Sequence[Outcome | BaseException]) -> None:
     """Resolve each request's future with its outcome or error."""
     for item, result in zip(batch, results, strict=True):
-        if item.future is None or item.future.done():  # answered already; or client gone
+        if item.future is None or item.future.done():  # no future to resolve; or client gone
             continue
         if isinstance(result, BaseException):
             item.future.set_exception(result)

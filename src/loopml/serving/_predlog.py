@@ -445,10 +445,14 @@ def _json_text(value: Any) -> str:
 
 def _rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
     def text(record: dict[str, Any], name: str) -> str:
-        if name == "inputs" and "inputs_f64" in record:
-            return _json_text(_float_rows_from(record["inputs_f64"]).columns_json())
         encoded = record.get(f"{name}_json")  # absent from WAL files written by earlier versions
         return encoded if isinstance(encoded, str) else _json_text(record.get(name))
+
+    def inputs_text(record: dict[str, Any]) -> str:
+        floats = record.get("inputs_f64")
+        if floats is None:
+            return text(record, "inputs")
+        return _json_text(_float_rows_from(floats).columns_json())
 
     return pa.table(
         {
@@ -458,7 +462,7 @@ def _rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
             "route": [str(r["route"]) for r in records],
             "model_version": [str(r["model_version"]) for r in records],
             "latency_ms": [float(r["latency_ms"]) for r in records],
-            "inputs": [text(r, "inputs") for r in records],
+            "inputs": [inputs_text(r) for r in records],
             "output": [text(r, "output") for r in records],
         },
         schema=SEGMENT_SCHEMA,
