@@ -7,14 +7,27 @@ a database of its own, created and dropped here, on the server named by
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from loopml import settings
 from loopml.tracking import TrackingClient, _fluent
+
+# The suite runs on shared machines where other work takes the CPU (CI included), so
+# the default profile judges no example by its speed: no deadline and no `too_slow`
+# health check. `HYPOTHESIS_PROFILE=strict` restores Hypothesis's own defaults for a
+# quiet machine where slow generation is worth hearing about.
+hypothesis_settings.register_profile(
+    "busy", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.register_profile("strict", hypothesis_settings.get_profile("default"))
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "busy"))
 
 _ISOLATED = ("LOOPML_STORE_URI", "LOOPML_ARTIFACT_URI", "LOOPML_PROJECT", "LOOPML_DEBUG")
 
