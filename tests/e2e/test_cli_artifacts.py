@@ -43,8 +43,9 @@ def test_get_a_folder(cli: Cli, seeded: Seeded, tmp_path: Path) -> None:
     dest = tmp_path / "model-copy"
     result = cli("artifacts", "get", seeded.good, "model", "-d", str(dest))
     assert result.exit_code == 0, result.output
-    assert (dest / "weights.bin").read_bytes() == b"\x00" * 2048
-    assert (dest / "sub" / "config.json").read_text() == '{"a": 1}'
+    assert (dest / "model" / "weights.bin").read_bytes() == b"\x00" * 2048
+    assert (dest / "model" / "sub" / "config.json").read_text() == '{"a": 1}'
+    assert [p.name for p in dest.iterdir()] == ["model"]  # no staging left
 
 
 def test_get_defaults_to_the_current_folder(
@@ -74,5 +75,7 @@ def test_get_into_a_file_is_an_environment_error(cli: Cli, seeded: Seeded, tmp_p
     blocker.write_text("x")
     result = cli("artifacts", "get", seeded.good, "model", "--dest", str(blocker))
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: [Errno 17] File exists")
+    assert result.stderr.startswith(f"error: Cannot write into the folder {str(blocker)!r}")
+    assert "File exists" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+    assert blocker.read_text() == "x"
