@@ -267,3 +267,17 @@ def test_no_manifest_ever_writes_outside_its_destination(paths: list[str], absol
             assert all(key == "dest" or key.startswith("dest/") for key in written)
             assert sorted(k[5:] for k, v in written.items() if v == b"evil") == sorted(paths)
         assert list(outside.iterdir()) == []
+
+
+def test_a_name_of_the_longest_allowed_length_still_downloads(tmp_path: Path) -> None:
+    """The staging entry beside a 255-byte name stays within the file system's limit."""
+    store = ArtifactStore.from_uri(str(tmp_path / "store"))
+    name = "n" * MAX_NAME_BYTES
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / name).write_bytes(b"x")
+
+    file = store.get_file(store.put_bytes(b"x"), tmp_path / "out" / name)
+    folder = store.get_dir(store.put_dir(source), tmp_path / "dirs" / name)
+
+    assert file.read_bytes() == (folder / name).read_bytes() == b"x"

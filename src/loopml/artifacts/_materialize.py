@@ -120,6 +120,11 @@ def _remove(dir_fd: int, name: str) -> None:
         os.unlink(name, dir_fd=dir_fd)
 
 
+def _sibling(name: str, suffix: str) -> str:
+    # A hidden, unique name beside ``name``; shortened so it stays under NAME_MAX.
+    return f".{name[:100]}.{uuid.uuid4().hex}.{suffix}"
+
+
 class _Target:
     """The new file or folder ``parent/name`` being materialised."""
 
@@ -179,7 +184,7 @@ class _Target:
             return
         # A folder cannot be renamed over a non-empty folder: move the old one
         # aside, put the new one in place, then delete the old one. Never merged.
-        aside = f".{self.name}.{uuid.uuid4().hex}.old"
+        aside = _sibling(self.name, "old")
         os.rename(self.name, aside, src_dir_fd=fd, dst_dir_fd=fd)
         try:
             os.rename(staging, self.name, src_dir_fd=fd, dst_dir_fd=fd)
@@ -192,7 +197,7 @@ class _Target:
 def _materialize(target: _Target, overwrite: bool, fill: Callable[[int, str], None]) -> Path:
     try:
         target.check_free(overwrite)
-        staging = f".{target.name}.{uuid.uuid4().hex}.part"
+        staging = _sibling(target.name, "part")
         try:
             fill(target.parent_fd, staging)
             target.publish(staging, overwrite)
