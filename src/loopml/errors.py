@@ -11,7 +11,9 @@ from __future__ import annotations
 __all__ = [
     "ApprovalError",
     "ArtifactError",
+    "ArtifactExists",
     "ArtifactIntegrityError",
+    "ArtifactManifestError",
     "ArtifactNotFound",
     "DataSourceError",
     "DataValidationError",
@@ -253,3 +255,25 @@ class DeploymentNotFound(LoopmlError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "deployment not found"
+
+
+# --- artifacts: materialising ----------------------------------------------------
+
+
+class ArtifactExists(ArtifactError, FileExistsError):
+    """Raised when a file or folder to materialise already exists.
+
+    Raised by ``ArtifactStore.get_file``/``get_dir`` and ``download_artifact``
+    (``loopml artifacts get``) unless ``overwrite`` was asked for; nothing is written.
+    """
+
+
+class ArtifactManifestError(ArtifactError, ValueError):
+    """Raised when a stored directory manifest cannot be trusted.
+
+    Raised by ``ArtifactStore.read_manifest``/``get_dir`` (and so every download or
+    model load) before anything is written, when a manifest lists a path that would
+    leave its folder (absolute, ``..``, a backslash or drive letter, NUL), the same
+    path twice, a path that is both a file and a folder, two paths this file system
+    cannot tell apart, or exceeds a limit (entries, path length, depth, size).
+    """

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loopml.artifacts import CHUNK_SIZE, ArtifactStore
-from loopml.errors import ArtifactError, ArtifactNotFound, InvalidParameter
+from loopml.errors import ArtifactError, ArtifactManifestError, ArtifactNotFound, InvalidParameter
 
 
 def test_blob_layout_is_two_char_fan_out(store: ArtifactStore, store_root: Path) -> None:
@@ -120,7 +120,7 @@ def test_manifest_paths_cannot_escape(store: ArtifactStore, tmp_path: Path, evil
     digest = store.put_bytes(manifest.encode())
 
     assert not store.is_manifest(digest)
-    with pytest.raises(InvalidParameter, match="not one"):
+    with pytest.raises(ArtifactManifestError, match="cannot be trusted"):
         store.get_dir(digest, tmp_path / "out" / "dest")
     assert list(tmp_path.rglob("*")) == []
 

@@ -19,7 +19,12 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from loopml.artifacts import ArtifactStore, FsspecBackend, LocalBackend, ManifestEntry
-from loopml.errors import ArtifactIntegrityError, ArtifactNotFound, InvalidParameter
+from loopml.errors import (
+    ArtifactExists,
+    ArtifactIntegrityError,
+    ArtifactNotFound,
+    InvalidParameter,
+)
 
 BACKENDS = ["local-path", "local-file-uri", "fsspec-memory", "fsspec-file"]
 
@@ -126,11 +131,18 @@ def test_file_round_trip(store: ArtifactStore, tmp_path: Path) -> None:
     assert digest == hashlib.sha256(source.read_bytes()).hexdigest()
 
 
-def test_get_file_replaces_an_existing_file(store: ArtifactStore, tmp_path: Path) -> None:
+def test_get_file_refuses_an_existing_file_unless_overwrite(
+    store: ArtifactStore, tmp_path: Path
+) -> None:
     dest = tmp_path / "out.bin"
     dest.write_bytes(b"old")
+    digest = store.put_bytes(b"new")
 
-    store.get_file(store.put_bytes(b"new"), dest)
+    with pytest.raises(ArtifactExists, match=r"out\.bin"):
+        store.get_file(digest, dest)
+    assert dest.read_bytes() == b"old"
+
+    store.get_file(digest, dest, overwrite=True)
 
     assert dest.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no staging left
@@ -155,16 +167,22 @@ def test_dir_round_trip(store: ArtifactStore, tmp_path: Path) -> None:
         assert store.get_bytes(entry.digest) == files[entry.path]
 
 
-def test_get_dir_into_an_existing_folder_adds_files(store: ArtifactStore, tmp_path: Path) -> None:
+def test_get_dir_never_merges_into_an_existing_folder(store: ArtifactStore, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "src")
+    digest = store.put_dir(tmp_path / "src")
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "keep.txt").write_bytes(b"mine")
     (dest / "model.bin").write_bytes(b"stale")
 
-    store.get_dir(store.put_dir(tmp_path / "src"), dest)
+    with pytest.raises(ArtifactExists, match="dest"):
+        store.get_dir(digest, dest)
+    assert read_tree(dest) == {"keep.txt": b"mine", "model.bin": b"stale"}
 
-    assert read_tree(dest) == {**files, "keep.txt": b"mine"}
+    store.get_dir(digest, dest, overwrite=True)
+
+    assert read_tree(dest) == files  # replaced whole, not merged
+    assert [p.name for p in tmp_path.iterdir() if p.name != "src"] == ["dest"]
 
 
 def test_empty_dir_round_trip(store: ArtifactStore, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_support import Cli, Seeded
 
 
@@ -43,8 +44,9 @@ def test_get_a_folder(cli: Cli, seeded: Seeded, tmp_path: Path) -> None:
     dest = tmp_path / "model-copy"
     result = cli("artifacts", "get", seeded.good, "model", "-d", str(dest))
     assert result.exit_code == 0, result.output
-    assert (dest / "weights.bin").read_bytes() == b"\x00" * 2048
-    assert (dest / "sub" / "config.json").read_text() == '{"a": 1}'
+    assert (dest / "model" / "weights.bin").read_bytes() == b"\x00" * 2048
+    assert (dest / "model" / "sub" / "config.json").read_text() == '{"a": 1}'
+    assert [p.name for p in dest.iterdir()] == ["model"]  # no staging left
 
 
 def test_get_defaults_to_the_current_folder(
@@ -74,5 +76,41 @@ def test_get_into_a_file_is_an_environment_error(cli: Cli, seeded: Seeded, tmp_p
     blocker.write_text("x")
     result = cli("artifacts", "get", seeded.good, "model", "--dest", str(blocker))
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: [Errno 17] File exists")
+    assert result.stderr.startswith(f"error: Cannot write into the folder {str(blocker)!r}")
+    assert "File exists" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+    assert blocker.read_text() == "x"
+
+
+def test_get_writes_a_new_folder_in_the_current_folder_and_never_over_git_config(
+    cli: Cli, seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 item 10: ``loopml artifacts get RUN model`` in a git checkout writes
+    ``./model``, leaves ``.git/config`` alone, refuses to run again over ``./model``
+    (one line, exit 1, nothing changed) and replaces it whole with ``--overwrite``."""
+    work = tmp_path / "checkout"
+    (work / ".git").mkdir(parents=True)
+    (work / ".git" / "config").write_text("[core]\n")
+    monkeypatch.chdir(work)
+
+    result = cli("artifacts", "get", seeded.good, "model")
+
+    assert result.exit_code == 0, result.output
+    assert (work / ".git" / "config").read_text() == "[core]\n"
+    assert (work / "model" / "weights.bin").read_bytes() == b"\x00" * 2048
+    assert not (work / "weights.bin").exists()
+
+    (work / "model" / "extra.txt").write_text("mine")
+    again = cli("artifacts", "get", seeded.good, "model")
+    assert again.exit_code == 1
+    assert (
+        again.stderr == "error: 'model' already exists; nothing was written. "
+        "Choose another destination, or ask to overwrite it (overwrite=True, --overwrite).\n"
+    )
+    assert (work / "model" / "extra.txt").read_text() == "mine"
+
+    replaced = cli("artifacts", "get", seeded.good, "model", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert not (work / "model" / "extra.txt").exists()
+    assert (work / "model" / "sub" / "config.json").read_text() == '{"a": 1}'
+    assert sorted(p.name for p in work.iterdir()) == [".git", "model"]

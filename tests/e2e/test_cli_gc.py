@@ -52,7 +52,7 @@ def test_dry_run_then_delete(cli: Cli, seeded: Seeded, sdk: TrackingClient, tmp_
     # Referenced artifacts survive, files and folders alike.
     got = cli("artifacts", "get", seeded.good, "model", "--dest", str(tmp_path / "m"))
     assert got.exit_code == 0, got.output
-    assert (tmp_path / "m" / "sub" / "config.json").exists()
+    assert (tmp_path / "m" / "model" / "sub" / "config.json").exists()
 
 
 def test_negative_grace_is_one_error(cli: Cli, seeded: Seeded) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
+from loopml._private_fs import make_private_dirs, open_private_file
 from loopml.artifacts._digest import TMP_PREFIX
 from loopml.errors import ArtifactError, InvalidParameter
 
@@ -45,8 +48,11 @@ class _FsspecStagedWrite:
         self._tmp = backend.path_of(f"{TMP_PREFIX}/{uuid.uuid4().hex}.part")
         fs = backend.fs
         try:
-            fs.makedirs(fs._parent(self._tmp), exist_ok=True)
-            self._file: Any = fs.open(self._tmp, "wb")
+            backend.makedirs(fs._parent(self._tmp))
+            if backend.is_local:
+                self._file: Any = os.fdopen(open_private_file(self._tmp, os.O_WRONLY), "wb")
+            else:
+                self._file = fs.open(self._tmp, "wb")
         except OSError as exc:
             raise backend.unwritable(exc) from exc
 
@@ -66,7 +72,7 @@ class _FsspecStagedWrite:
                 fs.rm_file(self._tmp)
                 self._backend.touch(key)
                 return
-            fs.makedirs(fs._parent(final), exist_ok=True)
+            self._backend.makedirs(fs._parent(final))
             # A rename on file systems that have one; on object stores a
             # server-side copy, and objects only appear once complete.
             fs.mv(self._tmp, final)
@@ -123,6 +129,18 @@ class FsspecBackend:
     def uri(self) -> str:
         """The URL the back-end was opened with."""
         return self._uri
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the filesystem is this machine's (``local://`` URLs)."""
+        return isinstance(self.fs, LocalFileSystem)
+
+    def makedirs(self, path: str) -> None:
+        """Create the folder ``path`` and its parents (owner-only on a local filesystem)."""
+        if self.is_local:
+            make_private_dirs(path)
+        else:
+            self.fs.makedirs(path, exist_ok=True)
 
     def path_of(self, key: str) -> str:
         """Return the filesystem path of ``key``."""

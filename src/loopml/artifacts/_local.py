@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from loopml._private_fs import make_private_dirs, open_private_file
 from loopml.artifacts._digest import TMP_PREFIX
 from loopml.errors import ArtifactError
 
@@ -37,12 +38,12 @@ class _LocalStagedWrite:
     def __init__(self, root: Path) -> None:
         self._root = root
         tmp_dir = root / TMP_PREFIX
-        # Created with mode 0o666 minus the umask, like any file the user writes;
-        # mkstemp's 0o600 would hide blobs from the rest of a shared group.
+        # Owner-only (0o600, folders 0o700): blobs hold whatever was logged,
+        # prediction inputs included. The rename on commit keeps the mode.
         self._path = tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            make_private_dirs(tmp_dir)
+            self._fd = open_private_file(self._path, os.O_WRONLY)
         except OSError as exc:
             raise _unwritable(root, exc) from exc
         self._closed = False
@@ -76,7 +77,7 @@ class _LocalStagedWrite:
                 self._path.unlink()
                 _touch(final)
                 return
-            final.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(final.parent)
             self._path.replace(final)
         except OSError as exc:
             self.abort()
@@ -92,7 +93,9 @@ class LocalBackend:
     """Blobs as files under a local folder.
 
     Nothing is created until the first write, so opening a store does no I/O.
-    Writes go to ``<root>/tmp`` and are published with an atomic rename.
+    Writes go to ``<root>/tmp`` and are published with an atomic rename. Every
+    folder the store creates (the root included) is ``0o700`` and every file
+    ``0o600``, whatever the umask.
 
     Args:
         root: the folder of the store; created on first write.

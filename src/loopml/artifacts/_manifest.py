@@ -8,15 +8,21 @@ digest::
 The ``loopml_manifest`` key comes first and holds the format version; it is what
 makes a blob recognisable as a manifest. Paths are relative, ``/``-separated and
 sorted; empty folders are not recorded.
+
+Manifests are untrusted input: anyone who can write to the store can craft one.
+Decoding refuses every path that could leave the folder it is materialised in,
+duplicates, a path that is both a file and a folder, and anything beyond the
+``MAX_*`` limits below, before a single byte is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from loopml.artifacts._digest import is_digest
@@ -24,8 +30,14 @@ from loopml.artifacts._digest import is_digest
 __all__ = [
     "MANIFEST_MARKER",
     "MANIFEST_VERSION",
+    "MAX_DEPTH",
+    "MAX_ENTRIES",
+    "MAX_MANIFEST_BYTES",
+    "MAX_NAME_BYTES",
+    "MAX_PATH_BYTES",
     "ManifestEntry",
     "ManifestFormatError",
+    "check_entry_count",
     "decode_manifest",
     "encode_manifest",
     "iter_files",
@@ -37,6 +49,18 @@ __all__ = [
 MANIFEST_MARKER = "loopml_manifest"
 MANIFEST_VERSION = 1
 _PREFIX = b'{"' + MANIFEST_MARKER.encode() + b'":'
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+#: Most files one stored directory may hold.
+MAX_ENTRIES = 100_000
+#: Longest relative path of a file in a stored directory, in bytes.
+MAX_PATH_BYTES = 1024
+#: Longest single file or folder name, in bytes (most file systems' limit).
+MAX_NAME_BYTES = 255
+#: Most names in one relative path (folders plus the file).
+MAX_DEPTH = 32
+#: Largest manifest blob read, in bytes.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,16 +105,55 @@ def prefix_length() -> int:
 def safe_path(path: object) -> str:
     """Return ``path`` if it is a relative path that stays inside its directory.
 
+    The path comes from a manifest anyone with write access to the store may
+    have crafted, so it is held to what every supported file system can hold
+    without surprises.
+
     Raises:
-        ManifestFormatError: ``path`` is empty, absolute, has ``.``/``..`` or
-            empty parts, a backslash or a NUL character.
+        ManifestFormatError: ``path`` is not a string, is empty, absolute, starts
+            with a drive letter, has ``.``/``..`` or empty parts, a backslash or
+            a NUL character, or exceeds :data:`MAX_PATH_BYTES`,
+            :data:`MAX_NAME_BYTES` or :data:`MAX_DEPTH`.
     """
-    if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
-        raise ManifestFormatError(f"bad path {path!r}")
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
+    if not isinstance(path, str) or not path:
+        raise ManifestFormatError(f"bad path {path!r}: not a non-empty string")
+    if "\x00" in path or "\\" in path:
+        raise ManifestFormatError(f"bad path {path!r}: it holds a NUL or a backslash")
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise ManifestFormatError(f"path {path!r} leaves its directory")
+    if _DRIVE.match(parts[0]):
+        raise ManifestFormatError(f"path {path!r} starts with a drive letter")
+    if len(os.fsencode(path)) > MAX_PATH_BYTES:
+        raise ManifestFormatError(f"path {path[:80]!r}... is longer than {MAX_PATH_BYTES} bytes")
+    if len(parts) > MAX_DEPTH:
+        raise ManifestFormatError(f"path {path[:80]!r} is more than {MAX_DEPTH} folders deep")
+    for part in parts:
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            raise ManifestFormatError(
+                f"path {path[:80]!r} has a name longer than {MAX_NAME_BYTES} bytes"
+            )
     return path
+
+
+def check_entry_count(count: int) -> None:
+    """Refuse a manifest of more than :data:`MAX_ENTRIES` files.
+
+    Raises:
+        ManifestFormatError: ``count`` exceeds the limit.
+    """
+    if count > MAX_ENTRIES:
+        raise ManifestFormatError(f"{count} entries, more than the limit of {MAX_ENTRIES}")
+
+
+def _check_tree(paths: set[str]) -> None:
+    folders: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+    both = sorted(paths & folders)
+    if both:
+        raise ManifestFormatError(f"path {both[0]!r} is listed both as a file and as a folder")
 
 
 def decode_manifest(data: bytes) -> list[ManifestEntry]:
@@ -98,11 +161,16 @@ def decode_manifest(data: bytes) -> list[ManifestEntry]:
 
     Raises:
         ManifestFormatError: ``data`` is not a manifest this version can read,
-            or it lists an unsafe path (absolute, ``..``) or a bad digest.
+            or it lists an unsafe path (see :func:`safe_path`), the same path
+            twice, a path that is also a folder of another, a bad digest or
+            size, more than :data:`MAX_ENTRIES` entries, or is larger than
+            :data:`MAX_MANIFEST_BYTES`.
     """
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestFormatError(f"{len(data)} bytes, more than {MAX_MANIFEST_BYTES}")
     try:
         document: Any = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ManifestFormatError(f"not JSON: {exc}") from exc
     if not isinstance(document, dict) or MANIFEST_MARKER not in document:
         raise ManifestFormatError("no manifest marker")
@@ -112,6 +180,7 @@ def decode_manifest(data: bytes) -> list[ManifestEntry]:
     raw_entries = document.get("entries")
     if not isinstance(raw_entries, list):
         raise ManifestFormatError("'entries' is not a list")
+    check_entry_count(len(raw_entries))
     entries: list[ManifestEntry] = []
     seen: set[str] = set()
     for raw in raw_entries:
@@ -127,6 +196,7 @@ def decode_manifest(data: bytes) -> list[ManifestEntry]:
             raise ManifestFormatError(f"path {path!r} is listed twice")
         seen.add(path)
         entries.append(ManifestEntry(path, digest, size))
+    _check_tree(seen)
     return entries
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -20,8 +18,10 @@ from loopml.artifacts._digest import (
     digest_of_key,
 )
 from loopml.artifacts._manifest import (
+    MAX_MANIFEST_BYTES,
     ManifestEntry,
     ManifestFormatError,
+    check_entry_count,
     decode_manifest,
     encode_manifest,
     iter_files,
@@ -29,9 +29,10 @@ from loopml.artifacts._manifest import (
     prefix_length,
     safe_path,
 )
+from loopml.artifacts._materialize import materialize_dir, materialize_file
 from loopml.artifacts._reader import VerifyingReader, integrity_error
 from loopml.artifacts._uri import backend_from_uri
-from loopml.errors import ArtifactNotFound, InvalidParameter
+from loopml.errors import ArtifactManifestError, ArtifactNotFound, InvalidParameter
 
 __all__ = ["ArtifactStore"]
 
@@ -65,11 +66,6 @@ def _sha256_file(path: Path) -> tuple[str, int]:
             hasher.update(chunk)
             size += len(chunk)
     return hasher.hexdigest(), size
-
-
-def _staging_path(dest: Path) -> Path:
-    # Beside dest, so the final rename stays on one file system (atomic).
-    return dest.parent / f".{dest.name}.{uuid.uuid4().hex}.part"
 
 
 class ArtifactStore:
@@ -252,10 +248,11 @@ class ArtifactStore:
                 f"The 'path' parameter of put_dir must be a directory. Got the file "
                 f"{str(root)!r} instead; use put_file for files."
             )
-        entries = []
+        entries: list[ManifestEntry] = []
         for relative, file in iter_files(root):
             try:
                 safe_path(relative)
+                check_entry_count(len(entries) + 1)
             except ManifestFormatError as exc:
                 raise InvalidParameter(
                     f"The directory {str(root)!r} given to put_dir holds a file that "
@@ -263,7 +260,13 @@ class ArtifactStore:
                 ) from None
             digest, size = self._put_file(file)
             entries.append(ManifestEntry(relative, digest, size))
-        return self.put_bytes(encode_manifest(entries))
+        manifest = encode_manifest(entries)
+        if len(manifest) > MAX_MANIFEST_BYTES:
+            raise InvalidParameter(
+                f"The directory {str(root)!r} given to put_dir lists too much: its "
+                f"manifest would be {len(manifest)} bytes, more than {MAX_MANIFEST_BYTES}."
+            )
+        return self.put_bytes(manifest)
 
     # --- reading -------------------------------------------------------------
 
@@ -331,50 +334,34 @@ class ArtifactStore:
         reader = VerifyingReader(self._open_raw(digest), digest, self.uri)
         return io.BufferedReader(reader, buffer_size=CHUNK_SIZE)
 
-    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
-        """Copy the blob ``digest`` to the file ``dest``, verified before it appears.
+    def get_file(
+        self, digest: str, dest: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> Path:
+        """Copy the blob ``digest`` to the new file ``dest``, verified before it appears.
 
-        The bytes go to a temporary file beside ``dest`` and are renamed into
-        place only once their hash matches; an existing ``dest`` is replaced.
-        Missing parent folders are created.
+        The bytes go to an owner-only (``0o600``) temporary file beside ``dest``
+        and are renamed into place only once their hash matches. Missing parent
+        folders are created.
 
         Args:
             digest: the blob to copy.
-            dest: the file to write.
+            dest: the file to create.
+            overwrite: replace an existing file (or symlink) at ``dest``, atomically.
 
         Returns:
             ``dest`` as a :class:`~pathlib.Path`.
 
         Raises:
             InvalidParameter: ``digest`` is malformed, or ``dest`` is a directory.
+            ArtifactExists: ``dest`` exists and ``overwrite`` is false.
             ArtifactNotFound: no such blob.
             ArtifactIntegrityError: the stored bytes do not hash to ``digest``;
                 ``dest`` is left untouched.
         """
         check_digest(digest, "get_file")
-        target = Path(dest)
-        if target.is_dir():
-            raise InvalidParameter(
-                "The 'dest' parameter of get_file must be a file path. "
-                f"Got the existing directory {str(target)!r} instead."
-            )
-        with self._open_raw(digest) as source:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staging = _staging_path(target)
-            try:
-                hasher = hashlib.sha256()
-                with staging.open("xb") as out:
-                    while chunk := source.read(CHUNK_SIZE):
-                        hasher.update(chunk)
-                        out.write(chunk)
-                actual = hasher.hexdigest()
-                if actual != digest:
-                    raise integrity_error(digest, actual, self.uri)
-                staging.replace(target)
-            except BaseException:
-                staging.unlink(missing_ok=True)
-                raise
-        return target
+        return materialize_file(
+            digest, dest, self._open_raw, where=self.uri, overwrite=overwrite, function="get_file"
+        )
 
     def verify(self, digest: str) -> bool:
         """Tell whether the blob ``digest`` still hashes to its address.
@@ -405,7 +392,7 @@ class ArtifactStore:
         check_digest(digest, "is_manifest")
         with self._open_raw(digest) as handle:
             head = handle.read(prefix_length())
-        if not looks_like_manifest(head):
+        if not looks_like_manifest(head) or self.size(digest) > MAX_MANIFEST_BYTES:
             return False
         try:
             decode_manifest(self.get_bytes(digest))
@@ -418,31 +405,48 @@ class ArtifactStore:
 
         Raises:
             InvalidParameter: ``digest`` is malformed or its blob is not a manifest.
+            ArtifactManifestError: the blob starts like a manifest but is malformed,
+                lists an unsafe path, or exceeds a limit (see ``_manifest``).
             ArtifactNotFound: no such blob.
             ArtifactIntegrityError: the manifest blob is corrupted.
         """
         check_digest(digest, "read_manifest")
-        data = self.get_bytes(digest)
-        try:
-            if not looks_like_manifest(data):
-                raise ManifestFormatError("no manifest marker")
-            return decode_manifest(data)
-        except ManifestFormatError as exc:
+        with self._open_raw(digest) as handle:
+            head = handle.read(prefix_length())
+        if not looks_like_manifest(head):
             raise InvalidParameter(
                 "The 'digest' parameter of read_manifest must address a directory "
-                f"manifest. Got {digest}, which is not one ({exc})."
+                f"manifest. Got {digest}, which is not one (no manifest marker)."
+            )
+        if self.size(digest) > MAX_MANIFEST_BYTES:
+            raise ArtifactManifestError(
+                f"The manifest {digest} in {self.uri!r} is larger than "
+                f"{MAX_MANIFEST_BYTES} bytes; it is not read."
+            )
+        try:
+            return decode_manifest(self.get_bytes(digest))
+        except ManifestFormatError as exc:
+            raise ArtifactManifestError(
+                f"The manifest {digest} in {self.uri!r} cannot be trusted: {exc}. "
+                "Nothing was written."
             ) from None
 
-    def get_dir(self, digest: str, dest: str | os.PathLike[str]) -> Path:
-        """Materialise the directory stored as manifest ``digest`` at ``dest``.
+    def get_dir(
+        self, digest: str, dest: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> Path:
+        """Materialise the directory stored as manifest ``digest`` as the new folder ``dest``.
 
-        Every file is verified before it appears. When ``dest`` does not exist the
-        tree is built beside it and renamed into place, so it appears whole or
-        not at all; an existing folder gets the files added (same names replaced).
+        The manifest is checked first (see :class:`~loopml.errors.ArtifactManifestError`);
+        the tree is then built in an owner-only staging folder beside ``dest``,
+        every file verified, and renamed into place: it appears whole or not at
+        all, and is never merged into an existing folder. Files are ``0o600``,
+        folders ``0o700``; nothing is written outside ``dest``, whatever the
+        manifest says or symlinks already exist.
 
         Args:
             digest: the manifest of the directory, as returned by :meth:`put_dir`.
-            dest: the folder to write.
+            dest: the folder to create.
+            overwrite: replace an existing folder (or symlink) at ``dest``.
 
         Returns:
             ``dest`` as a :class:`~pathlib.Path`.
@@ -450,32 +454,16 @@ class ArtifactStore:
         Raises:
             InvalidParameter: ``digest`` is malformed or not a manifest, or
                 ``dest`` is an existing file.
+            ArtifactExists: ``dest`` exists and ``overwrite`` is false.
+            ArtifactManifestError: the manifest lists unsafe or colliding paths.
             ArtifactNotFound: the manifest or one of its files is missing.
             ArtifactIntegrityError: the manifest or one of its files is corrupted.
         """
         check_digest(digest, "get_dir")
         entries = self.read_manifest(digest)
-        target = Path(dest)
-        if target.exists() and not target.is_dir():
-            raise InvalidParameter(
-                "The 'dest' parameter of get_dir must be a folder path. "
-                f"Got the existing file {str(target)!r} instead."
-            )
-        if target.is_dir():
-            for entry in entries:
-                self.get_file(entry.digest, target / entry.path)
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = _staging_path(target)
-        staging.mkdir()
-        try:
-            for entry in entries:
-                self.get_file(entry.digest, staging / entry.path)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+        return materialize_dir(
+            entries, dest, self._open_raw, where=self.uri, overwrite=overwrite, function="get_dir"
+        )
 
     # --- maintenance (garbage collection) --------------------------------------
 

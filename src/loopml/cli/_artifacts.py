@@ -51,11 +51,22 @@ def get(
     path: Annotated[str, typer.Argument(help="The artifact's path within the run.")],
     dest: Annotated[
         Path,
-        typer.Option("--dest", "-d", help="Folder to download into (created if missing)."),
+        typer.Option(
+            "--dest", "-d", help="Folder to download into (created if missing); it gets DEST/NAME."
+        ),
     ] = Path(),
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an existing DEST/NAME instead of refusing."),
+    ] = False,
 ) -> None:
-    """Download a run artifact (file or folder); its bytes are verified on the way."""
-    dest.mkdir(parents=True, exist_ok=True)
+    """Download a run artifact as DEST/NAME (NAME: the path's last part), verified.
+
+    A folder artifact becomes a new folder, never merged into an existing one;
+    an existing DEST/NAME is refused unless --overwrite.
+    """
     with open_client() as client:
-        target = client.download_artifact(client.resolve_run_id(run_id), path, dest)
+        target = client.download_artifact(
+            client.resolve_run_id(run_id), path, dest, overwrite=overwrite
+        )
     out().print(f"Downloaded {path} to {target}", highlight=False)

@@ -4,6 +4,9 @@ SQLite runs in WAL mode (readers never block the writer) and every write
 transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock up front,
 so two processes never deadlock upgrading read locks, and the busy timeout
 queues writers instead of failing them with "database is locked".
+
+A new SQLite store is owner-only: its folder ``0o700``, the database (and so its
+``-wal`` and ``-shm`` files, which copy its mode) ``0o600``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from loopml._private_fs import create_private_file, make_private_dirs
 from loopml.errors import StoreUnavailable
 
 __all__ = ["WRITE_OPTION", "create_store_engine", "redacted"]
@@ -59,12 +63,21 @@ def create_store_engine(uri: str) -> Engine:
 
 def _sqlite_engine(uri: str, database: str | None) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
-        folder = Path(database).expanduser().absolute().parent
+        path = Path(database).expanduser().absolute()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
         except OSError as exc:
             raise StoreUnavailable(
-                f"Cannot create the store folder {folder}: {exc.strerror}."
+                f"Cannot create the store folder {path.parent}: {exc.strerror}."
+            ) from None
+        try:
+            # SQLite would create the file 0o644; its -wal and -shm files copy
+            # the database's mode, so creating it owner-only covers all three.
+            create_private_file(path)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"Cannot open the store {redacted(uri)}: cannot create its database "
+                f"file {path} ({exc.strerror})."
             ) from None
     engine = create_engine(
         uri,

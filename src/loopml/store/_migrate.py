@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from loopml._private_fs import create_private_file
 from loopml.errors import StoreVersionError
 
 __all__ = ["HEAD_REVISION", "MIGRATIONS", "current_revision", "migrate"]
@@ -95,6 +96,7 @@ def _migration_lock(engine: Engine, sqlite_lock_path: Path | None) -> Iterator[N
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
                 connection.commit()
     elif sqlite_lock_path is not None:
+        create_private_file(sqlite_lock_path)
         with sqlite_lock_path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

@@ -98,11 +98,31 @@ class ArtifactOps(ClientBase):
             figure.savefig(target)
             return self.log_artifact(run_id, target, artifact_path)
 
-    def download_artifact(self, run_id: str, artifact_path: str, dest: str | Path) -> Path:
-        """Copy a run artifact (file or folder) to ``dest``; its bytes are verified.
+    def download_artifact(
+        self, run_id: str, artifact_path: str, dest: str | Path, *, overwrite: bool = False
+    ) -> Path:
+        """Copy a run artifact (file or folder) into the folder ``dest``, verified.
+
+        The artifact becomes the new file or folder ``dest/<name>``, where
+        ``<name>`` is the last part of ``artifact_path`` (``plots/loss.png`` →
+        ``dest/loss.png``). It is built beside its final name and renamed into
+        place, never merged into what is there; nothing is written outside it,
+        whatever the stored manifest lists or symlinks ``dest`` already holds.
+
+        Args:
+            run_id: the run.
+            artifact_path: the artifact's path within the run.
+            dest: the folder to download into; created if missing.
+            overwrite: replace an existing ``dest/<name>`` of the same kind.
+
+        Returns:
+            The path of the new file or folder.
 
         Raises:
             ArtifactNotFound: the run has no artifact at ``artifact_path``.
+            ArtifactExists: ``dest/<name>`` exists and ``overwrite`` is false.
+            ArtifactManifestError: a folder artifact's manifest lists unsafe paths.
+            ArtifactIntegrityError: the stored bytes are corrupted.
         """
         with self.store.read() as conn:
             self._require_run(conn, run_id)
@@ -113,12 +133,12 @@ class ArtifactOps(ClientBase):
             ).first()
         if row is None:
             raise ArtifactNotFound(f"Run {run_id} has no artifact {artifact_path!r}.")
-        target = Path(dest)
+        # The stored path was checked when logged; take its last part again so a
+        # row written by other means still cannot name a file outside ``dest``.
+        target = Path(dest) / _artifact_name(str(row.path)).rsplit("/", 1)[-1]
         if row.is_dir:
-            return self.artifacts.get_dir(row.digest, target)
-        if target.is_dir():
-            target = target / Path(artifact_path).name
-        return self.artifacts.get_file(row.digest, target)
+            return self.artifacts.get_dir(row.digest, target, overwrite=overwrite)
+        return self.artifacts.get_file(row.digest, target, overwrite=overwrite)
 
 
 def _artifact_name(path: str) -> str:
