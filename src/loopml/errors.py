@@ -28,6 +28,7 @@ __all__ = [
     "PipelineError",
     "ProjectNotFound",
     "PromotionRefused",
+    "RoleNotHeld",
     "RunNotActive",
     "RunNotFound",
     "SchemaError",
@@ -253,3 +254,16 @@ class DeploymentNotFound(LoopmlError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "deployment not found"
+
+
+class RoleNotHeld(ApprovalError, PermissionError):
+    """Raised by ``loopml.approvals`` (and the registry's ``approve``) when the current
+    identity decides with a role that the approver-roles file does not give it.
+
+    ``identity`` and ``role`` name who tried and with which role.
+    """
+
+    def __init__(self, message: str, identity: str, role: str) -> None:
+        super().__init__(message)
+        self.identity = identity
+        self.role = role
