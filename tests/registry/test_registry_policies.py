@@ -194,7 +194,7 @@ def test_beats_champion_refuses_noise_and_accepts_a_real_margin(
 
     first = registry.evaluate("credit/1", test, project=P, target=TARGET)
     assert first.passed
-    assert "no champion yet" in first.results[0].reason
+    assert "no @champion yet" in first.results[0].reason
     registry.promote("credit/1", project=P)
 
     noise = registry.evaluate("credit/2", test, project=P, target=TARGET)
@@ -212,6 +212,32 @@ def test_beats_champion_refuses_noise_and_accepts_a_real_margin(
     assert real.results[0].details["improvement"] > 0.1
     registry.promote("credit/3", project=P)
     assert registry.get_version("credit@champion", project=P).version == 3
+
+
+def test_evaluating_the_champion_says_it_is_the_champion(
+    registry: RegistryClient, data: DataClient
+) -> None:
+    """Issue 12 item 18a: evaluate on the champion itself does not say "no champion yet"."""
+    _register(registry, _fit(_frame(300, seed=1)))
+    check = BeatsChampion("accuracy", margin=0.02)
+    registry.set_policy("credit", Policy([check]), project=P)
+    test = _test_data(data)
+    registry.evaluate("credit/1", test, project=P, target=TARGET)
+    registry.promote("credit/1", project=P)
+
+    for ref in ("credit/1", "credit@champion"):
+        again = registry.evaluate(ref, test, project=P, target=TARGET)
+        assert again.passed
+        [result] = again.results
+        assert "no champion" not in result.reason
+        assert result.reason.startswith("the candidate already is @champion; comparing it")
+        assert result.details["candidate_is_champion"] is True
+    assert registry.promote("credit/1", project=P).aliases == ("champion",)
+    assert len(registry.alias_history("credit", project=P)) == 1  # nothing moved
+
+    asked_for_none = registry.evaluate("credit/1", test, project=P, target=TARGET, champion=None)
+    assert not asked_for_none.passed
+    assert "champion=None" in asked_for_none.results[0].reason
 
 
 def test_beats_champion_on_a_lower_is_better_metric(

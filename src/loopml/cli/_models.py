@@ -300,6 +300,9 @@ def promote(
             {"promoted": True, "alias": alias, "previous": previous, **views.version_json(promoted)}
         )
         return
+    if previous == promoted.version:
+        out().print(f"@{alias} already is {promoted.ref}; nothing moved.", highlight=False)
+        return
     was = f" (was {name}/{previous})" if previous is not None else ""
     forced = " [bold yellow]forced[/]" if force else ""
     out().print(

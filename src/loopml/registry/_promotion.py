@@ -208,7 +208,9 @@ class PromotionOps(RegistryBase):
             project: project of both.
             target: the label column.
             sensitive: columns the fairness checks group by.
-            champion: the alias the candidate must beat (None: no comparison).
+            champion: the alias the candidate must beat (None: no comparison, and a
+                ``beats_champion`` check fails). When the alias already points at
+                ``ref``, that check passes and its reason says so.
 
         Raises:
             ModelNotFound, DatasetNotFound: unknown version or data.
@@ -231,12 +233,14 @@ class PromotionOps(RegistryBase):
         metrics = _metrics(y_true, pred, proba)
         champion_pred = champion_proba = None
         champion_metrics = None
+        is_champion = False
         if champion is not None:
             try:
                 other = self.get_version(f"{version.name}@{champion}", project=project)
             except ModelNotFound:
                 other = None
-            if other is not None and other.id != version.id:
+            is_champion = other is not None and other.id == version.id
+            if other is not None and not is_champion:
                 loaded = self.load(other.ref, project=project)
                 champion_pred, champion_proba = _predictions(loaded, features)
                 champion_metrics = _metrics(y_true, champion_pred, champion_proba)
@@ -253,6 +257,8 @@ class PromotionOps(RegistryBase):
             latency_p95_ms=_latency_p95(candidate, features),
             approvals=self.approvals_of(version),
             registered_by=version.registered_by,
+            champion_alias=champion,
+            candidate_is_champion=is_champion,
         )
         policy = self.get_policy(version.name, project=project)
         outcomes = [_metrics_outcome(data, y_true, pred, proba, metrics)]
