@@ -172,6 +172,10 @@ def test_a_gate_for_a_role_is_decided_only_by_an_identity_holding_it(
     give_roles(loopml_home, {"risk": ["someone-else", str(me)]})
     listed = json.loads(cli("approvals", "roles", "--json").stdout)
     assert listed == {"file": str(path), "roles": {"risk": sorted(["someone-else", str(me)])}}
+    table = cli("approvals", "roles").stdout
+    assert f"You are {me}." in table
+    assert "risk" in table
+    assert ", ".join(sorted(["someone-else", str(me)])) in table
     approved = cli("approvals", "approve", "1", "-m", "risk signed off")
     assert approved.exit_code == 0, approved.output
     assert approved.stdout.startswith(f"Approved approval 1 by {me}")
