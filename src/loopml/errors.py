@@ -30,6 +30,7 @@ __all__ = [
     "PipelineError",
     "ProjectNotFound",
     "PromotionRefused",
+    "RoleNotHeld",
     "RunNotActive",
     "RunNotFound",
     "SchemaError",
@@ -277,3 +278,19 @@ class ArtifactManifestError(ArtifactError, ValueError):
     path twice, a path that is both a file and a folder, two paths this file system
     cannot tell apart, or exceeds a limit (entries, path length, depth, size).
     """
+
+
+# --- approvals: roles ------------------------------------------------------------
+
+
+class RoleNotHeld(ApprovalError, PermissionError):
+    """Raised by ``loopml.approvals`` (and the registry's ``approve``) when the current
+    identity decides with a role that the approver-roles file does not give it.
+
+    ``identity`` and ``role`` name who tried and with which role.
+    """
+
+    def __init__(self, message: str, identity: str, role: str) -> None:
+        super().__init__(message)
+        self.identity = identity
+        self.role = role

@@ -205,6 +205,15 @@ SETTINGS: dict[str, Setting] = {
             _parse_positive_int,
         ),
         Setting(
+            "LOOPML_APPROVER_ROLES",
+            "path",
+            None,
+            "YAML file mapping each approver role to the identities (OS accounts) that "
+            "hold it, e.g. 'risk: [alice, bob]'; approving with a role needs it. "
+            "Default: LOOPML_HOME/approver-roles.yaml.",
+            _str,
+        ),
+        Setting(
             "LOOPML_DEBUG",
             "bool",
             False,

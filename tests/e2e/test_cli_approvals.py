@@ -8,8 +8,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cli_support import Cli
+
+from identity_support import act_as, give_roles
+from loopml.approvals import current_identity
 
 GATED = """
 import loopml
@@ -49,6 +53,20 @@ def waiting(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     assert "loopml approvals approve 1" in out
     assert f"loopml pipelines resume {run_id}" in out
     yield run_id
+    sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def waiting_for_risk(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The id of a pipeline run waiting at a gate only the role ``risk`` may decide."""
+    module = f"lp_gated_{uuid.uuid4().hex[:8]}"
+    gated = GATED.replace('"Ship the total?"', '"Ship the total?", approvers_role="risk"')
+    (tmp_path / f"{module}.py").write_text(gated)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    result = cli("pipelines", "run", f"{module}:gated")
+    assert result.exit_code == 0, result.output
+    yield json.loads(cli("pipelines", "list", "--json").stdout)[0]["id"]
     sys.modules.pop(module, None)
 
 
@@ -130,3 +148,68 @@ def test_unknown_approval_and_empty_list(cli: Cli) -> None:
     assert "No approvals." in cli("approvals", "list").stdout
     assert json.loads(cli("approvals", "list", "--json").stdout) == []
     assert cli("approvals", "list", "--status", "maybe").exit_code == 2  # a usage error
+
+
+def test_a_gate_for_a_role_is_decided_only_by_an_identity_holding_it(
+    cli: Cli, waiting_for_risk: str, loopml_home: Path
+) -> None:
+    """Issue 12 item 9: a gate's approvers' role is checked against the roles file."""
+    me = current_identity()
+    path = loopml_home / "approver-roles.yaml"
+    for decision in ("approve", "reject"):
+        _one_error_line(
+            cli("approvals", decision, "1"), f"{me!r} does not hold the approver role 'risk'"
+        )
+    (approval,) = json.loads(cli("approvals", "list", "--json").stdout)
+    assert (approval["status"], approval["approvers_role"]) == ("pending", "risk")
+    assert str(path) in cli("approvals", "roles").stdout
+
+    give_roles(loopml_home, {"risk": ["someone-else"]})
+    refused = cli("approvals", "approve", "1")
+    _one_error_line(refused, f"{me!r} does not hold the approver role 'risk'")
+    assert f"{path} does not list {me!r} under 'risk'" in refused.stderr
+
+    give_roles(loopml_home, {"risk": ["someone-else", str(me)]})
+    listed = json.loads(cli("approvals", "roles", "--json").stdout)
+    assert listed == {"file": str(path), "roles": {"risk": sorted(["someone-else", str(me)])}}
+    table = cli("approvals", "roles").stdout
+    assert f"You are {me}." in table
+    assert "risk" in table
+    assert ", ".join(sorted(["someone-else", str(me)])) in table
+    approved = cli("approvals", "approve", "1", "-m", "risk signed off")
+    assert approved.exit_code == 0, approved.output
+    assert approved.stdout.startswith(f"Approved approval 1 by {me}")
+    resumed = cli("pipelines", "resume", waiting_for_risk)
+    assert resumed.exit_code == 0, resumed.output
+    assert "✓ total " in resumed.stdout
+
+
+def test_models_approve_with_a_role_needs_it_by_configuration(
+    cli: Cli, loopml_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 item 9: 'loopml models approve --role' is checked; there is no '--as'."""
+    from sklearn.linear_model import LogisticRegression
+
+    from loopml.registry import _api as sdk
+
+    act_as(monkeypatch, "carol")
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    sdk.register(LogisticRegression().fit(X, [0, 0, 1, 1]), "clf", project="proj")
+    act_as(monkeypatch, "alice")
+
+    _one_error_line(
+        cli("models", "approve", "clf", "1", "--role", "risk", "-p", "proj"),
+        "'alice' does not hold the approver role 'risk'",
+    )
+    assert cli("models", "approve", "clf", "1", "--as", "bob", "-p", "proj").exit_code == 2
+    assert (
+        json.loads(cli("models", "show", "clf/1", "-p", "proj", "--json").stdout)["approvals"] == []
+    )
+
+    give_roles(loopml_home, {"risk": ["alice"]})
+    approved = cli("models", "approve", "clf", "1", "--role", "risk", "-p", "proj")
+    assert approved.exit_code == 0, approved.output
+    assert "Approved clf/1 as alice (role risk)" in approved.stdout
+    assert json.loads(cli("models", "show", "clf/1", "-p", "proj", "--json").stdout)[
+        "approvals"
+    ] == [{"identity": "alice", "role": "risk"}]

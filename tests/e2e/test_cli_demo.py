@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from cli_support import LOOPML, subprocess_env
 
+from loopml.approvals import current_identity
+
 pytestmark = pytest.mark.slow
 
 STEPS = (
@@ -183,7 +185,7 @@ MODEL = "breast-cancer-classifier"
 def test_the_first_demo_promotes_the_winner_and_shows_why_the_other_fails(demo: Demo) -> None:
     out = demo.first
     assert f"Registry: model {MODEL}, evaluated on breast-cancer-eval:1" in out
-    assert f"{MODEL}/1 approved by reviewer" in out
+    assert f"{MODEL}/1 approved by {current_identity()}" in out
     assert f"@champion → {MODEL}/1\n" in out  # the logistic regression has the best AUC
     assert f"{MODEL}/2 beats champion on auc:" in out
     assert "so the improvement is not significant" in out
@@ -196,7 +198,7 @@ def test_the_first_demo_promotes_the_winner_and_shows_why_the_other_fails(demo: 
 
 def test_a_second_demo_cannot_beat_its_identical_champion(demo: Demo) -> None:
     out = demo.second
-    assert f"{MODEL}/3 approved by reviewer" in out
+    assert f"{MODEL}/3 approved by {current_identity()}" in out
     assert f"{MODEL}/3 not promoted; @champion stays {MODEL}/1" in out
     assert f"@champion is {MODEL}/1" in out
 

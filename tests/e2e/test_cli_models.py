@@ -186,6 +186,29 @@ def test_evaluate_approve_promote_rollback_and_history(cli: Cli, models: Path) -
     )
 
 
+def test_evaluating_the_champion_says_so_and_promoting_it_again_moves_nothing(
+    cli: Cli, models: Path
+) -> None:
+    """Issue 12 item 18a: 'evaluate' on the champion says it is the champion."""
+    cli("models", "policy", "clf", "--set", str(models), "-p", "proj")
+    assert cli("models", "approve", "clf", "2", "-p", "proj").exit_code == 0
+    forced = cli("models", "promote", "clf", "2", "--force", "--reason", "first", "-p", "proj")
+    assert forced.exit_code == 0, forced.output
+    first = _json_exit(cli, 0, "models", "evaluate", "clf", "2", *EVALUATE)
+    beats = next(r for r in first["results"] if r["kind"] == "beats_champion")  # type: ignore[attr-defined]
+    assert beats["passed"]
+    assert beats["reason"].startswith("the candidate already is @champion; comparing it")
+    shown = cli("models", "evaluate", "clf", "@champion", *EVALUATE)
+    assert shown.exit_code == 0, shown.output
+    assert "no champion" not in shown.stdout and "already is @champion" in shown.stdout
+
+    again = cli("models", "promote", "clf", "2", "-p", "proj")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == "@champion already is clf/2; nothing moved."
+    history = _json(cli, "models", "history", "clf", "-p", "proj")
+    assert len(history) == 1  # type: ignore[arg-type]
+
+
 def _json_exit(cli: Cli, code: int, *args: str) -> dict[str, object]:
     result = cli(*args, "--json")
     assert result.exit_code == code, result.output

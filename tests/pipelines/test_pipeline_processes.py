@@ -13,6 +13,7 @@ from lp_project import flows
 
 import loopml
 from conftest import SCRIPT, Marks, run_script
+from identity_support import act_as
 from loopml.approvals import ApprovalClient
 from loopml.errors import ApprovalError, InvalidParameter
 from loopml.pipelines import PipelineRun, get_pipeline_run, list_pipeline_runs, resume
@@ -148,11 +149,14 @@ def test_a_gate_approved_between_processes_lets_another_process_finish_the_run(
     assert marks.counts() == {"load": 1, "total": 1}
 
 
-def test_a_rejected_gate_ends_the_run_as_rejected(marks: Marks) -> None:
+def test_a_rejected_gate_ends_the_run_as_rejected(
+    marks: Marks, monkeypatch: pytest.MonkeyPatch
+) -> None:
     waiting = flows.gated.run(params={"n": 3}, max_workers=1)
     assert waiting.status == "waiting_for_approval"
 
-    approvals().decide(gate_of(waiting), "rejected", comment="not this week", decided_by="ana")
+    act_as(monkeypatch, "ana")
+    approvals().decide(gate_of(waiting), "rejected", comment="not this week")
     rejected = resume(waiting.id, max_workers=1)
 
     assert rejected.status == "rejected"
@@ -175,15 +179,17 @@ def test_resuming_before_a_decision_keeps_the_run_waiting(marks: Marks) -> None:
     assert marks.counts() == {"load": 1}
 
 
-def test_deciding_twice_is_refused_and_changes_nothing() -> None:
+def test_deciding_twice_is_refused_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     waiting = flows.gated.run(params={"n": 3}, max_workers=1)
     approval_id = gate_of(waiting)
-    first = approvals().decide(approval_id, "approved", comment="yes", decided_by="ana")
+    act_as(monkeypatch, "ana")
+    first = approvals().decide(approval_id, "approved", comment="yes")
 
+    act_as(monkeypatch, "bo")
     with pytest.raises(ApprovalError, match=r"already approved by ana; a decision cannot be"):
-        approvals().decide(approval_id, "approved", comment="yes again", decided_by="bo")
+        approvals().decide(approval_id, "approved", comment="yes again")
     with pytest.raises(ApprovalError, match=r"already approved by ana"):
-        approvals().decide(approval_id, "rejected", comment="no", decided_by="bo")
+        approvals().decide(approval_id, "rejected", comment="no")
 
     assert approvals().get(approval_id) == first
 

@@ -78,3 +78,15 @@ def test_retries_and_timeouts_hold_on_ray(ray_cluster: Any, tmp_path: Path) -> N
 
     with pytest.raises(StepFailed, match=r"TimeoutError"):
         flows.timing_out.run(params={"seconds": 30.0}, executor="ray")
+
+
+def test_ray_step_runs_carry_the_pipeline_runs_code_context(ray_cluster: Any) -> None:
+    """Issue 12 item 17: step runs on Ray record the pipeline run's context, like local ones."""
+    run = flows.chain.run(params={"n": 4, "factor": 2}, executor="ray", cache=False)
+    parent = loopml.get_run(run.id).context
+    assert parent["git"]["commit"]  # the test project lives in this repository
+    for name, step in run.steps.items():
+        context = loopml.get_run(step.run_id).context
+        assert context["git"] == parent["git"], name
+        assert context.get("entry_point") == parent.get("entry_point"), name
+        assert context["python_version"] == parent["python_version"], name

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from loopml.approvals import current_identity
 from loopml.data import DataClient
 from loopml.registry._card import ModelCard, build_card
 from loopml.registry._client import RegistryClient
@@ -66,7 +67,7 @@ def card() -> ModelCard:
     registry.describe(
         "m", project="p", intended_use="<script>alert(1)</script> triage", limitations="toy"
     )
-    registry.approve("m/2", project="p", identity="reviewer")
+    registry.approve("m/2", project="p")
     registry.evaluate("m/2", "eval:1", project="p", target="target", sensitive=["group"])
     built = build_card(registry, "m/2", "p")
     tracking.close()
@@ -81,7 +82,7 @@ def test_the_card_holds_every_section(card: ModelCard) -> None:
     assert auc.value is not None and auc.has_interval  # from the bootstrap vs the champion
     assert any(m.name == "train_auc" and m.source == "training run" for m in card.metrics)
     assert {f.group for f in card.fairness} == {"a", "b"}
-    assert card.approvals == (("reviewer", None),)
+    assert card.approvals == ((current_identity(), None),)
     assert any("dataset train:1" in e.source for e in card.lineage)
     markdown = card.to_markdown()
     for section in SECTIONS:

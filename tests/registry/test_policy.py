@@ -151,8 +151,28 @@ def test_metric_threshold_validates_fields(kwargs: dict[str, Any], message: str)
 def test_beats_champion_passes_without_a_champion() -> None:
     outcome = BeatsChampion("auc", margin=0.01).evaluate(_data())
     assert outcome.passed
-    assert outcome.reason == "there is no champion yet, so there is nothing to beat"
+    assert outcome.reason == "there is no @champion yet, so there is nothing to beat"
     assert outcome.name == "beats champion on auc by 0.01"
+
+
+def test_beats_champion_says_when_the_candidate_already_is_the_champion() -> None:
+    """Issue 12 item 18a: a candidate that is the champion is not told "no champion yet"."""
+    data = _data(candidate_is_champion=True)
+    outcome = BeatsChampion("auc", margin=0.01).evaluate(data)
+    assert outcome.passed
+    assert outcome.reason == (
+        "the candidate already is @champion; comparing it with itself is meaningless, "
+        "so there is nothing to beat"
+    )
+    assert outcome.details["candidate_is_champion"] is True
+    assert "no champion" not in outcome.reason
+
+
+def test_beats_champion_fails_when_no_comparison_was_asked_for() -> None:
+    """Issue 12 item 18a: champion=None is not "no champion yet"; the check cannot pass."""
+    outcome = BeatsChampion("auc").evaluate(_data(champion_alias=None))
+    assert not outcome.passed
+    assert "compared the candidate with no champion (champion=None)" in outcome.reason
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 import loopml
 import loopml.data
+from identity_support import act_as, give_roles
 from loopml.approvals import current_identity
 from loopml.artifacts import ArtifactStore
 from loopml.errors import (
@@ -272,14 +273,19 @@ def test_bad_alias_names_are_refused(registry: RegistryClient) -> None:
 # --- approvals, rejection, archive -------------------------------------------------------
 
 
-def test_approving_twice_is_refused_and_counts_once(registry: RegistryClient) -> None:
+def test_approving_twice_is_refused_and_counts_once(
+    registry: RegistryClient, monkeypatch: pytest.MonkeyPatch, loopml_home: Path
+) -> None:
     version = _register(registry)
-    registry.approve("credit/1", project=P, identity="alice", comment="looks good")
+    give_roles(loopml_home, {"risk": ["bob"]})
+    act_as(monkeypatch, "alice")
+    registry.approve("credit/1", project=P, comment="looks good")
     assert registry.approvals_of(version) == [("alice", None)]
     with pytest.raises(ApprovalError, match="alice already approved credit/1"):
-        registry.approve("credit/1", project=P, identity="alice")
+        registry.approve("credit/1", project=P)
     assert registry.approvals_of(version) == [("alice", None)]
-    registry.approve("credit/1", project=P, identity="bob", role="risk")
+    act_as(monkeypatch, "bob")
+    registry.approve("credit/1", project=P, role="risk")
     assert sorted(registry.approvals_of(version)) == [("alice", None), ("bob", "risk")]
 
 
@@ -295,7 +301,7 @@ def test_a_rejected_version_cannot_be_promoted_approved_or_rejected_again(
     with pytest.raises(ModelError, match="is rejected"):
         registry.promote("credit/1", project=P, force=True, reason="please")
     with pytest.raises(ApprovalError, match="is rejected; it cannot be approved"):
-        registry.approve("credit/1", project=P, identity="alice")
+        registry.approve("credit/1", project=P)
     with pytest.raises(ApprovalError, match="already rejected"):
         registry.reject("credit/1", project=P)
     assert _state(registry) == before
@@ -325,7 +331,7 @@ def test_archive_refuses_an_aliased_version(registry: RegistryClient) -> None:
     with pytest.raises(ModelError, match="archived"):
         registry.promote("credit/2", project=P)
     with pytest.raises(ApprovalError, match="archived"):
-        registry.approve("credit/2", project=P, identity="alice")
+        registry.approve("credit/2", project=P)
 
 
 # --- registering a run's model -------------------------------------------------------------

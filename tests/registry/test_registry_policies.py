@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from identity_support import act_as, give_roles
 from loopml.approvals import current_identity
 from loopml.data import DataClient, expect
 from loopml.errors import (
@@ -193,7 +194,7 @@ def test_beats_champion_refuses_noise_and_accepts_a_real_margin(
 
     first = registry.evaluate("credit/1", test, project=P, target=TARGET)
     assert first.passed
-    assert "no champion yet" in first.results[0].reason
+    assert "no @champion yet" in first.results[0].reason
     registry.promote("credit/1", project=P)
 
     noise = registry.evaluate("credit/2", test, project=P, target=TARGET)
@@ -211,6 +212,32 @@ def test_beats_champion_refuses_noise_and_accepts_a_real_margin(
     assert real.results[0].details["improvement"] > 0.1
     registry.promote("credit/3", project=P)
     assert registry.get_version("credit@champion", project=P).version == 3
+
+
+def test_evaluating_the_champion_says_it_is_the_champion(
+    registry: RegistryClient, data: DataClient
+) -> None:
+    """Issue 12 item 18a: evaluate on the champion itself does not say "no champion yet"."""
+    _register(registry, _fit(_frame(300, seed=1)))
+    check = BeatsChampion("accuracy", margin=0.02)
+    registry.set_policy("credit", Policy([check]), project=P)
+    test = _test_data(data)
+    registry.evaluate("credit/1", test, project=P, target=TARGET)
+    registry.promote("credit/1", project=P)
+
+    for ref in ("credit/1", "credit@champion"):
+        again = registry.evaluate(ref, test, project=P, target=TARGET)
+        assert again.passed
+        [result] = again.results
+        assert "no champion" not in result.reason
+        assert result.reason.startswith("the candidate already is @champion; comparing it")
+        assert result.details["candidate_is_champion"] is True
+    assert registry.promote("credit/1", project=P).aliases == ("champion",)
+    assert len(registry.alias_history("credit", project=P)) == 1  # nothing moved
+
+    asked_for_none = registry.evaluate("credit/1", test, project=P, target=TARGET, champion=None)
+    assert not asked_for_none.passed
+    assert "champion=None" in asked_for_none.results[0].reason
 
 
 def test_beats_champion_on_a_lower_is_better_metric(
@@ -347,38 +374,47 @@ def test_latency_budget(
 
 
 def test_approvals_count_distinct_identities_and_separate_duties(
-    registry: RegistryClient, data: DataClient
+    registry: RegistryClient, data: DataClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    act_as(monkeypatch, "carol")
     version = _register(registry, _fit(_frame(300, seed=1)))
-    assert version.registered_by == current_identity()
+    assert version.registered_by == "carol" == current_identity()
     check = Approvals(count=2, separation_of_duties=True)
     registry.set_policy("credit", Policy([check]), project=P)
     result = registry.evaluate("credit/1", _test_data(data), project=P, target=TARGET)
     assert not result.passed
     assert "0 of 2 required approval(s)" in result.results[0].reason
 
-    with pytest.raises(ApprovalError, match="separation of duties"):
+    with pytest.raises(ApprovalError, match=r"carol registered credit/1.*separation of duties"):
         registry.approve("credit/1", project=P)  # the registering identity itself
     assert registry.approvals_of(version) == []
 
-    registry.approve("credit/1", project=P, identity="alice")
+    act_as(monkeypatch, "alice")
+    registry.approve("credit/1", project=P)
     assert _promote_refused(registry, "credit/1") == [check.name]
     with pytest.raises(ApprovalError, match="already approved"):
-        registry.approve("credit/1", project=P, identity="alice")
+        registry.approve("credit/1", project=P)
     assert _promote_refused(registry, "credit/1") == [check.name]
 
-    registry.approve("credit/1", project=P, identity="bob")
+    act_as(monkeypatch, "bob")
+    registry.approve("credit/1", project=P)
+    assert sorted(registry.approvals_of(version)) == [("alice", None), ("bob", None)]
     # Approvals given after the evaluation count: promote re-counts them.
     assert registry.promote("credit/1", project=P).aliases == ("champion",)
 
 
-def test_approvals_by_role_count_only_that_role(registry: RegistryClient, data: DataClient) -> None:
+def test_approvals_by_role_count_only_that_role(
+    registry: RegistryClient, data: DataClient, monkeypatch: pytest.MonkeyPatch, loopml_home: Path
+) -> None:
+    give_roles(loopml_home, {"engineering": ["alice"], "risk": ["bob"]})
     _register(registry, _fit(_frame(300, seed=1)))
     registry.set_policy("credit", Policy([Approvals(count=1, role="risk")]), project=P)
     registry.evaluate("credit/1", _test_data(data), project=P, target=TARGET)
-    registry.approve("credit/1", project=P, identity="alice", role="engineering")
+    act_as(monkeypatch, "alice")
+    registry.approve("credit/1", project=P, role="engineering")
     assert _promote_refused(registry, "credit/1") == ["1 approval by risk"]
-    registry.approve("credit/1", project=P, identity="bob", role="risk")
+    act_as(monkeypatch, "bob")
+    registry.approve("credit/1", project=P, role="risk")
     registry.promote("credit/1", project=P)
 
 

@@ -2,6 +2,11 @@
 
 One table serves every kind of gate (pipeline approval gates now, model promotions
 later), so there is one CLI group and one trail.
+
+A decision is always made as :func:`current_identity` (the operating-system
+account): no public call takes the name of someone else. A request that names its
+approvers' role can be decided only by an identity the approver-roles file gives
+that role (see :mod:`loopml.approvals._roles`).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from loopml._identity import current_identity
+from loopml.approvals._roles import require_role
 from loopml.errors import ApprovalError, InvalidParameter
 from loopml.store import Store, now_ms, tables
 
-__all__ = ["Approval", "ApprovalClient", "current_identity"]
+__all__ = ["Approval", "ApprovalClient", "current_identity", "deciding_identity"]
 
 _approval = tables.APPROVAL
 _STATUSES = ("pending", "approved", "rejected")
@@ -124,17 +130,21 @@ class ApprovalClient:
         approval_id: int,
         decision: Literal["approved", "rejected"],
         comment: str | None = None,
-        decided_by: str | None = None,
     ) -> Approval:
-        """Record a decision on a pending approval.
+        """Record the current identity's decision on a pending approval.
 
         Raises:
-            ApprovalError: unknown id, or the approval was already decided (deciding
-                twice is refused, and nothing changes).
+            ApprovalError: unknown id, the approval was already decided (deciding
+                twice is refused, and nothing changes), or who is deciding is unknown.
+            RoleNotHeld: the request names its approvers' role and the current
+                identity does not hold it by configuration.
         """
         if decision not in ("approved", "rejected"):
             raise InvalidParameter(f"A decision is 'approved' or 'rejected'; got {decision!r}.")
-        who = decided_by or current_identity()
+        who = deciding_identity()
+        current = self.get(approval_id)  # raises for an unknown id
+        if current.status == "pending" and current.approvers_role is not None:
+            require_role(who, current.approvers_role)
         with self.store.write() as conn:
             done = conn.execute(
                 update(_approval)
@@ -142,12 +152,28 @@ class ApprovalClient:
                 .values(status=decision, decided_by=who, decided_at=now_ms(), comment=comment)
             )
         if done.rowcount == 0:
-            current = self.get(approval_id)  # raises for an unknown id
+            current = self.get(approval_id)
             raise ApprovalError(
                 f"Approval {approval_id} was already {current.status} by "
                 f"{current.decided_by or 'someone'}; a decision cannot be changed."
             )
         return self.get(approval_id)
+
+
+def deciding_identity() -> str:
+    """The identity a decision is recorded under: the current OS account.
+
+    Raises:
+        ApprovalError: the account cannot be determined; an anonymous decision would
+            count as somebody's, so none is recorded.
+    """
+    who = current_identity()
+    if not who:
+        raise ApprovalError(
+            "Cannot tell who is deciding: the operating-system user name is unknown, and a "
+            "decision is only recorded under the identity that made it."
+        )
+    return who
 
 
 def _record(row: Row[Any]) -> Approval:

@@ -1,8 +1,10 @@
 """``loopml approvals …``: list the decisions people are asked for, approve or reject them.
 
 A thin face over :class:`loopml.approvals.ApprovalClient`. A decision records who
-decided, when and why (``--comment``); deciding an approval twice is refused
-(the app's one red line, exit 1) and changes nothing.
+decided (the current operating-system account; there is no option to decide as
+someone else), when and why (``--comment``); deciding an approval twice, or
+deciding a gate whose approvers' role the approver-roles file does not give you,
+is refused (the app's one red line, exit 1) and changes nothing.
 """
 
 from __future__ import annotations
@@ -80,6 +82,40 @@ def approve(approval_id: _Id, comment: _Comment = None) -> None:
 def reject(approval_id: _Id, comment: _Comment = None) -> None:
     """Reject: 'loopml pipelines resume RUN_ID' then ends the run as rejected."""
     _decide(approval_id, "rejected", comment)
+
+
+@app.command("roles")
+def roles(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the approver roles and who holds them (the file LOOPML_APPROVER_ROLES names)."""
+    from loopml.approvals import current_identity, load_roles, roles_file
+
+    path = roles_file()
+    held = load_roles(path)
+    if as_json:
+        print_json(
+            {"file": str(path), "roles": {role: sorted(who) for role, who in sorted(held.items())}}
+        )
+        return
+    console = out()
+    if not held:
+        console.print(
+            f"No approver roles: {path} does not exist or is empty. Write it as YAML, "
+            "role to identities, e.g. 'risk: [alice, bob]'.",
+            style="dim",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    me = current_identity()
+    console.print(f"You are {me or 'unknown'}.", highlight=False)
+    table = Table(title=f"Approver roles ({path})", title_justify="left")
+    table.add_column("role", style="bold", no_wrap=True)
+    table.add_column("identities", overflow="fold")
+    for role, who in sorted(held.items()):
+        table.add_row(role, ", ".join(sorted(who)))
+    console.print(table)
 
 
 def _decide(

@@ -48,7 +48,6 @@ TRAINING_STEPS = ("train_logistic_regression", "train_gradient_boosting")
 MODEL = "breast-cancer-classifier"
 EVAL_DATASET = "breast-cancer-eval"
 SENSITIVE = "clinic"
-REVIEWER = "reviewer"
 POLICY = f"""\
 - auc >= 0.9
 - {{kind: beats_champion, metric: auc, margin: 0.0, method: bootstrap}}
@@ -260,11 +259,12 @@ def _comparison(run: PipelineRun) -> Table:
 def _registry(console: Console, run: PipelineRun) -> tuple[Path, str]:
     """Register both candidates, evaluate them against a policy, promote the winner.
 
-    The winner is approved (as ``reviewer``) and promoted to ``@champion`` when its
+    The winner is approved (as the current identity) and promoted to ``@champion`` when its
     policy passes; the other candidate is then evaluated against the new champion
     and fails ``beats champion`` (shown with its reason). Returns the card's path
     and the other candidate's reference.
     """
+    from loopml.approvals import current_identity
     from loopml.registry._api import get_client
     from loopml.registry._card import build_card
 
@@ -303,8 +303,8 @@ def _registry(console: Console, run: PipelineRun) -> tuple[Path, str]:
     results = {step: _evaluate(registry, v.ref, evaluation) for step, v in versions.items()}
     ranked = sorted(results, key=lambda s: -results[s].metrics.get("auc", float("-inf")))
     winner, other = versions[ranked[0]], versions[ranked[1]]
-    registry.approve(winner.ref, project=PROJECT, identity=REVIEWER, comment="demo review")
-    console.print(f"  [green]✓[/] {winner.ref} approved by {REVIEWER}", highlight=False)
+    registry.approve(winner.ref, project=PROJECT, comment="demo review")
+    console.print(f"  [green]✓[/] {winner.ref} approved by {current_identity()}", highlight=False)
     results[ranked[0]] = _evaluate(registry, winner.ref, evaluation)  # counts the approval
     try:
         promoted = registry.promote(winner.ref, project=PROJECT, alias="champion")

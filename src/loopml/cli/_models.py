@@ -208,13 +208,25 @@ def evaluate(
 
 @app.command("approve")
 def approve(
-    name: _Name, version: _Version, comment: _Comment = None, project: _Project = None
+    name: _Name,
+    version: _Version,
+    comment: _Comment = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role",
+            "-r",
+            help="Approve in this approver role; the approver-roles file "
+            "(LOOPML_APPROVER_ROLES) must give it to you.",
+        ),
+    ] = None,
+    project: _Project = None,
 ) -> None:
     """Approve a version as the current identity (approving twice is refused)."""
     approved = _registry().approve(
-        _ref(name, version), project=_project_name(project), comment=comment
+        _ref(name, version), project=_project_name(project), comment=comment, role=role
     )
-    _decided("Approved", approved, comment)
+    _decided("Approved", approved, comment, role)
 
 
 @app.command("reject")
@@ -228,11 +240,15 @@ def reject(
     _decided("Rejected", rejected, comment)
 
 
-def _decided(what: str, version: ModelVersion, comment: str | None) -> None:
+def _decided(
+    what: str, version: ModelVersion, comment: str | None, role: str | None = None
+) -> None:
     from loopml.approvals import current_identity
 
     line = Text(f"{what} ", style="green" if what == "Approved" else "magenta")
     line.append(f"{version.ref} as {current_identity() or 'unknown'}")
+    if role:
+        line.append(f" (role {role})")
     if comment:
         line.append(f": {comment}")
     line.append(f" (status {version.status}).")
@@ -283,6 +299,9 @@ def promote(
         print_json(
             {"promoted": True, "alias": alias, "previous": previous, **views.version_json(promoted)}
         )
+        return
+    if previous == promoted.version:
+        out().print(f"@{alias} already is {promoted.ref}; nothing moved.", highlight=False)
         return
     was = f" (was {name}/{previous})" if previous is not None else ""
     forced = " [bold yellow]forced[/]" if force else ""

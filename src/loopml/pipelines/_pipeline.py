@@ -231,7 +231,9 @@ def approval_gate(message: str, approvers_role: str | None = None, name: str = "
 
     Every step called after the gate waits for the decision; the run is recorded as
     ``waiting_for_approval`` and the process may exit. ``loopml pipelines resume RUN_ID``
-    continues past an approved gate, or ends the run as ``rejected``.
+    continues past an approved gate, or ends the run as ``rejected``. With
+    ``approvers_role``, only an identity the approver-roles file
+    (``LOOPML_APPROVER_ROLES``) gives that role can decide.
 
     Raises:
         PipelineDefinitionError: called outside a pipeline function.

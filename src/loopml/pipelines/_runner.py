@@ -73,6 +73,7 @@ class Runner:
         self.on_event = on_event
         self.client = client or get_client()
         self._executor: Executor | None = None
+        self._source: str | None = None  # the pipeline's file: its repository is the code
 
     # -- entry points -----------------------------------------------------------------
 
@@ -87,12 +88,13 @@ class Runner:
     ) -> PipelineRun:
         """Record a new pipeline run and run it."""
         client = self.client
+        self._source = _source_file(pipeline)
         run_id = client.create_run(
             project=project,
             name=pipeline.name,
             params={k: _param_text(v) for k, v in params.items()},
             kind="pipeline",
-            source=_source_file(pipeline),
+            source=self._source,
         )
         git = client.get_run(run_id).context.get("git") or {}
         _state.insert_pipeline_run(
@@ -128,6 +130,7 @@ class Runner:
                 f"Pipeline run {run_id} recorded no importable reference."
             )
         pipeline = load_pipeline(recorded.reference)
+        self._source = _source_file(pipeline)
         graph = pipeline.build(pipeline.resolve_params(recorded.params))
         for child in _state.mark_stale_steps(self.client.store, run_id):
             # A step whose process was killed: its run ended when the process did.
@@ -346,12 +349,13 @@ class Runner:
         return self._executor_for().submit(task), (node, child, key, started)
 
     def _child_run(self, run_id: str, node: Node) -> str:
+        """A step run with the code context of this process (see the module docstring)."""
         return self.client.create_run(
             name=node.name,
             kind="step",
             parent_id=run_id,
             params={k: _param_text(v) for k, v in node.constants.items()},
-            capture_context=False,
+            source=self._source,
         )
 
     def _record_result(

@@ -125,17 +125,20 @@ def approve(
     ref: str,
     *,
     comment: str | None = None,
-    identity: str | None = None,
+    role: str | None = None,
     project: str | None = None,
 ) -> ModelVersion:
-    """Approve a version (as the current identity unless ``identity`` names another)."""
-    return get_client().approve(
-        ref, project=settings.project(project), comment=comment, identity=identity
-    )
+    """Approve a version as the current identity (the operating-system account).
+
+    ``role`` makes the approval count for policy checks asking for that role; it
+    is accepted only when the approver-roles file (``LOOPML_APPROVER_ROLES``) gives
+    the role to the current identity, else :class:`loopml.errors.RoleNotHeld`.
+    """
+    return get_client().approve(ref, project=settings.project(project), comment=comment, role=role)
 
 
 def reject(ref: str, *, comment: str | None = None, project: str | None = None) -> ModelVersion:
-    """Reject a version."""
+    """Reject a version, as the current identity."""
     return get_client().reject(ref, project=settings.project(project), comment=comment)
 
 

@@ -146,7 +146,11 @@ class BeatsChampion(PolicyCheck):
     reject equal error rates at ``1 - confidence`` with the candidate right more
     often, and the observed accuracy gain must be above ``margin``.
 
-    Passes when there is no champion yet.
+    Passes when there is no champion yet, and when the candidate already is the
+    champion (comparing a version with itself proves nothing, and promoting it moves
+    nothing); the reason says which. Fails when the evaluation compared with no
+    champion at all (``champion=None``): whether the candidate would beat one is
+    unknown.
     """
 
     kind: ClassVar[str] = "beats_champion"
@@ -189,8 +193,24 @@ class BeatsChampion(PolicyCheck):
             "confidence": self.confidence,
             "higher_is_better": metric.higher_is_better,
         }
+        alias = data.champion_alias
+        if alias is None:
+            return (
+                False,
+                "the evaluation compared the candidate with no champion (champion=None), "
+                "so whether it beats one is unknown; evaluate it against an alias",
+                details,
+            )
+        if data.candidate_is_champion:
+            details["candidate_is_champion"] = True
+            return (
+                True,
+                f"the candidate already is @{alias}; comparing it with itself is meaningless, "
+                "so there is nothing to beat",
+                details,
+            )
         if not data.has_champion:
-            return True, "there is no champion yet, so there is nothing to beat", details
+            return True, f"there is no @{alias} yet, so there is nothing to beat", details
         column = "proba" if metric.needs_proba else "pred"
         candidate = data.array(f"candidate_{column}")
         champion = data.array(f"champion_{column}")

@@ -68,6 +68,10 @@ class EvaluationData:
         latency_p95_ms: Measured p95 single-row predict time, in milliseconds.
         approvals: ``(identity, role)`` pairs of the human approvals given so far.
         registered_by: The identity that registered the version.
+        champion_alias: The alias the candidate is compared with (``"champion"``);
+            ``None`` when the evaluation asked for no comparison.
+        candidate_is_champion: The alias already points at the candidate, so there
+            is no other version to compare with.
     """
 
     y_true: npt.ArrayLike
@@ -82,6 +86,8 @@ class EvaluationData:
     latency_p95_ms: float | None = None
     approvals: Sequence[tuple[str, str | None]] = ()
     registered_by: str | None = None
+    champion_alias: str | None = "champion"
+    candidate_is_champion: bool = False
 
     def __post_init__(self) -> None:
         y = np.asarray(self.y_true)

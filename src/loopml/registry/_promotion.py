@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
-from loopml.approvals import ApprovalClient, current_identity
+from loopml.approvals import ApprovalClient, current_identity, deciding_identity, require_role
 from loopml.errors import (
     ApprovalError,
     InvalidParameter,
@@ -106,19 +106,31 @@ class PromotionOps(RegistryBase):
         project: str,
         comment: str | None = None,
         role: str | None = None,
-        identity: str | None = None,
     ) -> ModelVersion:
         """Record an approval of a version by the current identity.
 
+        The approval is always the current identity's (the operating-system account;
+        no call approves in someone else's name). With ``role`` it counts for the
+        policy's approval checks that ask for that role, and is accepted only when
+        the approver-roles file (``LOOPML_APPROVER_ROLES``) gives the role to the
+        current identity.
+
         Raises:
-            ApprovalError: approving twice, approving a rejected or archived version, or
+            ApprovalError: approving twice, approving a rejected or archived version,
                 approving one's own registration when the policy asks for separation of
-                duties. Nothing is changed.
+                duties, or an unknown current identity. Nothing is changed.
+            RoleNotHeld: the current identity does not hold ``role`` by configuration.
         """
         version = self.get_version(ref, project=project)
-        who = identity or current_identity() or "unknown"
+        who = deciding_identity()
         if version.status in ("rejected", "archived"):
             raise ApprovalError(f"Model {version.ref} is {version.status}; it cannot be approved.")
+        if role is not None:
+            if not isinstance(role, str) or not role.strip():
+                raise InvalidParameter(
+                    f"The 'role' parameter of approve must be a non-empty string; got {role!r}."
+                )
+            require_role(who, role)
         policy = self.get_policy(version.name, project=project)
         separated = any(isinstance(c, Approvals) and c.separation_of_duties for c in policy.checks)
         if separated and who == version.registered_by:
@@ -133,16 +145,15 @@ class PromotionOps(RegistryBase):
         request = approvals.request(
             "model_version", str(version.id), gate, f"Promote {version.ref}", role
         )
-        approvals.decide(request.id, "approved", comment=comment, decided_by=who)
+        approvals.decide(request.id, "approved", comment=comment)
         return self.get_version(version.ref, project=project)
 
-    def reject(
-        self, ref: str, *, project: str, comment: str | None = None, identity: str | None = None
-    ) -> ModelVersion:
-        """Reject a version: it can no longer be approved or promoted.
+    def reject(self, ref: str, *, project: str, comment: str | None = None) -> ModelVersion:
+        """Reject a version, as the current identity: it can no longer be approved or promoted.
 
         Raises:
-            ApprovalError: the version is already rejected.
+            ApprovalError: the version is already rejected, an alias points at it, or
+                the current identity is unknown.
         """
         version = self.get_version(ref, project=project)
         if version.status == "rejected":
@@ -152,12 +163,12 @@ class PromotionOps(RegistryBase):
                 f"Model {version.ref} is @{', @'.join(version.aliases)}; move the alias first "
                 "(promote another version, or roll back), then reject it."
             )
-        who = identity or current_identity() or "unknown"
+        who = deciding_identity()
         approvals = ApprovalClient(self.store)
         request = approvals.request(
             "model_version", str(version.id), f"rejection/{who}", f"Promote {version.ref}"
         )
-        approvals.decide(request.id, "rejected", comment=comment, decided_by=who)
+        approvals.decide(request.id, "rejected", comment=comment)
         with self.store.write() as conn:
             conn.execute(
                 update(_version).where(_version.c.id == version.id).values(status="rejected")
@@ -197,7 +208,9 @@ class PromotionOps(RegistryBase):
             project: project of both.
             target: the label column.
             sensitive: columns the fairness checks group by.
-            champion: the alias the candidate must beat (None: no comparison).
+            champion: the alias the candidate must beat (None: no comparison, and a
+                ``beats_champion`` check fails). When the alias already points at
+                ``ref``, that check passes and its reason says so.
 
         Raises:
             ModelNotFound, DatasetNotFound: unknown version or data.
@@ -220,12 +233,14 @@ class PromotionOps(RegistryBase):
         metrics = _metrics(y_true, pred, proba)
         champion_pred = champion_proba = None
         champion_metrics = None
+        is_champion = False
         if champion is not None:
             try:
                 other = self.get_version(f"{version.name}@{champion}", project=project)
             except ModelNotFound:
                 other = None
-            if other is not None and other.id != version.id:
+            is_champion = other is not None and other.id == version.id
+            if other is not None and not is_champion:
                 loaded = self.load(other.ref, project=project)
                 champion_pred, champion_proba = _predictions(loaded, features)
                 champion_metrics = _metrics(y_true, champion_pred, champion_proba)
@@ -242,6 +257,8 @@ class PromotionOps(RegistryBase):
             latency_p95_ms=_latency_p95(candidate, features),
             approvals=self.approvals_of(version),
             registered_by=version.registered_by,
+            champion_alias=champion,
+            candidate_is_champion=is_champion,
         )
         policy = self.get_policy(version.name, project=project)
         outcomes = [_metrics_outcome(data, y_true, pred, proba, metrics)]
