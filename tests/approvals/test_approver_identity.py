@@ -6,8 +6,8 @@ helper :func:`identity_support.act_as`, which loopml itself does not offer.
 
 from __future__ import annotations
 
-import getpass
 import inspect
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 import loopml.registry
 from identity_support import act_as, give_roles
+from loopml import _identity
 from loopml.approvals import ApprovalClient, load_roles, roles_file
 from loopml.artifacts import ArtifactStore
 from loopml.data import DataClient
@@ -158,10 +159,7 @@ def test_an_unknown_identity_cannot_approve_or_reject(
     _register(registry)
     before = _state(registry)
 
-    def no_user() -> str:
-        raise OSError("No username set in the environment")
-
-    monkeypatch.setattr(getpass, "getuser", no_user)
+    monkeypatch.setattr(_identity, "_account_name", lambda: None)
     with pytest.raises(ApprovalError, match="Cannot tell who is deciding"):
         registry.approve("credit/1", project=P)
     with pytest.raises(ApprovalError, match="Cannot tell who is deciding"):
@@ -244,3 +242,18 @@ def test_any_bytes_in_the_roles_file_give_roles_or_a_setting_error(
     except SettingError:
         return
     assert all(isinstance(r, str) and isinstance(w, frozenset) for r, w in roles.items())
+
+
+def test_the_user_environment_variables_do_not_choose_who_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12 item 9: ``USER=alice loopml models approve …`` does not approve as alice.
+
+    The identity is the account the process runs as, looked up by user id.
+    """
+    import pwd
+
+    account = pwd.getpwuid(os.getuid()).pw_name
+    for variable in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(variable, f"not-{account}")
+    assert _identity.current_identity() == account

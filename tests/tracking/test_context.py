@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import importlib.metadata
 import json
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from loopml import _identity
 from loopml.errors import SettingError
 from loopml.tracking import _context
 from loopml.tracking._context import (
@@ -426,10 +426,7 @@ def test_bad_capture_setting_is_reported(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_unknown_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_user() -> str:
-        raise OSError("No username set in the environment")
-
-    monkeypatch.setattr(getpass, "getuser", no_user)
+    monkeypatch.setattr(_identity, "_account_name", lambda: None)
     env = capture_environment()
     assert isinstance(env, Environment)
     assert env.user is None
