@@ -25,6 +25,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from loopml._private_fs import make_private_dirs
 from loopml.cli import _data_views as data_views
 from loopml.cli import _pipeline_views as pipeline_views
 from loopml.cli._format import fmt_duration, fmt_value, short_id, status_text
@@ -343,7 +344,7 @@ def _registry(console: Console, run: PipelineRun) -> tuple[Path, str]:
 
     card = build_card(registry, winner.ref, PROJECT)
     path = card_path(card.name, card.version)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     path.write_text(card.to_html(), encoding="utf-8")
     return path, other.ref
 

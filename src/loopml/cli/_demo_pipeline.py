@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopml._private_fs import make_private_dirs
 from loopml.pipelines import Pipeline, step
 
 if TYPE_CHECKING:
@@ -224,8 +225,7 @@ def _write_report(ref: str, report: ValidationReport) -> Path:
     import loopml.data
     from loopml import settings
 
-    folder = settings.home() / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_private_dirs(settings.home() / "reports")
     path = (folder / f"{ref.replace(':', '-')}.html").absolute()
     profile = loopml.data.get(ref, project=PROJECT).profile
     path.write_text(report.to_html(profile), encoding="utf-8")

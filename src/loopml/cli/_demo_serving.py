@@ -32,6 +32,7 @@ from typing import Any
 
 from rich.console import Console
 
+from loopml._private_fs import make_private_dirs
 from loopml.cli._deployments import comparison_table
 from loopml.errors import ServingError
 
@@ -88,7 +89,7 @@ def serve_demo(console: Console, *, project: str, model: str, canary: str, test_
     rows = frame.drop(columns=["id", "target"]).to_dict(orient="records")
     targets = [int(t) for t in frame["target"]]
     folder = settings.home() / "demo-serving"
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(folder)
     with _ServeProcess(folder, project) as server:
         started = time.perf_counter()
         server.wait_ready()

@@ -15,6 +15,7 @@ import typer
 from rich.syntax import Syntax
 from rich.text import Text
 
+from loopml._private_fs import make_private_dirs
 from loopml.cli import _model_views as views
 from loopml.cli._output import out, print_json, to_jsonable
 from loopml.errors import PromotionRefused
@@ -412,7 +413,11 @@ def card(
     if not html and output is None:
         typer.echo(built.to_markdown(), nl=False)
         return
-    target = output if output is not None else card_path(built.name, built.version)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if output is None:  # under LOOPML_HOME, private like the rest of it
+        target = card_path(built.name, built.version)
+        make_private_dirs(target.parent)
+    else:
+        target = output
+        target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(built.to_html() if html else built.to_markdown(), encoding="utf-8")
     out().print(f"Model card of {built.ref}: {target}", highlight=False, soft_wrap=True)
