@@ -57,7 +57,8 @@ def _serve(tmp_path: Path, **log_options: int) -> Iterator[Served]:
     artifacts = ArtifactStore.from_uri(str(tmp_path / "artifacts"))
     registry = RegistryClient(store, artifacts)
     example = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.0, 2.0]})
-    model = LinearRegression().fit(example, example["a"] * 2 + example["b"])
+    # Answers of 16-17 significant digits: a long output text, as most models give.
+    model = LinearRegression().fit(example, example["a"] / 7 + example["b"] / 3 + 0.1)
     registry.register(model, "pairs", project="p", input_example=example)
     DeploymentClient(store, registry).set(ENDPOINT, ["pairs/1:100"], project="p")
     folder = tmp_path / "wal"
@@ -103,6 +104,10 @@ def test_oversized_request_is_never_acknowledged_then_dropped(served: Served) ->
     assert np.array_equal(inputs["a"], index % 10)
     assert np.array_equal(inputs["b"], index % 7)
     assert json.loads(logged["output"][0]) == answered["predictions"]
+    # The record (float64 inputs in base64, output as JSON text) is over the 64 MiB a
+    # frame could hold before, so this request was answered, then dropped at flush.
+    record_bytes = rows * 2 * 8 * 4 / 3 + len(logged["output"][0])
+    assert record_bytes > 64 * 1024 * 1024
     assert not (served.folder / QUARANTINE).exists()
 
 
