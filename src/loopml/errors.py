@@ -28,6 +28,8 @@ __all__ = [
     "ParamConflict",
     "PipelineDefinitionError",
     "PipelineError",
+    "PredictionLogUnavailable",
+    "PredictionTooLarge",
     "ProjectNotFound",
     "PromotionRefused",
     "RoleNotHeld",
@@ -294,3 +296,23 @@ class RoleNotHeld(ApprovalError, PermissionError):
         super().__init__(message)
         self.identity = identity
         self.role = role
+
+
+class PredictionTooLarge(InvalidParameter):
+    """Raised by the prediction log when a prediction's record exceeds the largest WAL frame.
+
+    Nothing of such a record is logged, so the server refuses the request (413)
+    instead of answering it. ``request_ids`` names the records refused.
+    """
+
+    def __init__(self, message: str, request_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.request_ids = request_ids
+
+
+class PredictionLogUnavailable(LoopmlError, OSError):
+    """Raised by the prediction log while it cannot write durably (a write or sync failed).
+
+    The record is not logged; the log retries in the background and accepts
+    records again once a fresh WAL file could be created and synced.
+    """

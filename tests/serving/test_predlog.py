@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -19,11 +20,17 @@ from hypothesis.extra.numpy import arrays
 from sqlalchemy import func, select
 
 from loopml.artifacts import ArtifactStore
-from loopml.errors import InvalidParameter
+from loopml.errors import InvalidParameter, PredictionTooLarge
 from loopml.serving import _predlog
 from loopml.serving._payloads import FloatRows
-from loopml.serving._predlog import PredictionLog, PredictionRecord, predictions
-from loopml.serving._wal import MAGIC, encode_frame, read_wal, wal_name
+from loopml.serving._predlog import (
+    QUARANTINE,
+    PredictionLog,
+    PredictionRecord,
+    SetAside,
+    predictions,
+)
+from loopml.serving._wal import MAGIC, MAX_FRAME, encode_frame, read_wal, wal_files, wal_name
 from loopml.store import Store, open_store, tables
 
 
@@ -280,18 +287,211 @@ def test_torn_tail_loses_only_the_partial_record(
     path = folder / wal_name(7)
     ends = _write_wal(path, [_record(i) for i in range(5)])
     with path.open("r+b") as handle:
-        handle.truncate(ends[3] + 6)  # inside the 5th frame's 8-byte header
+        handle.truncate(ends[3] + 6)  # inside the 5th frame's header
+    torn = path.read_bytes()
     assert len(read_wal(path)) == 4
-    corrupt = folder / wal_name(8)
-    ends = _write_wal(corrupt, [_record(i) for i in range(10, 13)])
-    data = bytearray(corrupt.read_bytes())
-    data[ends[1] - 2] ^= 0xFF  # flip a byte in the 2nd payload: CRC mismatch
-    corrupt.write_bytes(bytes(data))
     with PredictionLog(folder, sqlite_store, artifacts, "h") as log:
-        assert log.recover() == 4 + 1
+        assert log.recover() == 4
         log.append(_record(99))  # new files are numbered after the recovered ones
     ids = predictions(sqlite_store, artifacts, "fraud")["request_id"].tolist()
-    assert ids == ["req-00000", "req-00001", "req-00002", "req-00003", "req-00010", "req-00099"]
+    assert ids == ["req-00000", "req-00001", "req-00002", "req-00003", "req-00099"]
+    assert (folder / QUARANTINE / wal_name(7)).read_bytes() == torn  # kept aside, intact
+
+
+def _frame_of(fields: dict[str, Any]) -> bytes:
+    return encode_frame(fields)
+
+
+def _fields(i: int) -> dict[str, Any]:
+    return _predlog._frame_fields(_record(i))
+
+
+def test_recovery_poison_is_set_aside_and_every_readable_record_recovered(
+    store: Store, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    """Issue 12 item 2: a bad frame, an ill-formed record or a wrong magic never stops
+    recovery, loses no readable record, and is kept aside (counted and reported)."""
+    folder = tmp_path / "wal"
+    folder.mkdir()
+    good = [_frame_of(_fields(i)) for i in range(6)]
+    ill_formed = [
+        _frame_of({k: v for k, v in _fields(50).items() if k != "ts"}),  # missing field
+        _frame_of({**_fields(51), "ts": "yesterday"}),  # ill-typed field
+        _frame_of({**_fields(52), "inputs_f64": {"names": ["a"], "b64": "!!"}}),
+        _frame_of({**_fields(53), "request_id": None}),
+    ]
+    damaged = bytearray(good[2])
+    damaged[-3] ^= 0xFF  # CRC mismatch in the middle of the file
+    files = {
+        wal_name(1): MAGIC + good[0] + ill_formed[0] + good[1] + ill_formed[1],
+        wal_name(2): MAGIC + bytes(damaged) + good[3] + ill_formed[2] + good[4],
+        wal_name(3): b"NOTAWAL\n" + ill_formed[3] + good[5],  # wrong magic
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    seen: list[SetAside] = []
+    with PredictionLog(folder, store, artifacts, "h") as log:
+        log.on_quarantine(seen.append)
+        assert log.recover() == 5  # every intact, well-formed record
+    ids = predictions(store, artifacts, "fraud")["request_id"].tolist()
+    assert sorted(ids) == [f"req-{i:05d}" for i in (0, 1, 3, 4, 5)]
+    kept = folder / QUARANTINE
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == files  # intact
+    assert wal_files(folder) == []
+    by_name = {s.name: s for s in seen}
+    assert by_name[wal_name(1)] == SetAside(wal_name(1), 2, len(ill_formed[0] + ill_formed[1]))
+    assert by_name[wal_name(2)] == SetAside(wal_name(2), 1, len(damaged) + len(ill_formed[2]))
+    assert by_name[wal_name(3)] == SetAside(wal_name(3), 1, 8 + len(ill_formed[3]))
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    junk=st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "request_id",
+                    "ts",
+                    "endpoint",
+                    "route",
+                    "model_version",
+                    "latency_ms",
+                    "inputs_json",
+                    "output_json",
+                    "inputs_f64",
+                    "inputs",
+                    "output",
+                ]
+            ),
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                st.integers(-(2**63), 2**64 - 1),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.text(max_size=8),
+                st.lists(st.integers(0, 3), max_size=2),
+                st.fixed_dictionaries(
+                    {
+                        "names": st.lists(st.text(max_size=2), max_size=2),
+                        "b64": st.sampled_from(["", "AAAAAAAAAAA=", "x"]),
+                    }
+                ),
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_no_intact_frame_can_stop_recovery(
+    sqlite_store: Store,
+    artifacts: ArtifactStore,
+    tmp_path_factory: pytest.TempPathFactory,
+    junk: list[dict[str, Any]],
+) -> None:
+    """Issue 12 item 2: whatever JSON object a CRC-valid frame holds, recovery goes on."""
+    folder = tmp_path_factory.mktemp("wal")
+    (folder / wal_name(1)).write_bytes(
+        MAGIC + _frame_of(_fields(1)) + b"".join(map(_frame_of, junk)) + _frame_of(_fields(2))
+    )
+    with PredictionLog(folder, sqlite_store, artifacts, "h") as log:
+        recovered = log.recover()
+    assert recovered >= 2
+    assert wal_files(folder) == []
+    assert not list(folder.glob("*.segments*"))
+
+
+def test_a_damaged_staged_segment_is_set_aside(
+    sqlite_store: Store, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    """Issue 12 item 2: a staged segment that is not a readable segment stops nothing."""
+    folder = tmp_path / "wal"
+    folder.mkdir()
+    wal = folder / wal_name(1)
+    _write_wal(wal, [_record(i) for i in range(3)] + [_record(9, "churn")])
+    _predlog._stage(wal, wal.with_suffix(".segments"))
+    wal.unlink()
+    broken = sorted(wal.with_suffix(".segments").glob("*.parquet"))[0]  # churn's
+    broken.write_bytes(b"PAR1 not really")
+    with PredictionLog(folder, sqlite_store, artifacts, "h") as log:
+        assert log.recover() == 3
+    assert len(predictions(sqlite_store, artifacts, "fraud")) == 3
+    assert [p.name for p in (folder / QUARANTINE).iterdir()] == [f"{wal.stem}-{broken.name}"]
+
+
+def test_a_prediction_too_large_to_log_is_refused_and_the_others_are_logged(
+    sqlite_store: Store, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    """Issue 12 item 1: the writer refuses a record the reader could not read back."""
+    small, big = _record(1), PredictionRecord("big", "fraud", "c", "1", {"x": "y" * 5000}, 1, 1.0)
+    folder = tmp_path / "wal"
+    with PredictionLog(folder, sqlite_store, artifacts, "h", max_record_bytes=2000) as log:
+        with pytest.raises(PredictionTooLarge, match="fewer rows") as refused:
+            log.append_many([small, big])
+        assert refused.value.request_ids == ("big",)
+        log.flush()
+    assert predictions(sqlite_store, artifacts, "fraud")["request_id"].tolist() == ["req-00001"]
+    with pytest.raises(InvalidParameter, match="max_record_bytes"):
+        PredictionLog(tmp_path / "b", sqlite_store, artifacts, "h", max_record_bytes=MAX_FRAME + 1)
+
+
+def test_log_files_and_folders_are_owner_only(
+    sqlite_store: Store, artifacts: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 item 15: WAL files, staged segments, set-aside files and their folders
+    are their owner's only, whatever the umask."""
+    folder = tmp_path / "wal"
+    modes: dict[str, int] = {}
+
+    def note() -> None:
+        for path in [folder, *folder.rglob("*")]:
+            modes[path.relative_to(folder).as_posix()] = path.stat().st_mode & 0o777
+
+    def crash(self: PredictionLog, path: Path) -> int:
+        raise _Crash
+
+    previous = os.umask(0)
+    try:
+        log = PredictionLog(folder, sqlite_store, artifacts, "h", flush_interval=60)
+        log.append(_record(1))
+        note()  # the folder, its LOCK and the WAL file
+        first = dict(modes)
+        monkeypatch.setattr(PredictionLog, "_store_segment", crash)
+        with pytest.raises(_Crash):
+            log.flush()
+        note()  # the staged segments
+        first |= modes
+        monkeypatch.undo()
+        fd = os.open(folder / wal_name(50), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"garbage")  # a WAL file of the log, damaged
+        os.close(fd)
+        modes.clear()
+        log.recover()
+        note()  # set aside
+        log.close()
+    finally:
+        os.umask(previous)
+    staged = wal_name(1).replace(".log", ".segments")
+    assert first | modes == {
+        ".": 0o700,
+        "LOCK": 0o600,
+        wal_name(1): 0o600,
+        staged: 0o700,
+        f"{staged}/0000.parquet": 0o600,
+        QUARANTINE: 0o700,
+        f"{QUARANTINE}/{wal_name(50)}": 0o600,
+    }
+
+
+def test_an_existing_log_folder_is_made_owner_only(
+    sqlite_store: Store, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wal"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    with PredictionLog(folder, sqlite_store, artifacts, "h"):
+        assert folder.stat().st_mode & 0o777 == 0o700
 
 
 class _Crash(Exception):

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopml.errors import InvalidParameter
+from loopml.errors import InvalidParameter, PredictionTooLarge
 from loopml.registry._loaded import LoadedModel
 from loopml.serving._metrics import ServerMetrics
 from loopml.serving._payloads import Columns, FloatRows, Payload, to_columns
@@ -381,6 +381,12 @@ class Batcher:
         if records:
             try:
                 self._log_to.append_many(records, wait=True, lead=lead)
+            except PredictionTooLarge as exc:  # the batch's other records are logged
+                refused = set(exc.request_ids)
+                return [
+                    exc if item.request_id in refused else result
+                    for item, result in zip(batch, results, strict=True)
+                ]
             except Exception as exc:
                 failure = LogUnavailable(f"The prediction log could not be written: {exc}")
                 return [failure if isinstance(r, Outcome) else r for r in results]

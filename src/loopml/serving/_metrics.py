@@ -139,6 +139,16 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.log_set_aside_files = Counter(
+            "loopml_prediction_log_set_aside_files",
+            "Prediction-log files moved to quarantine/ because not all of them could be read.",
+            registry=self.registry,
+        )
+        self.log_set_aside_bytes = Counter(
+            "loopml_prediction_log_set_aside_bytes",
+            "Bytes of those files that could not be logged (unreadable or ill-formed records).",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """Every metric in the Prometheus text exposition format (every worker's, summed)."""

@@ -15,10 +15,21 @@ Life of a record:
 
 A crash at any point leaves a WAL file or a staged folder behind, and
 :meth:`PredictionLog.recover` finishes the job: staged segments are uploaded again
-(the same bytes, so the same digest: no duplicate rows), WAL files are read up to
-their last valid record and converted. Staging the Parquet bytes before deleting
-the WAL is what makes a retry produce the *same* digest, independently of whether
-the Parquet writer is byte-for-byte deterministic.
+(the same bytes, so the same digest: no duplicate rows), WAL files are converted.
+Staging the Parquet bytes before deleting the WAL is what makes a retry produce
+the *same* digest, independently of whether the Parquet writer is byte-for-byte
+deterministic.
+
+Nothing that cannot be read is deleted. Every readable, well-formed record of a
+WAL file is converted; when any byte of the file belongs to no valid frame (a torn
+tail, corruption) or a frame's record lacks a field or has one of the wrong type,
+the file is moved intact into ``quarantine/`` (:data:`QUARANTINE`) instead of
+being deleted, an ERROR line says how many records and bytes were set aside, and
+listeners (the server's metrics) are told (:meth:`PredictionLog.on_quarantine`).
+A staged segment that is not a Parquet file of :data:`SEGMENT_SCHEMA` is set
+aside the same way. So a damaged file never stops recovery, nor the server.
+
+Every file and folder the log creates is its owner's only (0o600 / 0o700).
 """
 
 from __future__ import annotations
@@ -32,8 +43,9 @@ import io
 import logging
 import os
 import shutil
+import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
@@ -50,13 +62,31 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from loopml.artifacts import ArtifactStore
-from loopml.errors import InvalidParameter
+from loopml.errors import InvalidParameter, PredictionTooLarge
 from loopml.serving._feedback import labels_for
 from loopml.serving._payloads import FloatRows
-from loopml.serving._wal import WalWriter, encode_frame, fsync_dir, read_wal, wal_files
+from loopml.serving._wal import (
+    FILE_MODE,
+    FOLDER_MODE,
+    MAX_FRAME,
+    WalContents,
+    WalWriter,
+    encode_frame,
+    fsync_dir,
+    scan_wal,
+    wal_files,
+)
 from loopml.store import Store, now_ms, tables
 
-__all__ = ["SEGMENT_SCHEMA", "SHADOW_MARK", "PredictionLog", "PredictionRecord", "predictions"]
+__all__ = [
+    "QUARANTINE",
+    "SEGMENT_SCHEMA",
+    "SHADOW_MARK",
+    "PredictionLog",
+    "PredictionRecord",
+    "SetAside",
+    "predictions",
+]
 
 _log = logging.getLogger(__name__)
 _segment = tables.PREDICTION_SEGMENT
@@ -77,6 +107,9 @@ SEGMENT_SCHEMA = pa.schema(
 
 SHADOW_MARK = ":shadow:"
 """A shadow's prediction is logged as ``<answered request id>:shadow:<model ref>``."""
+
+QUARANTINE = "quarantine"
+"""The sub-folder of a log folder where files that could not be fully read are kept."""
 
 _STAGED = ".segments"
 _STAGING = ".segments.tmp"
@@ -114,6 +147,23 @@ _FIELDS = tuple(f.name for f in fields(PredictionRecord))
 _JSON_FIELDS = ("inputs", "output")
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A file moved into ``quarantine/`` because not all of it could be logged.
+
+    Attributes:
+        name: its file name in the quarantine folder.
+        records: frames that were intact but whose record was not well-formed (for
+            a staged segment: its rows, if readable).
+        unreadable_bytes: bytes set aside: those in no valid frame plus the frames
+            of those records (for a staged segment: its size).
+    """
+
+    name: str
+    records: int
+    unreadable_bytes: int
+
+
 class PredictionLog:
     """A durable, background-flushed log of predictions for one serving process.
 
@@ -124,6 +174,9 @@ class PredictionLog:
         source: who wrote the segments (e.g. the server's host name), stored per segment.
         segment_rows: close a WAL file (and write a segment) after this many records.
         flush_interval: ... or this many seconds after its first record.
+        max_record_bytes: the largest record logged, as WAL frame payload bytes (at
+            most, and by default, :data:`~loopml.serving._wal.MAX_FRAME`); a larger
+            one is refused with :class:`~loopml.errors.PredictionTooLarge`.
 
     Raises:
         InvalidParameter: a bad argument, or another process owns ``folder``.
@@ -151,6 +204,7 @@ class PredictionLog:
         source: str,
         segment_rows: int = 10_000,
         flush_interval: float = 2.0,
+        max_record_bytes: int = MAX_FRAME,
     ) -> None:
         if segment_rows < 1:
             raise InvalidParameter(
@@ -162,13 +216,21 @@ class PredictionLog:
                 "The 'flush_interval' parameter of PredictionLog must be a number > 0. "
                 f"Got {flush_interval!r} instead."
             )
+        if isinstance(max_record_bytes, bool) or not (
+            isinstance(max_record_bytes, int) and 1 <= max_record_bytes <= MAX_FRAME
+        ):
+            raise InvalidParameter(
+                "The 'max_record_bytes' parameter of PredictionLog must be an int from 1 to "
+                f"{MAX_FRAME}. Got {max_record_bytes!r} instead."
+            )
         self.folder = Path(folder)
         self._store = store
         self._artifacts = artifacts
         self._source = source
         self._segment_rows = segment_rows
         self._flush_interval = flush_interval
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._max_record_bytes = max_record_bytes
+        _private_folder(self.folder)
         self._lock_fd: int | None = _lock_folder(self.folder)
         existing = wal_files(self.folder)
         self._next_number = existing[-1][0] + 1 if existing else 1
@@ -180,6 +242,7 @@ class PredictionLog:
         self._flusher: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._listeners: list[Callable[[SetAside], None]] = []
 
     # -- writing -----------------------------------------------------------------
 
@@ -207,21 +270,35 @@ class PredictionLog:
         (see :mod:`loopml.serving._wal`): for a lone request, answered sooner.
 
         Raises:
+            PredictionTooLarge: records over ``max_record_bytes`` (named by its
+                ``request_ids``) are not logged; the others are.
             InvalidParameter: one record does not serialise; none is logged.
-            OSError: the WAL could not be written; the records are not logged.
+            PredictionLogUnavailable: the WAL could not be written, or cannot be
+                now; the records are not logged.
             RuntimeError: the log is closed.
         """
         frames = []
+        too_large: list[str] = []
         for record in records:
             try:
-                frames.append(encode_frame(_frame_fields(record)))
+                frames.append(encode_frame(_frame_fields(record), self._max_record_bytes))
+            except PredictionTooLarge:
+                too_large.append(record.request_id)
             except (TypeError, ValueError) as exc:
                 raise InvalidParameter(
                     f"The inputs and output of prediction {record.request_id!r} must be JSON "
                     f"values: {exc}."
                 ) from None
-        writer = self._writer or self._start()
-        writer.append(frames, wait=wait, lead=lead)
+        if frames:
+            writer = self._writer or self._start()
+            writer.append(frames, wait=wait, lead=lead)
+        if too_large:
+            raise PredictionTooLarge(
+                "The prediction is too large for the prediction log (over "
+                f"{self._max_record_bytes} bytes as a record), so it is not answered; "
+                "send fewer rows per request.",
+                tuple(too_large),
+            )
 
     def _start(self) -> WalWriter:
         with self._start_lock:
@@ -242,6 +319,20 @@ class PredictionLog:
             return self._writer
 
     @property
+    def ready(self) -> bool:
+        """Whether predictions can be logged now.
+
+        False once closed, and from a failed WAL write or sync until a fresh WAL
+        file could be created and synced (retried in the background).
+        """
+        writer = self._writer
+        return not self._closed and (writer is None or writer.healthy)
+
+    def on_quarantine(self, listener: Callable[[SetAside], None]) -> None:
+        """Call ``listener`` with each file set aside from now on (from the flushing thread)."""
+        self._listeners.append(listener)
+
+    @property
     def syncs(self) -> int:
         """How many ``fdatasync`` calls the WAL made so far (one per group commit)."""
         return self._writer.syncs if self._writer is not None else 0
@@ -250,6 +341,9 @@ class PredictionLog:
 
     def recover(self) -> int:
         """Flush whatever a previous process left in the folder; call at start-up.
+
+        What cannot be read is set aside in ``quarantine/`` and reported (an ERROR
+        log line, :meth:`on_quarantine` listeners), never raised.
 
         Returns:
             The number of records recovered from WAL files and staged segments.
@@ -336,15 +430,14 @@ class PredictionLog:
         """Turn WAL file ``wal`` (or its staged segments) into stored segments."""
         staged = wal.with_suffix(_STAGED)
         if not staged.exists():
-            if wal.exists():
-                _stage(wal, staged)
-                wal.unlink()
-                fsync_dir(self.folder)
-            else:
+            if not wal.exists():
                 return 0
+            self._remove_wal(wal, *_stage(wal, staged))
         elif wal.exists():
-            # Crashed after staging, before deleting the WAL: the staged copy is complete.
-            wal.unlink()
+            # Crashed after staging, before removing the WAL (or setting it aside): the
+            # staged copy is complete; whether the WAL must be kept is decided again.
+            _, refused, unreadable = _valid_rows(scan_wal(wal))
+            self._remove_wal(wal, refused, unreadable)
         rows = 0
         for segment in sorted(staged.glob("*.parquet")):
             rows += self._store_segment(segment)
@@ -352,8 +445,44 @@ class PredictionLog:
         fsync_dir(self.folder)
         return rows
 
+    def _remove_wal(self, wal: Path, refused: int, unreadable: int) -> None:
+        """Delete ``wal``, now staged, or set it aside when not all of it was."""
+        if refused or unreadable:
+            self._set_aside(wal, wal.name, refused, unreadable)
+        else:
+            wal.unlink()
+        fsync_dir(self.folder)
+
+    def _set_aside(self, path: Path, name: str, records: int, unreadable: int) -> None:
+        """Move ``path`` intact into the quarantine folder (as ``name``), say so, count it."""
+        folder = self.folder / QUARANTINE
+        folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
+        target, number = folder / name, 1
+        while target.exists():
+            target = folder / f"{Path(name).stem}.{number}{Path(name).suffix}"
+            number += 1
+        path.rename(target)
+        fsync_dir(folder)
+        _log.error(
+            "loopml set aside %s of the prediction log in %s: %d bytes could not be read "
+            "and %d records were not well-formed; everything readable in it is logged, and "
+            "the file is kept intact as %s.",
+            path.name,
+            self.folder,
+            unreadable,
+            records,
+            target,
+        )
+        found = SetAside(target.name, records, unreadable)
+        for listener in self._listeners:
+            listener(found)
+
     def _store_segment(self, path: Path) -> int:
-        table = pq.read_table(path, columns=["endpoint", "ts"])
+        table = _segment_index(path)
+        if table is None:
+            rows = _readable_rows(path)
+            self._set_aside(path, f"{path.parent.stem}-{path.name}", rows, path.stat().st_size)
+            return 0
         if table.num_rows == 0:
             return 0
         endpoints = table.column("endpoint").unique().to_pylist()
@@ -377,8 +506,36 @@ class PredictionLog:
         return int(table.num_rows)
 
 
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (owner-only), or make an existing one owner-only."""
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(folder.stat().st_mode) != FOLDER_MODE:
+        folder.chmod(FOLDER_MODE)
+
+
+def _segment_index(path: Path) -> pa.Table | None:
+    """The endpoint and ts columns of staged segment ``path``; None if it is not a valid one."""
+    try:
+        if not pq.read_schema(path).equals(SEGMENT_SCHEMA):
+            return None
+        table = pq.read_table(path, columns=["endpoint", "ts"])
+    except pa.ArrowInvalid:
+        return None
+    endpoint, ts = table.column("endpoint"), table.column("ts")
+    if endpoint.null_count or ts.null_count or len(endpoint.unique()) > 1:
+        return None
+    return table
+
+
+def _readable_rows(path: Path) -> int:
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except pa.ArrowInvalid:
+        return 0
+
+
 def _lock_folder(folder: Path) -> int:
-    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -443,49 +600,106 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def _rows_to_table(records: list[dict[str, Any]]) -> pa.Table:
-    def text(record: dict[str, Any], name: str) -> str:
-        encoded = record.get(f"{name}_json")  # absent from WAL files written by earlier versions
-        return encoded if isinstance(encoded, str) else _json_text(record.get(name))
+_Row = tuple[str, int, str, str, str, float, str, str]  # a segment row, in SEGMENT_SCHEMA order
+_TEXT_FIELDS = ("request_id", "endpoint", "route", "model_version")
+_INT64 = (-(2**63), 2**63 - 1)
 
-    def inputs_text(record: dict[str, Any]) -> str:
-        floats = record.get("inputs_f64")
-        if floats is None:
-            return text(record, "inputs")
-        return _json_text(_float_rows_from(floats).columns_json())
 
+def _segment_row(record: dict[str, Any]) -> _Row:
+    """The segment row of a WAL record.
+
+    Raises:
+        ValueError: a field is missing or of the wrong type (a damaged or foreign WAL).
+    """
+    for name in _TEXT_FIELDS:
+        if not isinstance(record.get(name), str):
+            raise ValueError(f"'{name}' must be a string")
+    ts, latency = record.get("ts"), record.get("latency_ms")
+    if type(ts) is not int or not _INT64[0] <= ts <= _INT64[1]:
+        raise ValueError("'ts' must be a 64-bit integer")
+    if isinstance(latency, bool) or not isinstance(latency, int | float):
+        raise ValueError("'latency_ms' must be a number")
+    return (
+        record["request_id"],
+        ts,
+        record["endpoint"],
+        record["route"],
+        record["model_version"],
+        float(latency),
+        _inputs_text(record),
+        _text(record, "output"),
+    )
+
+
+def _text(record: dict[str, Any], name: str) -> str:
+    """The JSON text of ``inputs`` or ``output``; earlier versions wrote the value itself."""
+    if f"{name}_json" in record:
+        encoded = record[f"{name}_json"]
+        if not isinstance(encoded, str):
+            raise ValueError(f"'{name}_json' must be a string")
+        return encoded
+    if name not in record:
+        raise ValueError(f"'{name}_json' is missing")
+    return _json_text(record[name])
+
+
+def _inputs_text(record: dict[str, Any]) -> str:
+    if "inputs_f64" not in record:
+        return _text(record, "inputs")
+    return _json_text(_float_rows_from(record["inputs_f64"]).columns_json())
+
+
+def _valid_rows(contents: WalContents) -> tuple[list[_Row], int, int]:
+    """The segment rows of a WAL file's records, how many were refused, and bytes set aside.
+
+    The bytes set aside are those in no valid frame plus the frames of refused records.
+    """
+    rows: list[_Row] = []
+    refused, unreadable = 0, contents.unreadable_bytes
+    for record, size in contents.records:
+        try:
+            rows.append(_segment_row(record))
+        except ValueError as exc:
+            if not refused:
+                _log.warning("A prediction WAL record is not well-formed: %s", exc)
+            refused += 1
+            unreadable += size
+    return rows, refused, unreadable
+
+
+def _rows_to_table(rows: list[_Row]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SEGMENT_SCHEMA)
     return pa.table(
-        {
-            "request_id": [str(r["request_id"]) for r in records],
-            "ts": [int(r["ts"]) for r in records],
-            "endpoint": [str(r["endpoint"]) for r in records],
-            "route": [str(r["route"]) for r in records],
-            "model_version": [str(r["model_version"]) for r in records],
-            "latency_ms": [float(r["latency_ms"]) for r in records],
-            "inputs": [inputs_text(r) for r in records],
-            "output": [text(r, "output") for r in records],
-        },
+        {name: list(values) for name, values in zip(SEGMENT_SCHEMA.names, columns, strict=True)},
         schema=SEGMENT_SCHEMA,
     )
 
 
-def _stage(wal: Path, staged: Path) -> None:
-    """Write the records of ``wal`` as one Parquet file per endpoint in ``staged``."""
-    by_endpoint: dict[str, list[dict[str, Any]]] = {}
-    for record in read_wal(wal):
-        by_endpoint.setdefault(str(record.get("endpoint")), []).append(record)
+def _stage(wal: Path, staged: Path) -> tuple[int, int]:
+    """Write the well-formed records of ``wal`` as one Parquet file per endpoint in ``staged``.
+
+    Returns:
+        How many records were refused, and how many bytes of ``wal`` were not staged.
+    """
+    rows, refused, unreadable = _valid_rows(scan_wal(wal))
+    by_endpoint: dict[str, list[_Row]] = {}
+    for row in rows:
+        by_endpoint.setdefault(row[2], []).append(row)
     staging = wal.with_suffix(_STAGING)
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir()
-    for index, (_, records) in enumerate(sorted(by_endpoint.items())):
+    staging.mkdir(mode=FOLDER_MODE)
+    for index, (_, group) in enumerate(sorted(by_endpoint.items())):
         path = staging / f"{index:04d}.parquet"
-        pq.write_table(_rows_to_table(records), path, compression="zstd")
-        with path.open("rb") as handle:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(_rows_to_table(group), handle, compression="zstd")
+            handle.flush()
             os.fsync(handle.fileno())
     fsync_dir(staging)
     staging.rename(staged)
     fsync_dir(wal.parent)
+    return refused, unreadable
 
 
 # -- reading ---------------------------------------------------------------------
@@ -561,9 +775,9 @@ def _local_tables(folder: Path) -> list[pa.Table]:
                 found.append(pq.read_table(path, schema=SEGMENT_SCHEMA))
     for _, wal in wal_files(folder):
         with contextlib.suppress(OSError):
-            records = read_wal(wal)
-            if records:
-                found.append(_rows_to_table(records))
+            rows, _, _ = _valid_rows(scan_wal(wal))
+            if rows:
+                found.append(_rows_to_table(rows))
     return found
 
 

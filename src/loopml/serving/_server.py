@@ -24,10 +24,16 @@ took ~0.3 ms off the request's own handling and, with less code run between two
 predicts, ~0.4 ms off the model call.
 
 Errors are JSON ``{"error": {"code", "message", ...}}``: 404 for an unknown endpoint,
-413 for a body over ``max_body_bytes``, 422 for a body of the wrong shape or input
-that does not match the model's signature, 503 with ``Retry-After`` when the route's
-queue is full or the prediction log cannot be written. An unexpected error is
-logged here and answered as a bare 500, never with a traceback.
+413 for a body over ``max_body_bytes`` or a prediction too large for the prediction
+log (refused, not answered), 422 for a body of the wrong shape or input that does
+not match the model's signature, 503 with ``Retry-After`` when the route's queue is
+full or the prediction log cannot be written. An unexpected error is logged here
+and answered as a bare 500, never with a traceback; no error body carries a server
+path or an exception's text about the server's files.
+
+Readiness (``/v2/health/ready``, ``/v2/models/{name}/ready``) answers 503 while the
+prediction log cannot be written (predictions are refused then), and 200 again
+once the log has recovered by itself (:mod:`loopml.serving._wal`).
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from loopml._version import __version__
 from loopml.artifacts import ArtifactStore
-from loopml.errors import InvalidParameter, ModelError
+from loopml.errors import InvalidParameter, ModelError, PredictionTooLarge
 from loopml.registry._loaded import LoadedModel
 from loopml.serving._batching import Batcher, BatchPolicy, LogUnavailable, Outcome, Overloaded
 from loopml.serving._deployments import Deployment
@@ -78,7 +84,7 @@ from loopml.serving._payloads import (
     parse_predict_body,
     row_count,
 )
-from loopml.serving._predlog import SHADOW_MARK, PredictionLog
+from loopml.serving._predlog import SHADOW_MARK, PredictionLog, SetAside
 from loopml.serving._routes import Route
 from loopml.store import Store
 
@@ -269,6 +275,8 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
 
     @app.get("/v2/health/ready")
     async def ready() -> Response:
+        if not server.log.ready:
+            return _json({"ready": False, "reason": _LOG_DOWN}, 503, _RETRY_SOON)
         return _json({"ready": True})
 
     @app.get("/v2/models/{name}")
@@ -278,6 +286,8 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
     @app.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
         server.endpoint(name)
+        if not server.log.ready:
+            return _json({"name": name, "ready": False, "reason": _LOG_DOWN}, 503, _RETRY_SOON)
         return _json({"name": name, "ready": True})
 
     @app.post("/v2/models/{name}/infer")
@@ -367,6 +377,7 @@ class _Server:
         self.store = store
         self.log = log
         self.metrics = ServerMetrics()
+        log.on_quarantine(self._count_set_aside)
         self._limit = options.max_body_bytes
         self._default_batch = options.batch
         self._executor = ThreadPoolExecutor(
@@ -528,8 +539,10 @@ class _Server:
             raise ApiError(
                 503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after)}
             ) from None
-        except LogUnavailable as exc:
-            raise ApiError(503, "log_unavailable", str(exc), headers={"Retry-After": "1"}) from None
+        except LogUnavailable:  # its text is for the server log, not the client
+            raise ApiError(503, "log_unavailable", _LOG_DOWN, headers=_RETRY_SOON) from None
+        except PredictionTooLarge as exc:
+            raise ApiError(413, "prediction_too_large", str(exc)) from None
         except (InvalidParameter, ModelError) as exc:  # SignatureError is a ModelError
             raise ApiError(422, "invalid_input", str(exc)) from None
 
@@ -550,6 +563,10 @@ class _Server:
         if not future.cancelled() and future.exception() is not None:
             _log.warning("A shadow prediction failed: %s", future.exception())
 
+    def _count_set_aside(self, found: SetAside) -> None:
+        self.metrics.log_set_aside_files.inc()
+        self.metrics.log_set_aside_bytes.inc(found.unreadable_bytes)
+
     def count_error(self, name: object, code: str, status: int) -> None:
         endpoint = name if isinstance(name, str) and self.live.get(name) is not None else _UNSERVED
         self.metrics.errors.labels(endpoint, code).inc()
@@ -566,6 +583,8 @@ class _Server:
 
 
 _JSON = "application/json"
+_LOG_DOWN = "The prediction log cannot be written right now, so predictions are refused."
+_RETRY_SOON = {"Retry-After": "1"}
 _INTERNAL_ERROR = {
     "code": "internal_error",
     "message": "Internal server error; see the server log.",
