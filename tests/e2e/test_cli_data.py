@@ -264,6 +264,34 @@ def test_cli_stored_import_path_check_needs_trust(
     assert [c["kind"] for c in json.loads(trusted.stdout)["checks"]][-1] == "custom"
 
 
+def test_cli_never_prints_source_url_credentials(cli: Cli, tmp_path: Path) -> None:
+    """Issue 12 item 16: ``loopml data`` output (text, JSON, HTML, errors) shows a source URL
+    without its credentials."""
+    import fsspec
+
+    secret = "wJalrXUtnFEMI-K7MDENG-CLI"
+    bucket = f"memory://AKIAKEY:{secret}@cli-{tmp_path.name}"
+    with fsspec.open(f"{bucket}/x.csv", "w") as handle:
+        _frame().to_csv(handle, index=False)
+    page = tmp_path / "report.html"
+    runs = [
+        cli("data", "add", "ds", f"{bucket}/x.csv", *P),
+        cli("data", "add", "ds", f"{bucket}/x.csv", *P, "--json"),
+        cli("data", "show", "ds", *P),
+        cli("data", "show", "ds", *P, "--json"),
+        cli("data", "versions", "ds", *P, "--json"),
+        cli("data", "validate", "ds", f"{bucket}/x.csv", *P, "--json", "--html", str(page)),
+    ]
+    for result in runs:
+        assert result.exit_code == 0, result.output
+        assert secret not in result.output
+    assert json.loads(runs[1].stdout)["source"] == f"{bucket.replace(secret, '***')}/x.csv"
+    assert secret not in page.read_text()
+    missing = cli("data", "add", "ds", f"{bucket}/absent.csv", *P)
+    _one_error_line(missing, "memory://AKIAKEY:***@")
+    assert secret not in missing.output
+
+
 # -- diff ------------------------------------------------------------------------------------
 
 

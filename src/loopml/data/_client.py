@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
 from loopml._identity import current_identity
+from loopml._urls import redact_url
 from loopml.artifacts import ArtifactStore
 from loopml.data._diff import ProfileDiff, diff_profiles
 from loopml.data._expect import expectations_from_yaml, expectations_to_yaml
@@ -641,7 +642,8 @@ def _version_record(row: Row[Any]) -> DatasetVersion:
         columns=tuple((name, kind) for name, kind in row.columns),
         profile=Profile.from_dict(row.profile),
         parents=tuple(row.parents),
-        source=row.source,
+        # Rows stored before sources were redacted may still hold credentials.
+        source=None if row.source is None else redact_url(row.source),
         description=row.description,
         report_passed=row.report_passed,
         report_digest=row.report_digest,

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from loopml._urls import redact_url
 from loopml.errors import StoreUnavailable
 
 __all__ = ["WRITE_OPTION", "create_store_engine", "redacted"]
@@ -25,11 +26,8 @@ _BUSY_TIMEOUT_MS = 120_000
 
 
 def redacted(uri: str) -> str:
-    """Return ``uri`` with any password hidden, for messages."""
-    try:
-        return make_url(uri).render_as_string(hide_password=True)
-    except ArgumentError:
-        return uri
+    """Return ``uri`` with its credentials hidden (password, token, secret query values)."""
+    return redact_url(uri)
 
 
 def create_store_engine(uri: str) -> Engine:
@@ -43,7 +41,7 @@ def create_store_engine(uri: str) -> Engine:
         url = make_url(uri)
     except ArgumentError:
         raise StoreUnavailable(
-            f"The store URI {uri!r} is not a database URL "
+            f"The store URI {redacted(uri)!r} is not a database URL "
             "(expected sqlite:///path or postgresql+psycopg://…)."
         ) from None
     if url.get_backend_name() == "sqlite":
