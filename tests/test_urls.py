@@ -18,6 +18,7 @@ _SECRET = st.builds(
 # A lone token has no '/' (nothing would tell it from a path then).
 _TOKEN = st.text(alphabet="QWXZ0123456789_-", min_size=4, max_size=24)
 _SCHEME = st.sampled_from(["memory", "s3", "gs", "https", "postgresql+psycopg", "abfs"])
+_TOKEN_SCHEME = st.sampled_from(["memory", "s3", "gs", "https", "git+https", "abfs"])
 _USER = st.text(alphabet="abcdefgh_", min_size=1, max_size=8)
 _HOST = st.sampled_from(["bucket", "db.example:5432", "127.0.0.1", "acct.blob.core"])
 _PATH = st.sampled_from(["", "/x.csv", "/a/b.parquet", "/db"])
@@ -40,7 +41,7 @@ def test_a_password_in_a_url_is_never_shown(
     assert secret not in redact_text(f"/{user}:{secret}@{host}{path}", url_secrets(url))
 
 
-@given(_SCHEME, _TOKEN, _HOST, _PATH)
+@given(_TOKEN_SCHEME, _TOKEN, _HOST, _PATH)
 def test_a_lone_user_token_is_hidden(scheme: str, secret: str, host: str, path: str) -> None:
     assert redact_url(f"{scheme}://{secret}@{host}{path}") == f"{scheme}://***@{host}{path}"
 
@@ -68,6 +69,12 @@ def test_secret_query_values_are_hidden(
 def test_text_without_credentials_is_unchanged(text: str) -> None:
     assert redact_url(text) == text
     assert redact_text(text) == text
+
+
+def test_a_lone_database_user_is_a_role_not_a_token() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    assert redact_url(url) == url
+    assert url_secrets(url) == ()
 
 
 def test_a_raw_secret_with_a_slash_is_still_user_information() -> None:

@@ -6,7 +6,8 @@ string (presigned ``?X-Amz-Signature=…``, Azure ``?sig=…``, ``?token=…``).
 keeps the real URL only where it opens the data or the store; what it stores
 about a URL and every message that shows one uses :func:`redact_url`. The rules
 follow common practice (pip, SQLAlchemy): a password becomes ``***`` and the user
-name stays; a user name without a password is itself a token and becomes ``***``;
+name stays; a user name without a password is itself a token and becomes ``***``
+(except in database URLs, where it is a role: ``postgresql://postgres@host/db``);
 the value of a query parameter whose name suggests a secret becomes ``***``.
 
 Example:
@@ -29,6 +30,8 @@ REDACTED = "***"
 
 # A URL: scheme "://" authority, then anything up to white space or a quote.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
+# Schemes (before any "+driver") whose lone user name is a database role, not a token.
+_DATABASES = frozenset({"postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle", "sqlite"})
 _HEAD = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)(.*)$", re.DOTALL)
 # Query parameter names that carry secrets (matched anywhere in the name, any case):
 # token, sig/signature (S3, GCS, Azure SAS), secret, password/passwd/pwd, key
@@ -82,7 +85,10 @@ def redact_url(url: str) -> str:
     shown = parts.head
     if parts.userinfo is not None:
         user, colon, _password = parts.userinfo.partition(":")
-        shown += f"{user}:{REDACTED}@" if colon else f"{REDACTED}@"
+        if colon:
+            shown += f"{user}:{REDACTED}@"
+        else:
+            shown += f"{user}@" if _is_database(parts.head) else f"{REDACTED}@"
     shown += parts.rest
     if parts.query is not None:
         shown += "?" + _redact_query(parts.query)
@@ -101,7 +107,8 @@ def url_secrets(url: str) -> tuple[str, ...]:
     found: set[str] = set()
     if parts.userinfo is not None:
         user, colon, password = parts.userinfo.partition(":")
-        found.add(password if colon else user)
+        if colon or not _is_database(parts.head):
+            found.add(password if colon else user)
     for pair in (parts.query or "").split("&"):
         name, equals, value = pair.partition("=")
         if equals and _SECRET_NAME.search(unquote(name)):
@@ -118,6 +125,10 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def _is_database(head: str) -> bool:
+    return head[: -len("://")].split("+", 1)[0].lower() in _DATABASES
 
 
 def _redact_query(query: str) -> str:

@@ -57,12 +57,12 @@ def test_no_setting_shows_credentials(cli: Cli) -> None:
     env = {
         "LOOPML_STORE_URI": "postgresql+psycopg://alice:s3cret@db.example/loopml?password=pw2",
         "LOOPML_ARTIFACT_URI": "s3://bucket/prefix?X-Amz-Signature=SIGSECRET&region=eu",
-        "LOOPML_TEST_POSTGRES_URL": "postgresql+psycopg://ghp_TOKENSECRET@db.example/test",
+        "LOOPML_TEST_POSTGRES_URL": "postgresql+psycopg://pg:PGSECRET@db.example/test",
     }
     for args in (("settings", "--json"), ("settings",)):
         result = cli(*args, env=env)
         assert result.exit_code == 0, result.output
-        for secret in ("s3cret", "pw2", "SIGSECRET", "ghp_TOKENSECRET"):
+        for secret in ("s3cret", "pw2", "SIGSECRET", "PGSECRET"):
             assert secret not in result.stdout
     rows = {r["name"]: r for r in json.loads(cli("settings", "--json", env=env).stdout)}
     assert (
