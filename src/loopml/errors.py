@@ -43,6 +43,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoreVersionError",
+    "UntrustedCheckError",
     "UntrustedModelError",
 ]
 
@@ -155,6 +156,15 @@ class DataSourceError(LoopmlError, ValueError):
 
 class SchemaError(LoopmlError, ValueError):
     """Raised by ``loopml.data`` when a schema or expectation file does not parse or is invalid."""
+
+
+class UntrustedCheckError(SchemaError, PermissionError):
+    """Raised by ``loopml.data`` validation when a stored custom check names code by import path.
+
+    Stored checks run only functions registered in the running process
+    (``loopml.data.register_check``); a ``module:function`` path is imported only
+    when the caller passes ``trust=True``. The message names the check and both ways out.
+    """
 
 
 class DataValidationError(LoopmlError, ValueError):

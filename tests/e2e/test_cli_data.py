@@ -230,6 +230,68 @@ def test_validate_failing_data_exits_1_and_writes_html(
     assert len(loopml.data.versions("ds", project="proj")) == 1
 
 
+def test_cli_validate_against_a_version_uses_its_schema_revision(
+    cli: Cli, registered: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 12 item 18b: ``loopml data validate ds:1`` checks against the schema revision
+    in force for version 1, not the newest one."""
+    spec = tmp_path / "schema.yaml"
+    spec.write_text("expectations:\n- kind: row_count\n  min: 45\n")
+    assert cli("data", "schema", "ds", *P, "--set", str(spec)).exit_code == 0
+    newest = cli("data", "validate", "ds", str(registered["more"]), *P, "--json")
+    assert (newest.exit_code, json.loads(newest.stdout)["against"]) == (1, "ds@schema:2")
+    first = cli("data", "validate", "ds:1", str(registered["more"]), *P, "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["against"] == "ds@schema:1"
+
+
+def test_cli_stored_import_path_check_needs_trust(
+    cli: Cli, registered: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 12 item 8: a stored custom check naming ``module:function`` is refused in one
+    line that says how to register or trust it; ``--trust`` runs it."""
+    loopml.data.save_schema(
+        "ds", project="proj", expectations="- {kind: custom, function: 'builtins:len'}\n"
+    )
+    refused = cli("data", "validate", "ds", str(registered["more"]), *P)
+    _one_error_line(refused, "The custom check 'builtins:len' names code by import path")
+    assert "register_check" in refused.stderr and "--trust" in refused.stderr
+    added = cli("data", "add", "ds", str(registered["bad"]), *P)
+    _one_error_line(added, "The custom check 'builtins:len'")
+    assert len(loopml.data.versions("ds", project="proj")) == 1
+    trusted = cli("data", "validate", "ds", str(registered["more"]), *P, "--trust", "--json")
+    assert trusted.exit_code == 0, trusted.output
+    assert [c["kind"] for c in json.loads(trusted.stdout)["checks"]][-1] == "custom"
+
+
+def test_cli_never_prints_source_url_credentials(cli: Cli, tmp_path: Path) -> None:
+    """Issue 12 item 16: ``loopml data`` output (text, JSON, HTML, errors) shows a source URL
+    without its credentials."""
+    import fsspec
+
+    secret = "wJalrXUtnFEMI-K7MDENG-CLI"
+    bucket = f"memory://AKIAKEY:{secret}@cli-{tmp_path.name}"
+    with fsspec.open(f"{bucket}/x.csv", "w") as handle:
+        _frame().to_csv(handle, index=False)
+    page = tmp_path / "report.html"
+    runs = [
+        cli("data", "add", "ds", f"{bucket}/x.csv", *P),
+        cli("data", "add", "ds", f"{bucket}/x.csv", *P, "--json"),
+        cli("data", "show", "ds", *P),
+        cli("data", "show", "ds", *P, "--json"),
+        cli("data", "versions", "ds", *P, "--json"),
+        cli("data", "validate", "ds", f"{bucket}/x.csv", *P, "--json", "--html", str(page)),
+    ]
+    for result in runs:
+        assert result.exit_code == 0, result.output
+        assert secret not in result.output
+    assert json.loads(runs[1].stdout)["source"] == f"{bucket.replace(secret, '***')}/x.csv"
+    assert secret not in page.read_text()
+    missing = cli("data", "add", "ds", f"{bucket}/absent.csv", *P)
+    _one_error_line(missing, "memory://AKIAKEY:***@")
+    assert secret not in missing.output
+
+
 # -- diff ------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from loopml._private_fs import make_private_dirs, open_private_file
+from loopml._urls import redact_text, redact_url, url_secrets
 from loopml.artifacts._digest import TMP_PREFIX
 from loopml.errors import ArtifactError, InvalidParameter
 
@@ -112,18 +113,20 @@ class FsspecBackend:
         except ValueError as exc:
             raise InvalidParameter(
                 f"The 'uri' parameter of FsspecBackend must be a folder or an fsspec "
-                f"URL with a known protocol. Got {uri!r} instead ({exc})."
-            ) from exc
+                f"URL with a known protocol. Got {redact_url(uri)!r} instead "
+                f"({redact_text(str(exc), url_secrets(uri))})."
+            ) from None
         except ImportError as exc:
             raise ArtifactError(
-                f"The artifact store {uri!r} needs a package that is not installed: {exc}"
-            ) from exc
+                f"The artifact store {redact_url(uri)!r} needs a package that is not "
+                f"installed: {redact_text(str(exc), url_secrets(uri))}"
+            ) from None
         self.fs: Any = fs
         self.root: str = cast(str, root).rstrip("/")
         self._uri = uri.rstrip("/")
 
     def __repr__(self) -> str:
-        return f"FsspecBackend({self._uri!r})"
+        return f"FsspecBackend({redact_url(self._uri)!r})"
 
     @property
     def uri(self) -> str:
@@ -148,7 +151,10 @@ class FsspecBackend:
 
     def unwritable(self, exc: Exception) -> ArtifactError:
         """Return the error for a write the storage refused."""
-        return ArtifactError(f"Cannot write to the artifact store {self._uri!r}: {exc!r}")
+        shown = redact_text(repr(exc), url_secrets(self._uri))
+        return ArtifactError(
+            f"Cannot write to the artifact store {redact_url(self._uri)!r}: {shown}"
+        )
 
     def exists(self, key: str) -> bool:
         """Return whether an object is published under ``key``."""

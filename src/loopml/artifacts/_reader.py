@@ -6,6 +6,7 @@ import hashlib
 import io
 from typing import BinaryIO
 
+from loopml._urls import redact_url
 from loopml.errors import ArtifactIntegrityError
 
 __all__ = ["VerifyingReader", "integrity_error"]
@@ -14,7 +15,7 @@ __all__ = ["VerifyingReader", "integrity_error"]
 def integrity_error(expected: str, actual: str, where: str) -> ArtifactIntegrityError:
     """Return the error for a blob whose bytes no longer hash to its address."""
     return ArtifactIntegrityError(
-        f"Blob {expected} in {where} is corrupted: its bytes hash to {actual}. "
+        f"Blob {expected} in {redact_url(where)} is corrupted: its bytes hash to {actual}. "
         "The blob must be restored from a copy or re-logged; delete it with "
         "ArtifactStore.delete to let a later put store it again."
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from loopml._urls import redact_url
 from loopml.artifacts._backend import Backend
 from loopml.artifacts._digest import (
     BLOB_PREFIX,
@@ -271,7 +272,7 @@ class ArtifactStore:
     # --- reading -------------------------------------------------------------
 
     def _not_found(self, digest: str) -> ArtifactNotFound:
-        return ArtifactNotFound(f"No blob {digest} in the artifact store {self.uri!r}.")
+        return ArtifactNotFound(f"No blob {digest} in the artifact store {redact_url(self.uri)!r}.")
 
     def _open_raw(self, digest: str) -> BinaryIO:
         try:

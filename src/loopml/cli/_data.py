@@ -52,6 +52,14 @@ _Source = Annotated[
         metavar="PATH",
     ),
 ]
+_Trust = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        help="Import stored custom checks named by 'module:function' path. This runs code "
+        "chosen by whoever saved the schema: use it only if you trust them.",
+    ),
+]
 _FormatOption = Annotated[
     Format | None,
     typer.Option("--format", help="Read the file as this format (default: from its suffix)."),
@@ -90,6 +98,7 @@ def add(
         typer.Option("--strict", help="Quarantine a version that fails its checks, and exit 1."),
     ] = False,
     format: _FormatOption = None,
+    trust: _Trust = False,
     as_json: _Json = False,
 ) -> None:
     """Register the data at PATH as the next version of dataset NAME (or find its twin).
@@ -109,6 +118,7 @@ def add(
             key=key,
             strict=strict,
             format=format.value if format else None,
+            trust=trust,
         )
     except DataValidationError as exc:
         report: ValidationReport | None = exc.report  # type: ignore[assignment]
@@ -245,7 +255,12 @@ def show(
 @app.command("validate")
 def validate(
     name: Annotated[
-        str, typer.Argument(help="The dataset whose schema and checks apply.", metavar="NAME")
+        str,
+        typer.Argument(
+            help="The dataset whose schema and checks apply: NAME or NAME@latest (its newest "
+            "schema revision) or NAME:VERSION (the revision in force for that version).",
+            metavar="REF",
+        ),
     ],
     path: _Source,
     project: _Project = None,
@@ -254,16 +269,17 @@ def validate(
         typer.Option("--html", help="Also write the report as a self-contained HTML page."),
     ] = None,
     format: _FormatOption = None,
+    trust: _Trust = False,
     as_json: _Json = False,
 ) -> None:
-    """Check the data at PATH against dataset NAME's schema and expectations.
+    """Check the data at PATH against dataset REF's schema and expectations.
 
     Exits with status 1 when a check fails (after printing the report).
     """
     import loopml.data
 
     fmt = format.value if format else None
-    report = loopml.data.validate(path, against=f"{name}@latest", project=project, format=fmt)
+    report = loopml.data.validate(path, against=name, project=project, format=fmt, trust=trust)
     if html is not None:
         _write_html(report, path, fmt, html)
     if as_json:

@@ -101,7 +101,7 @@ def demo() -> None:
     )
     console.print()
     console.print(f"Metadata:  {redacted(settings.store_uri())}", highlight=False)
-    console.print(f"Artifacts: {settings.artifact_uri()}", highlight=False)
+    console.print(f"Artifacts: {redacted(settings.artifact_uri())}", highlight=False)
     console.print("Next:")
     hints = [
         (f"loopml pipelines show {short_id(first.id)}", "the first run's DAG, timings, step runs"),

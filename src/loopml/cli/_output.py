@@ -85,11 +85,14 @@ def report_error(exc: BaseException, *, expected: bool, debug: bool) -> None:
             message is the whole story); otherwise a hint to rerun with --debug.
         debug: print the traceback first.
     """
+    from loopml._urls import redact_text
+
     console = _err()
+    # Messages (a driver's, a filesystem's) may quote a URL with its credentials.
     if debug:
-        sys.stderr.write("".join(traceback.format_exception(exc)))
+        sys.stderr.write(redact_text("".join(traceback.format_exception(exc))))
         sys.stderr.flush()
-    message = str(exc) or type(exc).__name__
+    message = redact_text(str(exc)) or type(exc).__name__
     if not expected:
         message = f"unexpected {type(exc).__name__}: {message}"
     console.print(f"error: {message}", style="red", markup=False)

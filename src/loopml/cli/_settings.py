@@ -1,7 +1,14 @@
-"""``loopml settings``: every ``LOOPML_*`` setting, its type, default, value and meaning."""
+"""``loopml settings``: every ``LOOPML_*`` setting, its type, default, value and meaning.
+
+Nothing secret is printed: a setting whose name says it holds a secret (a token, a
+password, a key) shows only whether it is set, and URLs in any value or error lose
+their credentials (``loopml._urls``).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Annotated, Any
 
 import typer
@@ -10,16 +17,33 @@ from rich.text import Text
 
 from loopml.cli._output import out, print_json
 
-__all__ = ["show_settings"]
+__all__ = ["show_settings", "shown_value"]
+
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|(?:^|_)KEY(?:_|$)|CREDENTIAL")
+_HIDDEN = "*** (set)"
 
 
-def _shown(setting_type: str, value: Any) -> Any:
-    """Hide passwords in URIs (a store URL may carry one)."""
-    if setting_type == "URI" and isinstance(value, str):
-        from loopml.store import redacted
+def shown_value(name: str, value: Any) -> Any:
+    """Return a setting's value as ``loopml settings`` prints it.
 
-        return redacted(value)
+    A secret setting (by its name) shows ``*** (set)`` when set; any text has the
+    credentials of URLs in it hidden (a store URL may carry a password).
+    """
+    if _SECRET_NAME.search(name) and value not in (None, ""):
+        return _HIDDEN
+    if isinstance(value, str):
+        from loopml._urls import redact_text
+
+        return redact_text(value)
     return value
+
+
+def _shown_error(name: str, message: str) -> str:
+    """A setting's parse error, without the raw value when the setting is secret."""
+    from loopml._urls import redact_text
+
+    raw = os.environ.get(name, "")
+    return redact_text(message, (raw,) if _SECRET_NAME.search(name) else ())
 
 
 def show_settings(
@@ -34,15 +58,15 @@ def show_settings(
         row: dict[str, Any] = {
             "name": setting.name,
             "type": setting.type_name,
-            "default": _shown(setting.type_name, setting.default),
+            "default": shown_value(setting.name, setting.default),
             "doc": setting.doc,
         }
         # A malformed value is shown, not fatal: this is where people look for it.
         try:
-            row["value"] = _shown(setting.type_name, setting.value())
+            row["value"] = shown_value(setting.name, setting.value())
         except SettingError as exc:
             row["value"] = None
-            row["error"] = str(exc)
+            row["error"] = _shown_error(setting.name, str(exc))
         rows.append(row)
     if as_json:
         print_json(rows)

@@ -25,6 +25,7 @@ from loopml.data._api import (
     validate,
     versions,
 )
+from loopml.data._checks import register_check
 from loopml.data._client import DataClient
 from loopml.data._diff import ProfileDiff
 from loopml.data._expect import expect, expectations_from_yaml, expectations_to_yaml
@@ -61,6 +62,7 @@ __all__ = [
     "infer_schema",
     "load",
     "register",
+    "register_check",
     "report",
     "save_schema",
     "split",

@@ -67,6 +67,7 @@ def register(
     key: Sequence[str] | None = None,
     strict: bool = False,
     format: str | None = None,
+    trust: bool = False,
 ) -> DatasetVersion:
     """Snapshot ``source`` as the next version of dataset ``name`` (or return the identical one).
 
@@ -80,10 +81,14 @@ def register(
         key: key columns; with a key, row order does not change the identity.
         strict: store a version that fails its checks as *quarantined* and raise.
         format: force ``csv``, ``parquet`` or ``jsonl``.
+        trust: import stored custom checks that name a ``module:function`` path
+            (only if you trust whoever saved the schema; see :func:`validate`).
 
     Raises:
         DataSourceError: the source cannot be read.
         DataValidationError: ``strict`` and the data fails its checks.
+        UntrustedCheckError: a stored custom check names an import path and
+            ``trust`` is false.
 
     Example:
         >>> version = loopml.data.register("credit", "credit.csv", key=["id"])
@@ -100,6 +105,7 @@ def register(
         strict=strict,
         format=format,
         run_id=_run_id(),
+        trust=trust,
     )
 
 
@@ -142,14 +148,27 @@ def validate(
     project: str | None = None,
     expectations: Sequence[Expectation] = (),
     format: str | None = None,
+    trust: bool = False,
 ) -> ValidationReport:
-    """Check data against a dataset's schema and expectations; returns the report."""
+    """Check data against a dataset's schema and expectations; returns the report.
+
+    ``against`` is ``"credit"``/``"credit@latest"`` (the newest schema revision) or
+    ``"credit:3"`` (the revision in force when version 3 was registered). Stored
+    custom checks run only functions registered in this process
+    (:func:`loopml.data.register_check`); ``trust=True`` also imports checks saved
+    as ``module:function`` paths, i.e. runs code chosen by whoever saved the schema.
+
+    Raises:
+        UntrustedCheckError: a stored custom check names an import path and
+            ``trust`` is false.
+    """
     return get_client().validate(
         source,
         against=against,
         project=settings.project(project),
         expectations=expectations,
         format=format,
+        trust=trust,
     )
 
 

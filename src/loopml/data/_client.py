@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
 from loopml._identity import current_identity
+from loopml._urls import redact_url
 from loopml.artifacts import ArtifactStore
 from loopml.data._diff import ProfileDiff, diff_profiles
 from loopml.data._expect import expectations_from_yaml, expectations_to_yaml
@@ -73,18 +74,22 @@ class DataClient:
         strict: bool = False,
         format: str | None = None,
         run_id: str | None = None,
+        trust: bool = False,
     ) -> DatasetVersion:
         """Snapshot ``source`` as the next version of dataset ``name``.
 
         Identical data (same content hash) returns the existing version. The data is
         checked against the dataset's schema and expectations; with ``strict`` a
         failing version is stored as *quarantined* and :class:`DataValidationError`
-        names every failing check.
+        names every failing check. ``trust`` lets stored custom checks that name a
+        ``module:function`` path be imported (see :meth:`validate`).
 
         Raises:
             DataSourceError: the source cannot be read.
             DataValidationError: ``strict`` and the data fails its checks.
             DatasetNotFound: a parent reference names no version.
+            UntrustedCheckError: a stored custom check names an import path and
+                ``trust`` is false (nothing is stored).
         """
         check_dataset_name(name)
         parent_versions = [self.get_version(p, project=project) for p in parents]
@@ -116,6 +121,7 @@ class DataClient:
                     expectations,
                     source=data.description,
                     against=f"{name}@schema:{schema_revision}",
+                    trust=trust,
                 )
             digest = self.artifacts.put_file(snapshot)
         report_digest = (
@@ -192,10 +198,7 @@ class DataClient:
             row = self._schema_row(conn, dataset.id)
         if row is None:
             return None, None, []
-        expectations = (
-            expectations_from_yaml(row.expectations_yaml) if row.expectations_yaml else []
-        )
-        return row.revision, DatasetSchema.from_yaml(row.schema_yaml), expectations
+        return _parsed_schema(row)
 
     def _insert_version(
         self,
@@ -391,10 +394,40 @@ class DataClient:
             row = self._schema_row(conn, dataset.id)
         if row is None:
             raise DatasetNotFound(f"Dataset {name!r} has no schema yet.")
-        expectations = (
-            expectations_from_yaml(row.expectations_yaml) if row.expectations_yaml else []
-        )
-        return row.revision, DatasetSchema.from_yaml(row.schema_yaml), expectations
+        return _parsed_schema(row)
+
+    def schema_of_version(
+        self, ref: str, *, project: str
+    ) -> tuple[int, DatasetSchema, list[Expectation]]:
+        """Return the schema revision, schema and expectations in force for version ``ref``.
+
+        That is the revision the version was checked against when it was registered
+        (recorded on the version). A version registered before its dataset had a
+        schema (the first one, whose schema was inferred from it) gets the newest
+        revision created no later than the version, else the dataset's first revision.
+
+        Raises:
+            DatasetNotFound: no such version, or its dataset has no schema.
+        """
+        version = self.get_version(ref, project=project)
+        with self.store.read() as conn:
+            dataset = self._require_dataset(conn, version.name, project)
+            query = select(_schema).where(_schema.c.dataset_id == dataset.id)
+            if version.schema_revision is not None:
+                query = query.where(_schema.c.revision == version.schema_revision)
+                row = conn.execute(query).first()
+            else:
+                row = (
+                    conn.execute(
+                        query.where(_schema.c.created_at <= version.created_at)
+                        .order_by(_schema.c.revision.desc())
+                        .limit(1)
+                    ).first()
+                    or conn.execute(query.order_by(_schema.c.revision).limit(1)).first()
+                )
+        if row is None:
+            raise DatasetNotFound(f"Dataset {version.name!r} has no schema for {version.ref}.")
+        return _parsed_schema(row)
 
     def save_schema(
         self,
@@ -459,23 +492,35 @@ class DataClient:
         project: str,
         expectations: Sequence[Expectation] = (),
         format: str | None = None,
+        trust: bool = False,
     ) -> ValidationReport:
         """Check ``source`` against a dataset's schema and expectations (and any extra ones).
 
         Args:
             source: anything :func:`register` accepts, or a dataset reference string
                 that names an existing version.
-            against: the dataset whose checks apply, e.g. ``"credit@latest"``.
+            against: whose checks apply: ``"credit"`` or ``"credit@latest"`` for the
+                newest schema revision, ``"credit:3"`` for the revision in force for
+                version 3 (see :meth:`schema_of_version`).
             project: the project of both.
             expectations: extra checks for this call only.
             format: force the source format (``csv``, ``parquet``, ``jsonl``).
+            trust: import stored custom checks that name a ``module:function`` path.
+                Leave it false unless you trust whoever saved the schema: such a
+                path runs code of their choosing. Checks saved under a name
+                registered with :func:`loopml.data.register_check` need no trust.
 
         Raises:
-            DatasetNotFound: ``against`` names no dataset.
+            DatasetNotFound: ``against`` names no dataset or version.
             DataSourceError: the source cannot be read.
+            SchemaError: a custom check names a function not registered in this process.
+            UntrustedCheckError: a custom check names an import path and ``trust`` is false.
         """
         parsed = parse_ref(against)
-        revision, schema, stored = self.get_schema(parsed.name, project=project)
+        if parsed.version is None:
+            revision, schema, stored = self.get_schema(parsed.name, project=project)
+        else:
+            revision, schema, stored = self.schema_of_version(against, project=project)
         data = open_source(source, format=format)
         return validate_batches(
             data.batches(),
@@ -483,6 +528,7 @@ class DataClient:
             [*stored, *expectations],
             source=data.description,
             against=f"{parsed.name}@schema:{revision}",
+            trust=trust,
         )
 
     # -- derived datasets ---------------------------------------------------------------
@@ -554,6 +600,11 @@ class DataClient:
         ).first()
 
 
+def _parsed_schema(row: Row[Any]) -> tuple[int, DatasetSchema, list[Expectation]]:
+    expectations = expectations_from_yaml(row.expectations_yaml) if row.expectations_yaml else []
+    return row.revision, DatasetSchema.from_yaml(row.schema_yaml), expectations
+
+
 def _snapshot(data: Source, path: Path, key_columns: Sequence[str]) -> tuple[str, int, int]:
     hasher = ContentHasher(data.schema, key_columns)
     writer = SnapshotWriter(path, data.schema)
@@ -591,7 +642,8 @@ def _version_record(row: Row[Any]) -> DatasetVersion:
         columns=tuple((name, kind) for name, kind in row.columns),
         profile=Profile.from_dict(row.profile),
         parents=tuple(row.parents),
-        source=row.source,
+        # Rows stored before sources were redacted may still hold credentials.
+        source=None if row.source is None else redact_url(row.source),
         description=row.description,
         report_passed=row.report_passed,
         report_digest=row.report_digest,

@@ -12,10 +12,8 @@ pandas frame per batch (its index holds the global row numbers) and then finishe
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import datetime as _dt
-import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -25,8 +23,10 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
+from loopml.data._checks import check_name_of, check_reference, import_path, resolve_check
 from loopml.data._report import DEFAULT_SAMPLE_SIZE, CheckResult, FailureTally
-from loopml.errors import InvalidParameter, SchemaError
+from loopml.data._rules import rule_columns
+from loopml.errors import InvalidParameter
 
 __all__ = [
     "KINDS",
@@ -250,45 +250,13 @@ class Regex(_RowExpectation):
         return ~np.asarray(matched, dtype=bool) & present
 
 
-_SAFE_NODES = (
-    ast.Expression, ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load,
-    ast.Constant, ast.And, ast.Or, ast.Not, ast.Invert, ast.USub, ast.UAdd, ast.BitAnd,
-    ast.BitOr, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.List, ast.Tuple, ast.In, ast.NotIn,
-)  # fmt: skip
-_BACKTICKED = re.compile(r"`([^`]+)`")
-
-
-def _rule_columns(rule: str) -> list[str]:
-    """The column names a rule uses; raises InvalidParameter for anything but arithmetic,
-    comparisons, boolean logic and literals (no calls, attributes or subscripts)."""
-    backticked = _BACKTICKED.findall(rule)
-    plain = _BACKTICKED.sub(lambda m: f"__bt{backticked.index(m.group(1))}__", rule)
-    try:
-        tree = ast.parse(plain.replace("&", " & ").replace("|", " | "), mode="eval")
-    except SyntaxError as exc:
-        raise InvalidParameter(f"The rule {rule!r} does not parse: {exc.msg}.") from exc
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, _SAFE_NODES):
-            raise InvalidParameter(
-                f"The rule {rule!r} may only compare and combine columns and literals; "
-                f"{type(node).__name__} is not allowed."
-            )
-        if isinstance(node, ast.Name) and node.id not in ("True", "False"):
-            found = re.fullmatch(r"__bt(\d+)__", node.id)
-            name = backticked[int(found.group(1))] if found else node.id
-            if name not in names:
-                names.append(name)
-    return names
-
-
 @dataclass(frozen=True, kw_only=True)
 class Expression(_RowExpectation):
     """A rule across columns, e.g. ``"start_date <= end_date"``, evaluated vectorised.
 
     The rule is a pandas ``eval`` expression limited to columns (backtick-quote
-    names with spaces), literals, arithmetic, comparisons and ``and``/``or``/``not``.
+    names with spaces), literals, arithmetic, comparisons and ``and``/``or``/``not``,
+    with bounded size and cost (see :mod:`loopml.data._rules`).
     Rows where a column the rule uses is missing are not judged.
     """
 
@@ -296,13 +264,13 @@ class Expression(_RowExpectation):
     rule: str
 
     def __post_init__(self) -> None:
-        _rule_columns(self.rule)
+        rule_columns(self.rule)
 
     def describe(self) -> str:
         return f"rule({self.rule})"
 
     def needed_columns(self, frame: pd.DataFrame) -> list[str]:
-        return _rule_columns(self.rule)
+        return rule_columns(self.rule)
 
     def failing(self, frame: pd.DataFrame) -> Any:
         names = self.needed_columns(frame)
@@ -321,8 +289,12 @@ class Custom(_RowExpectation):
     """A Python function ``f(frame) -> bool Series | bool``, called once per batch.
 
     A Series marks failing rows with ``False``; a plain ``False`` fails the whole
-    batch (all its rows count as failing). Saved to YAML by import path
-    (``"package.module:function"``), so only importable module-level functions persist.
+    batch (all its rows count as failing). ``function`` is the function itself, or
+    a reference to one: the name it was registered under
+    (:func:`loopml.data.register_check`) or an import path ``"module:function"``.
+    Saved to YAML by its registered name when it has one (else by import path).
+    A reference is resolved only when checking starts, and an import path is
+    imported only for callers that trust it (see :meth:`resolved`).
     """
 
     kind: ClassVar[str] = "custom"
@@ -330,15 +302,32 @@ class Custom(_RowExpectation):
 
     def __post_init__(self) -> None:
         if isinstance(self.function, str):
-            object.__setattr__(self, "function", _import_function(self.function))
+            check_reference(self.function)
         elif not callable(self.function):
             raise InvalidParameter(
-                f"The 'function' of a custom expectation must be callable or 'module:function'. "
-                f"Got {self.function!r} instead."
+                "The 'function' of a custom expectation must be callable, a registered check "
+                f"name or 'module:function'. Got {self.function!r} instead."
             )
 
     def describe(self) -> str:
-        return f"custom({getattr(self.function, '__name__', self.function)})"
+        function = self.function
+        if isinstance(function, str):
+            return f"custom({function})"
+        return f"custom({check_name_of(function) or getattr(function, '__name__', function)})"
+
+    def resolved(self, *, trust: bool) -> Custom:
+        """Return this check with its function looked up (a registered name) or imported.
+
+        Raises:
+            SchemaError: no check is registered under the name, or the path does not
+                import to a callable.
+            UntrustedCheckError: the function is an import path and ``trust`` is false.
+        """
+        if not isinstance(self.function, str):
+            return self
+        function = resolve_check(self.function, trust=trust)
+        # The name keeps labelling the check in reports, whatever the function is called.
+        return dataclasses.replace(self, function=function, name=self.name or self.describe())
 
     def needed_columns(self, frame: pd.DataFrame) -> list[str]:
         return list(frame.columns)
@@ -350,37 +339,15 @@ class Custom(_RowExpectation):
             return ~np.asarray(result.astype("boolean").fillna(True), dtype=bool)
         return np.full(len(frame), not bool(result))
 
+    def start(self, sample_size: int = DEFAULT_SAMPLE_SIZE) -> CheckRun:
+        return _RowRun(self.resolved(trust=False), sample_size)
+
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out["function"] = _import_path(self.function)
+        function = self.function
+        if not isinstance(function, str):
+            out["function"] = check_name_of(function) or import_path(function)
         return out
-
-
-def _import_path(function: object) -> str:
-    module = getattr(function, "__module__", None)
-    qualname = getattr(function, "__qualname__", "")
-    if not module or not qualname or "<" in qualname or module == "__main__":
-        raise SchemaError(
-            f"The custom expectation function {function!r} cannot be saved: only functions "
-            "importable as 'module:function' can (not lambdas, local or __main__ functions)."
-        )
-    return f"{module}:{qualname}"
-
-
-def _import_function(path: str) -> Callable[[pd.DataFrame], Any]:
-    module_name, _, attr = path.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise SchemaError(
-            f"The custom expectation function {path!r} cannot be imported "
-            f"(expected 'module:function'): {exc}."
-        ) from exc
-    if not attr or not callable(target):
-        raise SchemaError(f"The custom expectation function {path!r} is not a callable.")
-    return target  # type: ignore[no-any-return]
 
 
 class _UniqueRun:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from loopml._urls import redact_url
+
 if TYPE_CHECKING:
     from loopml.data._profile import ColumnProfile, Profile
 
@@ -209,6 +211,11 @@ class ValidationReport:
     source: str
     against: str | None = None
     created_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat())
+
+    def __post_init__(self) -> None:
+        # A report is stored and shown: a source URL never keeps its credentials in it
+        # (reports stored before sources were redacted included).
+        object.__setattr__(self, "source", redact_url(self.source))
 
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:

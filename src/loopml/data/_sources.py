@@ -27,6 +27,7 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 
+from loopml._urls import redact_text, redact_url, url_secrets
 from loopml.data._normalize import conform_batch, normalize_schema, normalize_table, schema_text
 from loopml.errors import DataSourceError, InvalidParameter
 
@@ -82,10 +83,13 @@ class Source:
     """Data to register or validate: a description, a schema and its batches.
 
     Args:
-        description: how messages name the data (a path, a URL, ``DataFrame(…)``).
+        description: how messages name the data (a path, a URL without its
+            credentials, ``DataFrame(…)``); it is what loopml stores and shows.
         schema: the normalised schema of every batch.
         num_rows: the row count when known without reading the data.
         read: returns a fresh iterator of (not yet normalised) batches.
+        secrets: credentials of the URL read (see ``loopml._urls.url_secrets``),
+            hidden from the messages of errors met while reading.
     """
 
     def __init__(
@@ -94,11 +98,13 @@ class Source:
         schema: pa.Schema,
         num_rows: int | None,
         read: Callable[[], Iterator[pa.RecordBatch]],
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self.description = description
         self.schema = schema
         self.num_rows = num_rows
         self._read = read
+        self._secrets = secrets
 
     def __repr__(self) -> str:
         return f"Source({self.description!r}, {len(self.schema)} columns, rows={self.num_rows})"
@@ -115,13 +121,31 @@ class Source:
                 known, the column.
         """
         names = self.schema.names
-        try:
-            for batch in self._read():
-                yield conform_batch(batch, self.schema, self.description)
-        except DataSourceError:
+        with _hiding(self._secrets):
+            try:
+                for batch in self._read():
+                    yield conform_batch(batch, self.schema, self.description)
+            except DataSourceError:
+                raise
+            except (pa.ArrowException, OSError, EOFError, ValueError, KeyError) as exc:
+                raise _read_error(self.description, exc, names) from exc
+
+
+@contextlib.contextmanager
+def _hiding(secrets: tuple[str, ...]) -> Iterator[None]:
+    """Re-raise a DataSourceError with ``secrets`` hidden from its message.
+
+    The reader's own exception (the cause) may quote the real URL or a path made
+    from it, so it is not chained when something was hidden.
+    """
+    try:
+        yield
+    except DataSourceError as exc:
+        message = str(exc)
+        hidden = redact_text(message, secrets)
+        if hidden == message:
             raise
-        except (pa.ArrowException, OSError, EOFError, ValueError, KeyError) as exc:
-            raise _read_error(self.description, exc, names) from exc
+        raise DataSourceError(hidden) from None
 
 
 _CSV_COLUMN = re.compile(r"In CSV column #(\d+)")
@@ -265,7 +289,14 @@ def _protocols(fs: Any) -> tuple[str, ...]:
 
 
 def _from_path(source: str, format: str | None) -> Source:
-    where = source
+    # The real URL opens the data; what is stored and shown has no credentials.
+    where = redact_url(source)
+    secrets = url_secrets(source)
+    with _hiding(secrets):
+        return _open_path(source, format, where, secrets)
+
+
+def _open_path(source: str, format: str | None, where: str, secrets: tuple[str, ...]) -> Source:
     try:
         fs, path = fsspec.core.url_to_fs(source)
     except (ValueError, ImportError) as exc:
@@ -276,21 +307,21 @@ def _from_path(source: str, format: str | None) -> Source:
         if fs.isdir(path):
             if format not in (None, "parquet"):
                 raise DataSourceError(f"{where}: a folder is read as Parquet, not {format}")
-            return _parquet_folder(fs, path, where)
+            return _parquet_folder(fs, path, where, secrets)
         chosen = _format_of(path, format, where)
         if fs.size(path) == 0:
             raise DataSourceError(f"{where}: the file is empty (0 bytes)")
         file = _File(fs, path, where)
         if chosen == "parquet":
-            return _parquet_source([file], where)
-        return _text_source(file, chosen)
+            return _parquet_source([file], where, secrets)
+        return _text_source(file, chosen, secrets)
     except DataSourceError:
         raise
     except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
         raise _read_error(where, exc, []) from exc
 
 
-def _parquet_folder(fs: Any, path: str, where: str) -> Source:
+def _parquet_folder(fs: Any, path: str, where: str, secrets: tuple[str, ...]) -> Source:
     found = sorted(
         p
         for p in fs.find(path)
@@ -299,10 +330,11 @@ def _parquet_folder(fs: Any, path: str, where: str) -> Source:
     )
     if not found:
         raise DataSourceError(f"{where}: the folder holds no Parquet files")
-    return _parquet_source([_File(fs, p, p) for p in found], where)
+    files = [_File(fs, p, redact_text(p, secrets)) for p in found]
+    return _parquet_source(files, where, secrets)
 
 
-def _parquet_source(files: list[_File], where: str) -> Source:
+def _parquet_source(files: list[_File], where: str, secrets: tuple[str, ...]) -> Source:
     import pyarrow.parquet as pq
 
     schema: pa.Schema | None = None
@@ -340,7 +372,7 @@ def _parquet_source(files: list[_File], where: str) -> Source:
             except (pa.ArrowException, OSError, EOFError) as exc:
                 raise _read_error(file.where, exc, schema.names) from exc
 
-    return Source(where, schema, num_rows, read)
+    return Source(where, schema, num_rows, read, secrets)
 
 
 def _same_columns(left: pa.Schema, right: pa.Schema) -> bool:
@@ -373,7 +405,7 @@ def _text_reader(file: _File, format: str) -> Iterator[Any]:
             yield reader
 
 
-def _text_source(file: _File, format: str) -> Source:
+def _text_source(file: _File, format: str, secrets: tuple[str, ...]) -> Source:
     try:
         with _text_reader(file, format) as first:
             raw_schema = first.schema
@@ -392,7 +424,7 @@ def _text_source(file: _File, format: str) -> Source:
         with _text_reader(file, format) as reader:
             yield from reader
 
-    return Source(file.where, schema, None, read)
+    return Source(file.where, schema, None, read, secrets)
 
 
 # --- entry point -----------------------------------------------------------

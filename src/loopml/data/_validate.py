@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loopml.data._expectations import CheckRun, Expectation, Unique
+from loopml.data._expectations import CheckRun, Custom, Expectation, Unique
 from loopml.data._report import (
     DEFAULT_SAMPLE_SIZE,
     CheckResult,
@@ -206,6 +206,7 @@ def validate_batches(
     *,
     data_schema: pa.Schema | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
+    trust: bool = False,
 ) -> ValidationReport:
     """Check batches against a schema and expectations, one batch in memory at a time.
 
@@ -222,10 +223,19 @@ def validate_batches(
         data_schema: The batches' Arrow schema; needed for the schema diff when
             ``batches`` may be empty (otherwise taken from the first batch).
         sample_size: How many failing rows each check keeps.
+        trust: Import custom checks that name a ``module:function`` path (only
+            for schemas whose authors the caller trusts); registered names are
+            always looked up.
 
     Returns:
         The report; ``report.passed`` is ``True`` when every check passed.
+
+    Raises:
+        SchemaError: a custom check names a function not registered in this process.
+        UntrustedCheckError: a custom check names an import path and ``trust`` is false.
     """
+    # Every custom check is resolved before any data is read: a refusal costs nothing.
+    expectations = [e.resolved(trust=trust) if isinstance(e, Custom) else e for e in expectations]
     schema_run = _SchemaRun(schema, sample_size) if schema is not None else None
     runs = [e.start(sample_size) for e in expectations]
     rows = 0

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from loopml._private_fs import create_private_file, make_private_dirs
+from loopml._urls import redact_url
 from loopml.errors import StoreUnavailable
 
 __all__ = ["WRITE_OPTION", "create_store_engine", "redacted"]
@@ -29,11 +30,8 @@ _BUSY_TIMEOUT_MS = 120_000
 
 
 def redacted(uri: str) -> str:
-    """Return ``uri`` with any password hidden, for messages."""
-    try:
-        return make_url(uri).render_as_string(hide_password=True)
-    except ArgumentError:
-        return uri
+    """Return ``uri`` with its credentials hidden (password, token, secret query values)."""
+    return redact_url(uri)
 
 
 def create_store_engine(uri: str) -> Engine:
@@ -47,7 +45,7 @@ def create_store_engine(uri: str) -> Engine:
         url = make_url(uri)
     except ArgumentError:
         raise StoreUnavailable(
-            f"The store URI {uri!r} is not a database URL "
+            f"The store URI {redacted(uri)!r} is not a database URL "
             "(expected sqlite:///path or postgresql+psycopg://…)."
         ) from None
     if url.get_backend_name() == "sqlite":
