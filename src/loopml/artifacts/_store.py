@@ -421,14 +421,14 @@ class ArtifactStore:
             )
         if self.size(digest) > MAX_MANIFEST_BYTES:
             raise ArtifactManifestError(
-                f"The manifest {digest} in {self.uri!r} is larger than "
+                f"The manifest {digest} in {redact_url(self.uri)!r} is larger than "
                 f"{MAX_MANIFEST_BYTES} bytes; it is not read."
             )
         try:
             return decode_manifest(self.get_bytes(digest))
         except ManifestFormatError as exc:
             raise ArtifactManifestError(
-                f"The manifest {digest} in {self.uri!r} cannot be trusted: {exc}. "
+                f"The manifest {digest} in {redact_url(self.uri)!r} cannot be trusted: {exc}. "
                 "Nothing was written."
             ) from None
 
