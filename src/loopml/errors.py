@@ -21,6 +21,7 @@ __all__ = [
     "InvalidParameter",
     "LoopmlError",
     "MaterializerError",
+    "MetadataPathError",
     "ModelError",
     "ModelNotFound",
     "ParamConflict",
@@ -28,6 +29,7 @@ __all__ = [
     "PipelineError",
     "ProjectNotFound",
     "PromotionRefused",
+    "ReservedKeyError",
     "RunNotActive",
     "RunNotFound",
     "SchemaError",
@@ -39,6 +41,7 @@ __all__ = [
     "StoreUnavailable",
     "StoreVersionError",
     "UntrustedModelError",
+    "UntrustedTypesError",
 ]
 
 
@@ -115,6 +118,15 @@ class RunNotActive(LoopmlError, RuntimeError):
 
 class ParamConflict(LoopmlError, ValueError):
     """Raised when a param is logged again with a different value (params are immutable)."""
+
+
+class ReservedKeyError(InvalidParameter):
+    """Raised when a run tag, param or metric key uses the ``loopml.`` namespace.
+
+    Keys starting with ``loopml.`` are written by loopml itself (autolog's model
+    digest, a pipeline step's cache source …); the public API refuses them so
+    they cannot be forged.
+    """
 
 
 class FilterSyntaxError(LoopmlError, ValueError):
@@ -228,6 +240,21 @@ class SignatureError(ModelError, ValueError):
 
 class UntrustedModelError(ModelError, PermissionError):
     """Raised when loading a flavor that executes code (pickles) that is not trusted."""
+
+
+class UntrustedTypesError(UntrustedModelError):
+    """Raised when a skops file (a scikit-learn model or pipeline value) names untrusted types.
+
+    ``types`` lists the refused type names; the message says how to trust them.
+    """
+
+    def __init__(self, message: str, types: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.types = list(types or [])
+
+
+class MetadataPathError(ModelError, ValueError):
+    """Raised when a model's metadata names a file outside its own verified folder."""
 
 
 class PromotionRefused(ModelError):

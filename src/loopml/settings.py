@@ -96,6 +96,10 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
@@ -203,6 +207,14 @@ SETTINGS: dict[str, Setting] = {
             "Requests that may wait per route; beyond it loopml serve answers 503 with "
             "Retry-After.",
             _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_TRUSTED_TYPES",
+            "names",
+            (),
+            "Comma-separated type names a skops file (scikit-learn model or pipeline value) "
+            "may restore beyond loopml's allow-list; trust only types you have reviewed.",
+            _names,
         ),
         Setting(
             "LOOPML_DEBUG",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,7 @@ class OnnxFlavor:
             json.dumps(loaded.layout, indent=2, sort_keys=True), encoding="utf-8"
         )
 
-    def load(self, folder: Path) -> object:
+    def load(self, folder: Path, trusted_types: Collection[str] = ()) -> object:
         """Read ``model.onnx`` into an :class:`OnnxModel`."""
         path = folder / "model.onnx"
         if not path.is_file():
