@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from loopml.errors import InvalidParameter, ModelError, UntrustedModelError
 from loopml.registry._base import current_identity, version_record, versions_query
-from loopml.registry._flavors import flavor_for, model_file
+from loopml.registry._flavors import flavor_for
 from loopml.registry._onnx import convert_to_onnx
+from loopml.registry._paths import model_file
 from loopml.registry._promotion import PromotionOps
 from loopml.registry._records import Model, ModelVersion
 from loopml.registry._refs import check_model_name

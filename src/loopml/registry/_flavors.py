@@ -34,14 +34,15 @@ import importlib
 import json
 import sys
 from collections.abc import Collection
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from loopml._skops import load_skops
-from loopml.errors import MetadataPathError, ModelError
+from loopml.errors import ModelError
 from loopml.registry._onnx import OnnxFlavor, OnnxModel, convert_to_onnx
+from loopml.registry._paths import model_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +62,6 @@ __all__ = [
     "convert_to_onnx",
     "flavor_for",
     "get_flavor",
-    "model_file",
 ]
 
 
@@ -119,40 +119,7 @@ def _require(module: str, flavor: str, extra: str) -> Any:
 
 
 def _file(folder: Path, name: str, flavor: str) -> Path:
-    return model_file(folder, name, f"the {flavor} flavor's file")
-
-
-def model_file(folder: Path, name: object, what: str) -> Path:
-    """The file ``name`` (read from a model's metadata) inside its verified ``folder``.
-
-    ``folder`` is materialised afresh from a verified manifest, so the regular
-    files below it are exactly the manifest's files. ``name`` must be a relative
-    POSIX path without ``.``/``..`` parts that resolves, symlinks followed, to a
-    regular file inside ``folder``.
-
-    Args:
-        folder: the model's folder.
-        name: the relative path from the metadata.
-        what: what the path is, for messages (``"pickle_file of loopml-model.json"``).
-
-    Raises:
-        MetadataPathError: ``name`` is not a plain relative path, or leads outside
-            ``folder``.
-        ModelError: no such file in ``folder``.
-    """
-    if not isinstance(name, str) or not name:
-        raise MetadataPathError(f"{what} must be a file name; got {name!r}.")
-    pure = PurePosixPath(name)
-    if "\\" in name or pure.is_absolute() or any(p in ("", ".", "..") for p in name.split("/")):
-        raise MetadataPathError(
-            f"{what} must be a relative path inside the model's folder; got {name!r}."
-        )
-    path = folder.joinpath(*pure.parts)
-    if not path.is_file():
-        raise ModelError(f"{folder} holds no {name}: {what} names no file of the model.")
-    if not path.resolve().is_relative_to(folder.resolve()):
-        raise MetadataPathError(f"{what} {name!r} leads outside the model's folder {folder}.")
-    return path
+    return model_file(folder, name, f"a file of the {flavor} flavor")
 
 
 def _write_meta(folder: Path, name: str, meta: dict[str, Any]) -> None:
