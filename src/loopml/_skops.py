@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml import settings
-from loopml.errors import UntrustedTypesError
+from loopml.errors import InvalidParameter, UntrustedTypesError
 
 __all__ = ["SAFE_FUNCTIONS", "SAFE_TYPES", "is_safe_type", "load_skops", "refused_types"]
 
@@ -90,14 +90,23 @@ def is_safe_type(name: str) -> bool:
         return False
     try:
         found = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
+    except Exception:  # a module that does not import here is not one we trust
         return False
     defined_in = getattr(found, "__module__", "") or ""
     return isinstance(found, type) and defined_in.split(".")[0] == "sklearn"
 
 
 def refused_types(reported: Iterable[str], trusted_types: Iterable[str] = ()) -> list[str]:
-    """The names of ``reported`` that neither loopml nor the caller trusts, sorted."""
+    """The names of ``reported`` that neither loopml nor the caller trusts, sorted.
+
+    Raises:
+        InvalidParameter: ``trusted_types`` is a string rather than a list of names.
+    """
+    if isinstance(trusted_types, str):
+        raise InvalidParameter(
+            "The 'trusted_types' parameter must be a list of type names; "
+            f"got the string {trusted_types!r}."
+        )
     extra = set(trusted_types) | set(settings.get("LOOPML_TRUSTED_TYPES"))
     return sorted({t for t in reported if t not in extra and not is_safe_type(t)})
 

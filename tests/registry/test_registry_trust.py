@@ -41,7 +41,13 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sqlalchemy import update
 
 from loopml._skops import SAFE_FUNCTIONS, SAFE_TYPES, is_safe_type
-from loopml.errors import MetadataPathError, ModelError, UntrustedModelError, UntrustedTypesError
+from loopml.errors import (
+    InvalidParameter,
+    MetadataPathError,
+    ModelError,
+    UntrustedModelError,
+    UntrustedTypesError,
+)
 from loopml.registry import ModelVersion, RegistryClient
 from loopml.registry._flavors import LightGBMFlavor, SklearnFlavor, XGBoostFlavor
 from loopml.registry._onnx import OnnxFlavor
@@ -190,6 +196,8 @@ def test_the_caller_extends_the_skops_allow_list_by_name(
         registry.load("credit/1", project=P)
     loaded = registry.load("credit/1", project=P, trusted_types=["copy.deepcopy"])
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(InvalidParameter, match="list of type names"):
+        registry.load("credit/1", project=P, trusted_types="copy.deepcopy")
     monkeypatch.setenv("LOOPML_TRUSTED_TYPES", "numpy.other, copy.deepcopy")
     np.testing.assert_array_equal(registry.load("credit/1", project=P).predict(X), model.predict(X))
 

@@ -19,13 +19,7 @@ from loopml.registry._refs import ModelRef, parse_model_ref
 from loopml.registry._signature import Signature
 from loopml.store import Store, tables
 
-__all__ = [
-    "RegistryBase",
-    "check_own_executable",
-    "current_identity",
-    "version_record",
-    "versions_query",
-]
+__all__ = ["RegistryBase", "current_identity", "version_record", "versions_query"]
 
 _project = tables.PROJECT
 _model = tables.MODEL
@@ -107,7 +101,7 @@ class RegistryBase:
         version = self.get_version(ref, project=project)
         flavor = get_flavor(version.flavor)
         if flavor.executable and not trust:
-            check_own_executable(version)
+            _check_own_executable(version)
         with tempfile.TemporaryDirectory(prefix="loopml-model-") as folder:
             local = self.artifacts.get_dir(version.digest, Path(folder) / "model")
             native = flavor.load(local, trusted_types)
@@ -161,7 +155,7 @@ class RegistryBase:
         return version_record(row, aliases)
 
 
-def check_own_executable(version: ModelVersion) -> None:
+def _check_own_executable(version: ModelVersion) -> None:
     """Refuse an executable version that the current identity did not register.
 
     Raises:
