@@ -23,6 +23,7 @@ __all__ = [
     "InvalidParameter",
     "LoopmlError",
     "MaterializerError",
+    "MetadataPathError",
     "ModelError",
     "ModelNotFound",
     "ParamConflict",
@@ -32,6 +33,7 @@ __all__ = [
     "PredictionTooLarge",
     "ProjectNotFound",
     "PromotionRefused",
+    "ReservedKeyError",
     "RoleNotHeld",
     "RunNotActive",
     "RunNotFound",
@@ -45,6 +47,7 @@ __all__ = [
     "StoreVersionError",
     "UntrustedCheckError",
     "UntrustedModelError",
+    "UntrustedTypesError",
 ]
 
 
@@ -121,6 +124,15 @@ class RunNotActive(LoopmlError, RuntimeError):
 
 class ParamConflict(LoopmlError, ValueError):
     """Raised when a param is logged again with a different value (params are immutable)."""
+
+
+class ReservedKeyError(InvalidParameter):
+    """Raised when a run tag, param or metric key uses the ``loopml.`` namespace.
+
+    Keys starting with ``loopml.`` are written by loopml itself (autolog's model
+    digest, a pipeline step's cache source …); the public API refuses them so
+    they cannot be forged.
+    """
 
 
 class FilterSyntaxError(LoopmlError, ValueError):
@@ -243,6 +255,21 @@ class SignatureError(ModelError, ValueError):
 
 class UntrustedModelError(ModelError, PermissionError):
     """Raised when loading a flavor that executes code (pickles) that is not trusted."""
+
+
+class UntrustedTypesError(UntrustedModelError):
+    """Raised when a skops file (a scikit-learn model or pipeline value) names untrusted types.
+
+    ``types`` lists the refused type names; the message says how to trust them.
+    """
+
+    def __init__(self, message: str, types: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.types = list(types or [])
+
+
+class MetadataPathError(ModelError, ValueError):
+    """Raised when a model's metadata names a file outside its own verified folder."""
 
 
 class PromotionRefused(ModelError):

@@ -96,6 +96,10 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
@@ -212,6 +216,14 @@ SETTINGS: dict[str, Setting] = {
             "hold it, e.g. 'risk: [alice, bob]'; approving with a role needs it. "
             "Default: LOOPML_HOME/approver-roles.yaml.",
             _str,
+        ),
+        Setting(
+            "LOOPML_TRUSTED_TYPES",
+            "names",
+            (),
+            "Comma-separated type names a skops file (scikit-learn model or pipeline value) "
+            "may restore beyond loopml's allow-list; trust only types you have reviewed.",
+            _names,
         ),
         Setting(
             "LOOPML_DEBUG",

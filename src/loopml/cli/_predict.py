@@ -63,7 +63,7 @@ def predict(
     trust: Annotated[
         bool,
         typer.Option(
-            "--trust", help="Load pickled (pyfunc) models not registered by a known identity."
+            "--trust", help="Load pickled (pyfunc) models registered by someone other than you."
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,

@@ -96,7 +96,7 @@ def serve(
     ] = None,
     trust: Annotated[
         bool,
-        typer.Option("--trust", help="Load pickled models not registered by a known identity."),
+        typer.Option("--trust", help="Load pickled (pyfunc) models others registered."),
     ] = False,
     access_log: Annotated[
         bool,

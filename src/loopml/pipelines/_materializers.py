@@ -32,7 +32,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from loopml.errors import InvalidParameter, MaterializerError
+from loopml.errors import InvalidParameter, MaterializerError, UntrustedTypesError
 from loopml.pipelines._materializers_builtin import BUILTIN_MATERIALIZERS
 from loopml.pipelines._task import StoredValue
 
@@ -317,6 +317,8 @@ def load_value(
         MaterializerError: the alias is unknown here, the value is executable and
             not trusted, the stored folder is not the value described, or its
             materializer failed to read it.
+        UntrustedTypesError: a stored scikit-learn value names types outside the
+            skops allow-list (nothing was built).
         ArtifactNotFound: the stored files are missing.
         ArtifactIntegrityError: the stored files are corrupted.
     """
@@ -345,7 +347,7 @@ def load_value(
             )
         try:
             return materializer.load(folder)
-        except MaterializerError:
+        except (MaterializerError, UntrustedTypesError):
             raise
         except Exception as exc:  # a library's or a user's reader; keep the cause
             raise MaterializerError(

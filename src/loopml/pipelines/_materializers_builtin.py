@@ -36,6 +36,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopml._skops import load_skops
 from loopml.errors import MaterializerError
 
 if TYPE_CHECKING:
@@ -320,12 +321,11 @@ def _skops_hash(path: Path) -> str:
 class SklearnMaterializer:
     """scikit-learn estimators → skops, the format the model registry uses.
 
-    Loading trusts exactly the types :func:`skops.io.get_untrusted_types`
-    reports for the file: we wrote the file ourselves (and the artifact store
-    verified its bytes against the digest recorded with the value), so the
-    types in it are the ones our own estimator was made of. Whoever can rewrite
-    the tracking store's records could point a value at another file; values
-    from stores you do not control deserve a review of those types first.
+    Loading trusts the same fixed allow-list as the registry's scikit-learn
+    flavor (see :mod:`loopml._skops`), never the types the file declares: a
+    stored value naming any other type raises
+    :class:`~loopml.errors.UntrustedTypesError` before anything is built
+    (``LOOPML_TRUSTED_TYPES`` names more types to trust).
     """
 
     name = "sklearn.skops"
@@ -342,10 +342,8 @@ class SklearnMaterializer:
         return _skops_hash(path)
 
     def load(self, folder: Path) -> object:
-        skops_io = _import_skops()
-        path = folder / "model.skops"
-        trusted = skops_io.get_untrusted_types(file=path)
-        return skops_io.load(path, trusted=trusted)
+        _import_skops()
+        return load_skops(folder / "model.skops", "a stored scikit-learn value")
 
 
 def _import_skops() -> Any:

@@ -24,6 +24,7 @@ from loopml.pipelines._reproduce_git import find_repository, map_reference
 from loopml.pipelines._reproduce_git import worktree as checked_out
 from loopml.pipelines._runner import Event
 from loopml.tracking import get_client
+from loopml.tracking._reserved import set_loopml_tags
 
 __all__ = ["ReproductionReport", "StepComparison", "reproduce"]
 
@@ -177,7 +178,7 @@ def reproduce(
             },
             on_event,
         )
-    client.set_tag(new_id, "loopml.reproduction_of", run_id)
+    set_loopml_tags(client, new_id, {"loopml.reproduction_of": run_id})
     reproduction = _state.load_pipeline_run(client.store, new_id)
     environment = _environment_differences(recorded.context, client.get_run(new_id).context)
     warnings.extend(_reproduction_warnings(reproduction, commit, environment))

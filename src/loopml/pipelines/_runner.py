@@ -29,6 +29,7 @@ from loopml.pipelines._task import StepResult, StepTask, StoredValue
 from loopml.store import Node as LineageNode
 from loopml.store import now_ms
 from loopml.tracking import TrackingClient, get_client
+from loopml.tracking._reserved import set_loopml_tags
 
 if TYPE_CHECKING:
     from loopml.pipelines._executors import Executor
@@ -304,7 +305,7 @@ class Runner:
             outputs=stored,
             output_names=step.output_names or ("output",),
         )
-        self.client.set_tag(child, "loopml.cached_from", source)
+        set_loopml_tags(self.client, child, {"loopml.cached_from": source})
         self.client.end_run(child, "finished", resources={"wall_seconds": 0.0})
         self._emit(Event(node.name, "cached", child, f"from {source}"))
         return stored

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopml import settings
@@ -82,9 +82,22 @@ def register(
     )
 
 
-def load(ref: str, *, project: str | None = None, trust: bool = False) -> LoadedModel:
-    """Load ``credit@champion``, ``credit/3`` or ``models:/credit/3``, verified."""
-    return get_client().load(ref, project=settings.project(project), trust=trust)
+def load(
+    ref: str,
+    *,
+    project: str | None = None,
+    trust: bool = False,
+    trusted_types: Collection[str] = (),
+) -> LoadedModel:
+    """Load ``credit@champion``, ``credit/3`` or ``models:/credit/3``, verified.
+
+    ``trust=True`` is needed to run an executable (pickled) model that someone
+    else registered; ``trusted_types`` names more types a scikit-learn model may
+    restore (see :meth:`RegistryClient.load <loopml.registry.RegistryClient.load>`).
+    """
+    return get_client().load(
+        ref, project=settings.project(project), trust=trust, trusted_types=trusted_types
+    )
 
 
 def get(ref: str, *, project: str | None = None) -> ModelVersion:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -64,28 +65,46 @@ class RegistryBase:
                 raise ModelNotFound(_no_version(parsed, project))
             return self._record(conn, row)
 
-    def load(self, ref: str, *, project: str, trust: bool = False) -> LoadedModel:
+    def load(
+        self,
+        ref: str,
+        *,
+        project: str,
+        trust: bool = False,
+        trusted_types: Collection[str] = (),
+    ) -> LoadedModel:
         """Load a version, verifying every file against its digest.
 
-        Flavors that execute code on load (``pyfunc``) load only when the version was
-        registered through this store by a known identity, or with ``trust=True``.
+        Flavors that execute code on load (``pyfunc``) load without ``trust=True``
+        only when the version's ``registered_by`` is the identity loading it: a
+        teammate's pickle on a shared store is never run by accident. Identities
+        are self-declared (the OS user name) and ``registered_by`` is a stored
+        column, so this guards against accidents, not against whoever can write
+        the store. scikit-learn models restore only allow-listed types (see
+        :mod:`loopml._skops`) plus ``trusted_types``.
+
+        Args:
+            ref: ``name``, ``name/N``, ``name@alias`` or ``models:/name/N``.
+            project: project.
+            trust: run an executable flavor's code whoever registered it.
+            trusted_types: more type names a scikit-learn model's skops file may
+                restore (also ``LOOPML_TRUSTED_TYPES``).
 
         Raises:
             ModelNotFound: unknown model, version or alias.
             ArtifactIntegrityError: the stored model was tampered with.
-            UntrustedModelError: an executable flavor that is not trusted.
+            UntrustedModelError: an executable flavor registered by someone else
+                (or nobody known) and ``trust`` not given.
+            UntrustedTypesError: a skops file naming types outside the allow-list.
+            MetadataPathError: the model's metadata names a file outside its folder.
         """
         version = self.get_version(ref, project=project)
         flavor = get_flavor(version.flavor)
-        if flavor.executable and not trust and not version.registered_by:
-            raise UntrustedModelError(
-                f"Model {version.ref} is a {version.flavor} model: loading it runs pickled code, "
-                "and it was not registered by a known identity of this store. Load it with "
-                "trust=True only if you trust where it came from."
-            )
+        if flavor.executable and not trust:
+            _check_own_executable(version)
         with tempfile.TemporaryDirectory(prefix="loopml-model-") as folder:
             local = self.artifacts.get_dir(version.digest, Path(folder) / "model")
-            native = flavor.load(local)
+            native = flavor.load(local, trusted_types)
         return LoadedModel(version, flavor, native)
 
     def load_onnx(self, ref: str, *, project: str) -> LoadedModel:
@@ -134,6 +153,27 @@ class RegistryBase:
             )
         )
         return version_record(row, aliases)
+
+
+def _check_own_executable(version: ModelVersion) -> None:
+    """Refuse an executable version that the current identity did not register.
+
+    Raises:
+        UntrustedModelError: ``registered_by`` is unknown or another identity.
+    """
+    me = current_identity()
+    if version.registered_by is not None and version.registered_by == me:
+        return
+    who = (
+        f"registered by {version.registered_by!r}, not by you ({me!r})"
+        if version.registered_by
+        else "registered by no known identity"
+    )
+    raise UntrustedModelError(
+        f"Model {version.ref} is a {version.flavor} model {who}: loading it runs pickled "
+        "code, which can do anything its author wanted. Load it with trust=True (CLI: "
+        "--trust) only if you trust whoever registered it."
+    )
 
 
 def version_record(row: Row[Any], aliases: tuple[str, ...] = ()) -> ModelVersion:

@@ -21,6 +21,7 @@ from loopml.errors import InvalidParameter, ModelError, UntrustedModelError
 from loopml.registry._base import current_identity, version_record, versions_query
 from loopml.registry._flavors import flavor_for
 from loopml.registry._onnx import convert_to_onnx
+from loopml.registry._paths import model_file
 from loopml.registry._promotion import PromotionOps
 from loopml.registry._records import Model, ModelVersion
 from loopml.registry._refs import check_model_name
@@ -233,7 +234,11 @@ class RegistryClient(PromotionOps):
                     f"{reference!r} is not a model logged by loopml (no loopml-model.json)."
                 )
             meta = json.loads(meta_path.read_text())
-            pickled = local / str(meta.get("pickle_file", "model.pkl"))
+            if not isinstance(meta, dict):
+                raise ModelError(f"{reference!r} has a loopml-model.json that is not an object.")
+            pickled = model_file(
+                local, meta.get("pickle_file", "model.pkl"), "'pickle_file' of loopml-model.json"
+            )
             # Autolog's own pickle (or trusted by the caller); its bytes were verified
             # against their digest on download.
             with pickled.open("rb") as handle:

@@ -33,13 +33,16 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from loopml._skops import load_skops
 from loopml.errors import ModelError
 from loopml.registry._onnx import OnnxFlavor, OnnxModel, convert_to_onnx
+from loopml.registry._paths import model_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,8 +84,12 @@ class Flavor(Protocol):
         """Write ``model`` into the empty ``folder``."""
         ...
 
-    def load(self, folder: Path) -> object:
-        """Read the model back from ``folder`` (which may be deleted afterwards)."""
+    def load(self, folder: Path, trusted_types: Collection[str] = ()) -> object:
+        """Read the model back from ``folder`` (which may be deleted afterwards).
+
+        ``trusted_types`` names types the caller trusts beyond the flavor's own
+        allow-list; only flavors whose files name the types to build (skops) use it.
+        """
         ...
 
     def predict(self, model: object, frame: pd.DataFrame) -> NDArray[Any]:
@@ -112,10 +119,7 @@ def _require(module: str, flavor: str, extra: str) -> Any:
 
 
 def _file(folder: Path, name: str, flavor: str) -> Path:
-    path = folder / name
-    if not path.is_file():
-        raise ModelError(f"{folder} holds no {name}: it was not saved by the {flavor} flavor.")
-    return path
+    return model_file(folder, name, f"a file of the {flavor} flavor")
 
 
 def _write_meta(folder: Path, name: str, meta: dict[str, Any]) -> None:
@@ -163,13 +167,12 @@ def _proba_of(model: object, data: Any) -> NDArray[Any] | None:
 class SklearnFlavor:
     """scikit-learn estimators (with ``predict``) → skops.
 
-    Loading trusts exactly the types :func:`skops.io.get_untrusted_types`
-    reports for the file: the registry wrote the file itself and the artifact
-    store verifies its bytes against the digest recorded with the version, so
-    those types are the ones the registered estimator was made of. Whoever can
-    rewrite the registry's records could point a version at another file; models
-    from stores you do not control deserve a review of those types first
-    (``skops.io.get_untrusted_types(file=...)``).
+    Loading trusts a fixed allow-list of types (skops' defaults plus the
+    scikit-learn classes, NumPy/SciPy types and pure functions real estimators
+    are made of; see :mod:`loopml._skops`), never the list the file itself
+    declares: a file naming any other type is refused before anything is built.
+    More types are trusted only when the caller names them (``trusted_types``
+    or ``LOOPML_TRUSTED_TYPES``).
     """
 
     name = "sklearn"
@@ -201,12 +204,15 @@ class SklearnFlavor:
                 "class with predict to store it as a pyfunc (cloudpickle) instead."
             ) from exc
 
-    def load(self, folder: Path) -> object:
-        """Read ``model.skops``, trusting the types of our own file (see the class docstring)."""
-        skops_io = _require("skops.io", self.name, "sklearn")
+    def load(self, folder: Path, trusted_types: Collection[str] = ()) -> object:
+        """Read ``model.skops``, trusting only the allow-list and ``trusted_types``.
+
+        Raises:
+            UntrustedTypesError: the file names a type outside both (it names them).
+        """
+        _require("skops.io", self.name, "sklearn")
         path = _file(folder, "model.skops", self.name)
-        trusted = skops_io.get_untrusted_types(file=path)
-        return skops_io.load(path, trusted=trusted)
+        return load_skops(path, f"the scikit-learn model in {folder}", trusted_types)
 
     def predict(self, model: object, frame: pd.DataFrame) -> NDArray[Any]:
         """``model.predict``, 1-D for a single output."""
@@ -258,14 +264,14 @@ class XGBoostFlavor:
             {"class": cls, "file": "model.ubj", "xgboost_version": xgb.__version__},
         )
 
-    def load(self, folder: Path) -> object:
-        """Restore the stored class from ``model.ubj``."""
+    def load(self, folder: Path, trusted_types: Collection[str] = ()) -> object:
+        """Restore the stored class from the file ``xgboost.json`` names."""
         xgb = _require("xgboost", self.name, "xgboost")
         meta = _read_meta(folder, "xgboost.json", self.name)
         cls = meta.get("class")
         if cls not in _XGB_CLASSES:
             raise ModelError(f"{folder / 'xgboost.json'} names an unknown XGBoost class {cls!r}.")
-        path = _file(folder, str(meta.get("file", "model.ubj")), self.name)
+        path = model_file(folder, meta.get("file", "model.ubj"), "'file' of xgboost.json")
         if cls == "Booster":
             return xgb.Booster(model_file=str(path))
         model = getattr(xgb, cls)()
@@ -382,7 +388,7 @@ class LightGBMFlavor:
             meta["classes_dtype"] = np.asarray(classes).dtype.str
         _write_meta(folder, "lightgbm.json", meta)
 
-    def load(self, folder: Path) -> object:
+    def load(self, folder: Path, trusted_types: Collection[str] = ()) -> object:
         """The booster, wrapped as the stored class (see the class docstring)."""
         lgb = _require("lightgbm", self.name, "lightgbm")
         meta = _read_meta(folder, "lightgbm.json", self.name)
@@ -440,7 +446,7 @@ class PyfuncFlavor:
             raise ModelError(f"cloudpickle cannot store {type(model).__qualname__}: {exc}") from exc
         (folder / "model.pkl").write_bytes(data)
 
-    def load(self, folder: Path) -> object:
+    def load(self, folder: Path, trusted_types: Collection[str] = ()) -> object:
         """Unpickle ``model.pkl`` (runs code: the caller decides whether to trust it)."""
         import pickle
 

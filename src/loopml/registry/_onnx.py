@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from loopml.errors import InvalidParameter, ModelError, SignatureError
+from loopml.registry._paths import model_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,13 +222,16 @@ class OnnxFlavor:
             json.dumps(loaded.layout, indent=2, sort_keys=True), encoding="utf-8"
         )
 
-    def load(self, folder: Path) -> object:
+    def load(self, folder: Path, trusted_types: Collection[str] = ()) -> object:
         """Read ``model.onnx`` into an :class:`OnnxModel`."""
-        path = folder / "model.onnx"
-        if not path.is_file():
-            raise ModelError(f"{folder} holds no model.onnx: it was not saved by the onnx flavor.")
+        path = model_file(folder, "model.onnx", "a file of the onnx flavor")
         meta = folder / "onnx.json"
-        layout = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+        layout = None
+        if meta.exists() or meta.is_symlink():
+            meta = model_file(folder, "onnx.json", "the onnx flavor's input layout")
+            layout = json.loads(meta.read_text(encoding="utf-8"))
+        # onnxruntime refuses tensors stored outside a model given as bytes, so the
+        # model reads no file but its own.
         return OnnxModel(path.read_bytes(), layout)
 
     def predict(self, model: object, frame: pd.DataFrame) -> NDArray[Any]:

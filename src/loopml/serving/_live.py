@@ -98,7 +98,7 @@ class LiveEndpoints:
         names: the endpoints to serve; None serves every endpoint of ``project``,
             including ones deployed after the server started.
         project: the project.
-        trust: load executable (pickled) flavors not registered by a known identity.
+        trust: load executable (pickled) flavors registered by another identity.
         make_batcher: builds a route's batcher.
         metrics: the server's metrics (swaps, failures, revision).
     """

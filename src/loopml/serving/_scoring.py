@@ -130,7 +130,7 @@ def score_file(
         project: the project of the model or endpoint.
         chunk_rows: rows predicted, and held in memory, at a time.
         proba: also write one ``proba_<class>`` column per class.
-        trust: load executable (pickled) flavors not registered by a known identity.
+        trust: load executable (pickled) flavors registered by another identity.
         on_progress: called with ``(rows_done, total_rows)`` before the first chunk
             and after each chunk is written.
 

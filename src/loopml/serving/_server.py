@@ -129,7 +129,7 @@ class ServerOptions:
         poll_interval: seconds between checks of the store for new revisions and
             alias moves; 0 never checks (the loaded models are served until restart).
         source: who writes the prediction segments (default: the host name).
-        trust: load executable (pickled) flavors not registered by a known identity.
+        trust: load executable (pickled) flavors registered by another identity.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

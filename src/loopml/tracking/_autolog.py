@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml.tracking._fluent import ActiveRun, active_run, get_client, start_run
+from loopml.tracking._reserved import set_loopml_tags
 from loopml.tracking._validate import MAX_KEY_LENGTH
 
 __all__ = ["MODEL_DIGEST_TAG", "autolog"]
@@ -408,7 +409,7 @@ def _log_model(run: ActiveRun, estimator: Any) -> None:
         logged = get_client().log_artifact(run.id, model_dir, _MODEL_DIR)
         # The registry trusts this pickle (runs:/RUN/model) only if it is the one autolog
         # logged: it checks the artifact's digest against this tag.
-        get_client().set_tag(run.id, MODEL_DIGEST_TAG, logged.digest)
+        set_loopml_tags(get_client(), run.id, {MODEL_DIGEST_TAG: logged.digest})
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from loopml.tracking._client_base import project_name
 from loopml.tracking._client_reading import ReadOps
 from loopml.tracking._queries import metric_history
 from loopml.tracking._records import PAUSED_STATUSES, TERMINAL_STATUSES, Metric
+from loopml.tracking._reserved import check_not_reserved
 from loopml.tracking._validate import check_key, check_step, check_timestamp, metric_value
 from loopml.tracking._writer import Point
 
@@ -85,7 +86,8 @@ class TrackingClient(ArtifactOps, ReadOps):
                 the entry-point script's); a pipeline run names its pipeline's file.
 
         Raises:
-            InvalidParameter: a bad project, kind, param or tag.
+            InvalidParameter: a bad project, kind, param or tag (``ReservedKeyError``
+                for a key starting with ``loopml.``, which only loopml writes).
             RunNotFound: ``parent_id`` names no run.
         """
         if project is not None or parent_id is None:
@@ -276,8 +278,17 @@ class TrackingClient(ArtifactOps, ReadOps):
         self.set_tags(run_id, {key: value})
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        """Set several tags at once."""
-        pairs = _text_pairs("tag", tags)
+        """Set several tags at once.
+
+        Raises:
+            ReservedKeyError: a key starts with ``loopml.`` (written by loopml only).
+            InvalidParameter: a malformed key.
+        """
+        self._write_tags(run_id, tags, public=True)
+
+    def _write_tags(self, run_id: str, tags: Mapping[str, Any], *, public: bool) -> None:
+        """Upsert tags; ``public`` refuses the reserved namespace (see :mod:`._reserved`)."""
+        pairs = _text_pairs("tag", tags, public=public)
         if not pairs:
             return
         with self.store.write() as conn:
@@ -310,7 +321,7 @@ class TrackingClient(ArtifactOps, ReadOps):
         Raises:
             InvalidParameter: a bad key, value, step or timestamp.
         """
-        check_key("metric", key)
+        check_not_reserved("metric", check_key("metric", key))
         stored = metric_value(key, value)
         step = check_step(key, step)
         when = now_ms() if timestamp is None else check_timestamp(key, timestamp)
@@ -334,7 +345,16 @@ class TrackingClient(ArtifactOps, ReadOps):
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> None:
-        """Log many metric points (``Metric`` or ``(key, value, step)``), params and tags."""
+        """Log many metric points (``Metric`` or ``(key, value, step)``), params and tags.
+
+        Every key is checked before anything is written.
+
+        Raises:
+            ReservedKeyError: a key starts with ``loopml.`` (written by loopml only).
+            InvalidParameter: a malformed key, value, step or timestamp.
+        """
+        _text_pairs("param", params)
+        _text_pairs("tag", tags)
         now = now_ms()
         points: list[Point] = []
         for item in metrics:
@@ -343,7 +363,7 @@ class TrackingClient(ArtifactOps, ReadOps):
             else:
                 key, value, step = item
                 timestamp = None
-            check_key("metric", key)
+            check_not_reserved("metric", check_key("metric", key))
             when = now if timestamp is None else check_timestamp(key, timestamp)
             points.append((run_id, key, metric_value(key, value), check_step(key, step), when))
         if params:
@@ -374,7 +394,9 @@ class TrackingClient(ArtifactOps, ReadOps):
         self._known_environments.add(sha256)
 
 
-def _text_pairs(kind: str, values: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+def _text_pairs(
+    kind: str, values: Mapping[str, Any] | None, *, public: bool = True
+) -> list[tuple[str, str]]:
     if values is None:
         return []
     if not isinstance(values, Mapping):
@@ -382,7 +404,11 @@ def _text_pairs(kind: str, values: Mapping[str, Any] | None) -> list[tuple[str, 
             f"{kind.capitalize()}s must be given as a mapping of key to value; "
             f"got {type(values).__name__}."
         )
-    return [(check_key(kind, key), str(value)) for key, value in values.items()]
+    pairs = [(check_key(kind, key), str(value)) for key, value in values.items()]
+    if public:
+        for key, _ in pairs:
+            check_not_reserved(kind, key)
+    return pairs
 
 
 def _json_object(pairs: Sequence[tuple[str, str]]) -> str:
