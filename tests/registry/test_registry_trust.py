@@ -40,6 +40,7 @@ from sklearn.feature_selection import SelectKBest
 from sklearn.linear_model import LogisticRegression, Ridge
 from sqlalchemy import update
 
+from identity_support import act_as
 from loopml._skops import SAFE_FUNCTIONS, SAFE_TYPES, is_safe_type
 from loopml.errors import (
     InvalidParameter,
@@ -457,13 +458,13 @@ def test_a_pyfunc_registered_by_someone_else_needs_trust(
 ) -> None:
     """Issue 12 item 7: a teammate's pickle on a shared store never runs by accident:
     only the identity that registered it loads it without ``trust=True``."""
-    X, _ = _data()
-    monkeypatch.setenv("LOGNAME", "alice")
+    X, y = _data()
+    act_as(monkeypatch, "alice")
     version = registry.register(ThresholdModel(), "rule", project=P, input_example=X.head(3))
     assert version.registered_by == "alice"
     assert registry.load("rule/1", project=P).predict(X).shape == (len(X),)
 
-    monkeypatch.setenv("LOGNAME", "bob")
+    act_as(monkeypatch, "bob")
     with pytest.raises(UntrustedModelError, match="trust=True") as refused:
         registry.load("rule/1", project=P)
     assert "'alice'" in str(refused.value)
@@ -474,6 +475,16 @@ def test_a_pyfunc_registered_by_someone_else_needs_trust(
     with pytest.raises(UntrustedModelError):
         score_file(source, tmp_path / "out.parquet", "rule/1", **stores)
 
+    from loopml.data import DataClient
+
+    test = DataClient(registry.store, registry.artifacts).register(
+        "rule-test", X.assign(target=y), project=P
+    )
+    with pytest.raises(UntrustedModelError):
+        registry.evaluate("rule/1", test.ref, project=P, target="target")
+
     assert registry.load("rule/1", project=P, trust=True).predict(X).shape == (len(X),)
     result = score_file(source, tmp_path / "out.parquet", "rule/1", trust=True, **stores)
     assert result.rows == len(X)
+    evaluated = registry.evaluate("rule/1", test.ref, project=P, target="target", trust=True)
+    assert evaluated.metrics["accuracy"] > 0.5

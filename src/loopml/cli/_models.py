@@ -181,6 +181,12 @@ def evaluate(
         typer.Option("--sensitive", "-s", help="A column fairness checks group by (repeat)."),
     ] = None,
     project: _Project = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust", help="Load pickled (pyfunc) versions registered by someone other than you."
+        ),
+    ] = False,
     as_json: _Json = False,
 ) -> None:
     """Compute metrics on a dataset version and run the model's policy; store the results.
@@ -193,6 +199,7 @@ def evaluate(
         project=_project_name(project),
         target=target,
         sensitive=tuple(sensitive or ()),
+        trust=trust,
     )
     if as_json:
         print_json(views.result_json(result))

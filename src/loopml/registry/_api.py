@@ -127,10 +127,20 @@ def evaluate(
     target: str,
     sensitive: Sequence[str] = (),
     project: str | None = None,
+    trust: bool = False,
 ) -> EvaluationResult:
-    """Evaluate a version on a dataset version against its model's policy."""
+    """Evaluate a version on a dataset version against its model's policy.
+
+    ``trust=True`` is needed when the candidate or the champion is an executable
+    (pickled) model that someone else registered.
+    """
     return get_client().evaluate(
-        ref, data, project=settings.project(project), target=target, sensitive=sensitive
+        ref,
+        data,
+        project=settings.project(project),
+        target=target,
+        sensitive=sensitive,
+        trust=trust,
     )
 
 

@@ -198,6 +198,7 @@ class PromotionOps(RegistryBase):
         target: str,
         sensitive: Sequence[str] = (),
         champion: str | None = "champion",
+        trust: bool = False,
     ) -> EvaluationResult:
         """Compute metrics on a dataset version and run the model's policy; store the results.
 
@@ -211,10 +212,14 @@ class PromotionOps(RegistryBase):
             champion: the alias the candidate must beat (None: no comparison, and a
                 ``beats_champion`` check fails). When the alias already points at
                 ``ref``, that check passes and its reason says so.
+            trust: load executable (pickled) versions someone else registered, the
+                candidate's and the champion's alike (see ``load``).
 
         Raises:
             ModelNotFound, DatasetNotFound: unknown version or data.
             InvalidParameter: ``target`` or a sensitive column is not in the data.
+            UntrustedModelError: an executable version someone else registered,
+                without ``trust``.
         """
         from loopml.data import DataClient
 
@@ -228,7 +233,7 @@ class PromotionOps(RegistryBase):
                 )
         y_true = frame[target].to_numpy()
         features = frame.drop(columns=[target])
-        candidate = self.load(version.ref, project=project)
+        candidate = self.load(version.ref, project=project, trust=trust)
         pred, proba = _predictions(candidate, features)
         metrics = _metrics(y_true, pred, proba)
         champion_pred = champion_proba = None
@@ -241,7 +246,7 @@ class PromotionOps(RegistryBase):
                 other = None
             is_champion = other is not None and other.id == version.id
             if other is not None and not is_champion:
-                loaded = self.load(other.ref, project=project)
+                loaded = self.load(other.ref, project=project, trust=trust)
                 champion_pred, champion_proba = _predictions(loaded, features)
                 champion_metrics = _metrics(y_true, champion_pred, champion_proba)
         evaluation = EvaluationData(
