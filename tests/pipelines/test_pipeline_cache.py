@@ -17,6 +17,8 @@ from lp_project import flows
 
 import loopml
 from conftest import Marks
+from identity_support import act_as
+from loopml.errors import MaterializerError
 from loopml.pipelines import Pipeline, PipelineRun
 from loopml.pipelines._loader import load_pipeline
 from loopml.store import Node
@@ -241,3 +243,33 @@ def test_changed_dataset_data_misses_for_the_steps_that_read_it(marks: Marks) ->
         Node("run", changed.steps["dataset_total"].run_id or ""), "upstream"
     )
     assert Node("dataset_version", str(v2.id)) in {edge.src for edge in edges}
+
+
+# -- whose values a cache hit may load ----------------------------------------------------
+
+
+def test_a_teammates_pickled_output_is_never_reused_from_the_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 12 (item 7's pattern in the step cache): a cached output stored with
+    cloudpickle runs its writer's code when loaded, so a cache hit reuses it only
+    from a step run of the same identity; anyone else's step simply runs again.
+    Data values (Parquet, NumPy, JSON) are still shared."""
+    act_as(monkeypatch, "alice")
+    first = flows.round_trip.run(params={"n": 10}, max_workers=2)
+    assert first.steps["centre"].outputs[0].executable
+
+    act_as(monkeypatch, "bob")
+    second = flows.round_trip.run(params={"n": 10}, max_workers=2)
+    assert second.status == "finished"
+    assert statuses(second)["centre"] == "finished"  # alice's pickle was not loaded
+    assert statuses(second)["make_frame"] == "cached"
+    assert second.steps["centre"].cached_from is None
+    with pytest.raises(MaterializerError, match="trust_executable=True"):
+        first.output("centre")
+    assert first.output("centre", trust_executable=True) == second.output("centre")
+
+    act_as(monkeypatch, "alice")
+    third = flows.round_trip.run(params={"n": 10}, max_workers=2)
+    assert statuses(third)["centre"] == "cached"
+    assert third.steps["centre"].cached_from == first.steps["centre"].run_id

@@ -58,12 +58,29 @@ class PipelineRun:
     steps: dict[str, StepRecord] = field(default_factory=dict)
     resumed_from: str | None = None
 
-    def output(self, step: str, index: int = 0) -> Any:
-        """Load output ``index`` of ``step`` from the artifact store."""
-        from loopml.pipelines._materializers import load_value
+    def output(self, step: str, index: int = 0, *, trust_executable: bool = False) -> Any:
+        """Load output ``index`` of ``step`` from the artifact store.
+
+        An executable value (pickled: loading it runs code its writer chose) loads
+        only when the step run that produced it ran as the current identity, or
+        with ``trust_executable=True``.
+
+        Raises:
+            KeyError: the step has no stored outputs.
+            MaterializerError: an executable value someone else produced, untrusted.
+        """
+        from loopml._identity import current_identity
+        from loopml.pipelines._materializers import get_materializer, load_value
         from loopml.tracking import get_client
 
         record = self.steps.get(step)
         if record is None or not record.outputs:
             raise KeyError(f"Step {step!r} of pipeline run {self.id} has no stored outputs.")
-        return load_value(record.outputs[index], get_client().artifacts)
+        value = record.outputs[index]
+        client = get_client()
+        producer = record.cached_from or record.run_id
+        executable = value.executable or get_materializer(value.materializer).executable
+        if executable and not trust_executable and producer is not None:
+            me = current_identity()
+            trust_executable = me is not None and client.get_run(producer).user == me
+        return load_value(value, client.artifacts, trust_executable=trust_executable)

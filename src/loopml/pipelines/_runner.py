@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loopml._identity import current_identity
 from loopml.approvals import ApprovalClient
 from loopml.errors import InvalidParameter, PipelineDefinitionError, StepFailed
 from loopml.pipelines import _state
@@ -285,7 +286,7 @@ class Runner:
             return finished.outputs
         if not (use_cache and step.cache):
             return None
-        hit = _state.find_cached(self.client.store, key)
+        hit = _state.find_cached(self.client.store, key, current_identity())
         if hit is None:
             return None
         source, stored = hit

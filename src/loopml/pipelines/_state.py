@@ -121,19 +121,44 @@ def record_step(
             )
 
 
-def find_cached(store: Store, cache_key: str) -> tuple[str, tuple[StoredValue, ...]] | None:
-    """The newest successful execution with ``cache_key``: (its run id, its outputs)."""
+_CACHE_CANDIDATES = 50
+"""How many of a key's newest executions a look-up considers before running the step."""
+
+
+def find_cached(
+    store: Store, cache_key: str, identity: str | None
+) -> tuple[str, tuple[StoredValue, ...]] | None:
+    """The newest successful execution with ``cache_key`` that ``identity`` may reuse.
+
+    Returns (the run that produced the outputs, the outputs), or None. Outputs that
+    are executable (pickled: loading them runs code their writer chose) are reused
+    only from executions that ``identity`` ran itself; a teammate's pickled value is
+    never loaded in this process by a cache hit, the step simply runs again.
+    """
     with store.read() as conn:
-        row = conn.execute(
+        rows = conn.execute(
             select(_step_run.c.run_id, _step_run.c.cached_from)
             .where(_step_run.c.cache_key == cache_key, _step_run.c.status == "finished")
             .order_by(_step_run.c.ended_at.desc())
-            .limit(1)
-        ).first()
-        if row is None:
+            .limit(_CACHE_CANDIDATES)
+        ).all()
+        if not rows:
             return None
-        outputs = _outputs(conn, [row.run_id]).get(row.run_id, ())
-    return (row.cached_from or row.run_id), outputs
+        producers = {row.run_id: row.cached_from or row.run_id for row in rows}
+        outputs = _outputs(conn, list(producers))
+        users: dict[str, str | None] = {
+            run_id: user
+            for run_id, user in conn.execute(
+                select(_run.c.id, _run.c.user).where(_run.c.id.in_(set(producers.values())))
+            )
+        }
+    for row in rows:
+        values = outputs.get(row.run_id, ())
+        producer = producers[row.run_id]
+        executable = any(value.executable for value in values)
+        if not executable or (identity is not None and users.get(producer) == identity):
+            return producer, values
+    return None
 
 
 def step_outputs(store: Store, run_id: str) -> tuple[StoredValue, ...]:

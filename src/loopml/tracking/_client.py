@@ -104,7 +104,7 @@ class TrackingClient(ArtifactOps, ReadOps):
         environment = None
         if capture_context:
             context, environment = _capture_context(None if source is None else Path(source))
-        user = context.get("user") or current_identity()
+        user = current_identity() or context.get("user")
         start = now_ms()
         with self.store.write() as conn:
             if parent_id is not None:
