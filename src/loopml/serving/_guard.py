@@ -13,8 +13,9 @@ prefix check and, with a token configured, one constant-time compare:
   ``application/*+json``) or CSV (``text/csv``, ``application/csv``): a web page may
   post ``text/plain`` or a form to any address without asking, but not JSON.
 
-Only ``/v2/health/live`` is open to any Host and without a token: liveness probes
-rarely send either, and the answer says nothing but that the process runs.
+Only ``/v2/health/live`` and ``/v2/health/ready`` are open to any Host and without
+a token: probes rarely send either, and the answers say no more than whether the
+process runs and can take traffic.
 
 Example:
     >>> guard = RequestGuard(LOOPBACK_HOSTS, token=None)
@@ -37,7 +38,7 @@ __all__ = ["LOOPBACK_HOSTS", "Refusal", "RequestGuard", "is_loopback"]
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 """Host names allowed by default (with any port), besides the bound address."""
 
-_OPEN_PATHS = frozenset({"/v2/health/live"})
+_OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_TYPES = (b"application/json", b"text/csv", b"application/csv")
 _BEARER = b"bearer "
@@ -60,7 +61,7 @@ class RequestGuard:
     Args:
         allowed_hosts: host names or addresses, with or without a port (any port is
             allowed); ``*`` allows any Host.
-        token: the bearer token every request but liveness must carry; None: none.
+        token: the bearer token every request but health probes must carry; None: none.
 
     Raises:
         InvalidParameter: no host, an empty host name, or an empty token.

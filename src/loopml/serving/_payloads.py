@@ -426,18 +426,16 @@ def _check_names(
     field: str, found: Sequence[object], names: Collection[str] | None, limits: PayloadLimits
 ) -> None:
     """Refuse more columns than ``limits`` allow, or any column ``names`` does not hold."""
-    if len(found) > limits.max_columns:
-        raise PayloadError(field, f"at most {limits.max_columns} columns", f"{len(found)} columns")
-    if names is None:
-        return
-    unknown = [name for name in found if name not in names]
-    if unknown:
+    unknown = [] if names is None else [name for name in found if name not in names]
+    if unknown and names is not None:
         shown = ", ".join(repr(name)[:40] for name in unknown[:_SHOWN_UNKNOWN])
         more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
         taken = ", ".join(map(repr, sorted(names)))
         raise PayloadError(
             field, f"only columns the endpoint takes ({taken})", f"unknown keys {shown}{more}"
         )
+    if len(found) > limits.max_columns:
+        raise PayloadError(field, f"at most {limits.max_columns} columns", f"{len(found)} columns")
 
 
 def _check_size(field: str, rows: int, columns: int, limits: PayloadLimits) -> None:
@@ -457,9 +455,7 @@ def _records(value: object, names: Collection[str] | None, limits: PayloadLimits
     for i, record in enumerate(value):
         if not isinstance(record, dict):
             raise PayloadError(f"records[{i}]", "an object of column → value", record)
-        found.update(dict.fromkeys(record))
-        if len(found) > limits.max_columns:  # stop early: the keys may be many
-            _check_names("records", list(found), None, limits)
+        found.update(dict.fromkeys(record))  # no more keys than the body spells
     # Checked before any column is built: rows times keys cells could be huge.
     _check_names("records", list(found), names, limits)
     _check_size("records", len(value), len(found), limits)

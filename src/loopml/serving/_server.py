@@ -156,7 +156,7 @@ class ServerOptions:
         payload: rows, columns, cells and JSON depth one request may hold.
         allowed_hosts: the Host names (any port) the server answers to; ``*``: any.
             Add the bound address when it is not a loopback one.
-        token: when set, every request but liveness needs ``Authorization: Bearer
+        token: when set, every request but health probes needs ``Authorization: Bearer
             <token>``.
     """
 
