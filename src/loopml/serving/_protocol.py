@@ -7,7 +7,10 @@ complete and refuses, with 431 and a closed connection, a head over
 ``max_head_bytes`` or with more than ``max_headers`` headers, and answers 408 to a
 head not complete within ``head_timeout`` seconds of its first byte (or of the
 connection, for one that sends nothing). The memory a head can take is bounded by
-``max_head_bytes`` plus one read (256 KiB).
+``max_head_bytes`` plus one read (256 KiB). After a refusal the connection is closed
+for writing and what the client still sends is read and dropped for up to
+:data:`LINGER_SECONDS` (closing at once, with its data unread, would reset the
+connection, and the client could lose the answer).
 
 One class serves a process; :meth:`LimitedHttpTools.configure` sets its limits
 (``loopml serve`` calls it in the server and in each ``--workers`` process, where
@@ -27,7 +30,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from loopml.errors import InvalidParameter
 
-__all__ = ["PROTOCOL_PATH", "HttpLimits", "LimitedHttpTools"]
+__all__ = ["LINGER_SECONDS", "PROTOCOL_PATH", "HttpLimits", "LimitedHttpTools"]
+
+LINGER_SECONDS = 2.0
+"""How long a refused connection's further bytes are read and dropped before it closes."""
 
 PROTOCOL_PATH = f"{__name__}:LimitedHttpTools"
 """Where uvicorn imports the protocol from (``Config(http=...)``)."""
@@ -92,6 +98,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._head_size = 0  # bytes of the request line and headers parsed so far
         self._head_count = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -102,6 +109,8 @@ class LimitedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:  # lingering: drop what the client still sends
+            return
         self._unset_keepalive_if_required()
         if self._head_open:
             self._head_bytes += len(data)
@@ -185,8 +194,9 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._refuse(400, "Invalid HTTP request.")
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer ``status`` with a JSON error and close the connection."""
+        """Answer ``status`` with a JSON error, then close the connection (lingering)."""
         self._cancel_head_timer()
+        self._refused = True
         code = http.HTTPStatus(status)
         body = orjson.dumps({"error": {"code": code.name.lower(), "message": message}})
         head = [f"HTTP/1.1 {status} {code.phrase}".encode()]
@@ -197,4 +207,8 @@ class LimitedHttpTools(HttpToolsProtocol):
             b"connection: close",
         ]
         self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
