@@ -226,6 +226,74 @@ SETTINGS: dict[str, Setting] = {
             _names,
         ),
         Setting(
+            "LOOPML_SERVE_TOKEN",
+            "str",
+            None,
+            "Bearer token loopml serve requires on every request but health probes "
+            "(Authorization: Bearer <token>); unset: no token. Safer than --token, which "
+            "other users can see in the process list.",
+            _str,
+        ),
+        Setting(
+            "LOOPML_SERVE_ALLOWED_HOSTS",
+            "comma-separated host names",
+            "",
+            "Host names loopml serve answers to besides localhost, 127.0.0.1, [::1] and "
+            "the bound address (any port); '*' answers any Host (DNS rebinding then "
+            "reaches the server).",
+            _str,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_ROWS",
+            "int",
+            100_000,
+            "Most rows one request to loopml serve may hold (422 beyond).",
+            _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_COLUMNS",
+            "int",
+            1_024,
+            "Most columns one request to loopml serve may hold, for models without an "
+            "input signature (with one, only its columns are taken).",
+            _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_HEADER_BYTES",
+            "int",
+            64 * 1024,
+            "Most bytes of a request line and headers loopml serve reads (431 beyond).",
+            _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_HEADERS",
+            "int",
+            100,
+            "Most headers one request to loopml serve may have (431 beyond).",
+            _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_SERVE_HEADER_TIMEOUT",
+            "float (s)",
+            10.0,
+            "How long loopml serve waits for a request's headers (408 after).",
+            _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_SERVE_MAX_CONNECTIONS",
+            "int",
+            1_024,
+            "Most connections one loopml serve process holds at once (503 beyond).",
+            _parse_positive_int,
+        ),
+        Setting(
+            "LOOPML_SERVE_KEEP_ALIVE",
+            "float (s)",
+            5.0,
+            "How long loopml serve keeps an idle keep-alive connection open.",
+            _parse_positive_float,
+        ),
+        Setting(
             "LOOPML_DEBUG",
             "bool",
             False,

@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 
 from loopml.serving._payloads import (
     FloatRows,
+    PayloadError,
+    PayloadLimits,
     first_value,
+    json_depth,
+    parse_csv,
     parse_float_split,
     parse_json,
     parse_predict_body,
@@ -126,3 +130,90 @@ def test_logged_columns_are_the_rows_by_column() -> None:
     assert rows is not None
     logged = {name: column.tolist() for name, column in rows.columns_json().items()}
     assert logged == {"a": [1.0, 3.0], "b": [2.0, 4.0]}
+
+
+# -- issue 12: bounds ----------------------------------------------------------------------
+
+_key = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+_records = st.lists(st.dictionaries(_key, st.integers(0, 9), max_size=4), min_size=1, max_size=8)
+
+
+@given(records=_records, taken=st.sets(_key, min_size=1))
+def test_unknown_keys_are_refused_naming_the_first_and_known_ones_parse_as_before(
+    records: list[dict[str, int]], taken: set[str]
+) -> None:
+    """Issue 12 item 11: with the endpoint's column names, a record key outside them is a
+    PayloadError naming it (raised before columns are built); otherwise the columns are
+    exactly those parsed without names."""
+    seen = list(dict.fromkeys(k for record in records for k in record))
+    unknown = [k for k in seen if k not in taken]
+    body = {"records": records}
+    if not seen:
+        return  # no columns at all: the signature check's business, not the parser's
+    if unknown:
+        with pytest.raises(PayloadError, match=f"unknown keys {unknown[0]!r}"):
+            parse_predict_body(body, taken)
+    else:
+        assert parse_predict_body(body, taken) == parse_predict_body(body)
+
+
+def test_rows_columns_and_cells_are_capped() -> None:
+    """Issue 12 item 11: explicit caps on rows, columns and rows x columns cells."""
+    limits = PayloadLimits(max_rows=10, max_columns=3, max_cells=12)
+    with pytest.raises(PayloadError, match="at most 10 rows"):
+        parse_predict_body({"records": [{"a": 1}] * 11}, None, limits)
+    with pytest.raises(PayloadError, match="at most 3 columns"):
+        parse_predict_body({"records": [{"a": 1, "b": 2}, {"c": 3, "d": 4}]}, None, limits)
+    with pytest.raises(PayloadError, match="at most 12 cells"):  # mostly missing keys
+        parse_predict_body({"records": [{"a": 1, "b": 2, "c": 3}] + [{}] * 4}, None, limits)
+    with pytest.raises(PayloadError, match="at most 3 columns"):
+        parse_predict_body(
+            {"dataframe_split": {"columns": list("abcd"), "data": [[1] * 4]}}, None, limits
+        )
+    with pytest.raises(PayloadError, match="at most 3 columns"):
+        parse_csv(b"a,b,c,d\n1,2,3,4\n", None, limits)
+    with pytest.raises(PayloadError, match="at most 12 cells"):
+        parse_csv(b"a,b,c\n" + b"1,2,3\n" * 5, None, limits)
+    wide = b'{"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": [[1, 2, 3, 4]]}}'
+    with pytest.raises(PayloadError, match="at most 3 columns"):
+        parse_float_split(wide, None, limits)
+    with pytest.raises(PayloadError, match="unknown keys 'd'"):
+        parse_float_split(wide, {"a", "b", "c"})
+    with pytest.raises(PayloadError, match="unknown keys 'x'"):
+        parse_csv(b"a,x\n1,2\n", {"a"})
+    with pytest.raises(ValueError, match="max_rows"):
+        PayloadLimits(max_rows=0)
+
+
+_json_values = st.recursive(
+    st.one_of(
+        st.integers(),
+        st.text(alphabet='[]{}"\\ab,:', max_size=6),  # brackets, quotes, escapes in strings
+        st.booleans(),
+        st.none(),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@given(value=_json_values, limit=st.integers(1, 6))
+def test_json_depth_on_the_bytes_agrees_with_the_decoded_value(value: object, limit: int) -> None:
+    """Issue 12 item 14: a body deeper than the limit is a PayloadError (not a crash), and
+    only then, whatever brackets, quotes or escapes its strings hold."""
+    body = json.dumps(value).encode()
+    if json_depth(value) > limit:
+        with pytest.raises(PayloadError, match=f"nested at most {limit}"):
+            parse_json(body, limit)
+    else:
+        assert parse_json(body, limit) == value
+
+
+def test_very_deep_bodies_are_payload_errors() -> None:
+    """Issue 12 item 14: simdjson's and orjson's depth errors never escape as a 500."""
+    deep = b'{"dataframe_split": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    assert parse_float_split(deep) is None
+    with pytest.raises(PayloadError, match="nested at most 32"):
+        parse_json(deep)

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from loopml.artifacts import ArtifactStore
 from loopml.errors import DeploymentNotFound
 from loopml.registry import RegistryClient
-from loopml.serving import DeploymentClient, feedback, predictions
+from loopml.serving import DeploymentClient, feedback, feedback_history, predictions
 from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
 
@@ -158,21 +158,26 @@ def test_errors_are_json_and_name_the_problem(served: Served) -> None:
         for start in range(0, len(body), 65536):
             yield body[start : start + 65536]
 
-    streamed = httpx.post(f"{served.url}/v1/endpoints/cancer/predict", content=chunks())
+    streamed = httpx.post(
+        f"{served.url}/v1/endpoints/cancer/predict",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
     assert streamed.status_code == 413
 
 
-def test_feedback_joins_predictions_and_refuses_conflicts(served: Served) -> None:
+def test_feedback_joins_predictions_and_a_correction_counts(served: Served) -> None:
     answer = _predict(served.url, {"records": served.frame.head(1).to_dict(orient="records")})
     request_id = answer.json()["request_id"]
     url = f"{served.url}/v1/endpoints/cancer/feedback"
 
-    ok = httpx.post(url, json={"items": [{"request_id": request_id, "label": 1}]})
+    ok = httpx.post(url, json={"items": [{"request_id": request_id, "label": 0}]})
     assert ok.status_code == 200, ok.text
     assert ok.json() == {"recorded": 1}
-    conflict = httpx.post(url, json={"items": [{"request_id": request_id, "label": 0}]})
-    assert conflict.status_code == 422
-    assert request_id in conflict.json()["error"]["message"]
+    again = httpx.post(url, json={"items": [{"request_id": request_id, "label": 0}]})
+    assert again.json() == {"recorded": 0}
+    corrected = httpx.post(url, json={"items": [{"request_id": request_id, "label": 1}]})
+    assert corrected.json() == {"recorded": 1}
     assert httpx.post(url, json={"items": []}).status_code == 422
 
     served.stop()
@@ -180,6 +185,8 @@ def test_feedback_joins_predictions_and_refuses_conflicts(served: Served) -> Non
     row = joined[joined["request_id"] == request_id].iloc[0]
     assert row["label"] == 1
     assert [f.request_id for f in feedback(served.store, "cancer")] == [request_id]
+    history = feedback_history(served.store, "cancer", request_id)
+    assert [(c.label, c.source) for c in history] == [(0, "http 127.0.0.1"), (1, "http 127.0.0.1")]
 
 
 def test_open_inference_protocol_v2(served: Served) -> None:

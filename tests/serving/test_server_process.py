@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from sklearn.preprocessing import StandardScaler
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
-from loopml.serving import DeploymentClient, Router, predictions
+from loopml.serving import DeploymentClient, Router, feedback, predictions
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store
 
@@ -438,3 +440,129 @@ def test_a_log_folder_held_by_a_running_server_is_refused(stack: Stack, rows: Ro
         answers = post_all(server.url, "cancer", [rows.body(0)], threads=1)
         server.stop()
     assert list(stack.logged("cancer")["request_id"]) == [answers[0].request_id]
+
+
+# -- 6. limits and exposure (issue 12) -------------------------------------------------------
+
+
+def _raw_request(port: int, chunks: Iterable[bytes], timeout: float = 60) -> bytes:
+    """Send ``chunks`` on one raw connection (stopping once the server answers), then read
+    until the server closes it; returns everything the server sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the server answered already: it reads no further
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        received = b""
+        with suppress(ConnectionResetError):
+            while part := sock.recv(65536):
+                received += part
+        return received
+
+
+def test_request_heads_over_the_limits_are_refused(stack: Stack, rows: Rows) -> None:
+    """Issue 12 item 14: an 8 MiB header, too many headers and a head that never completes
+    are refused with 431 / 408 (they used to be read without limit), and the server
+    keeps answering."""
+    stack.deploy("cancer", ["cancer/1:100"])
+    stack.env.update(LOOPML_SERVE_HEADER_TIMEOUT="1", LOOPML_SERVE_MAX_HEADERS="50")
+    with stack.serve("cancer") as server:
+        head = b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\nX-Big: "
+        huge = [head, *(b"a" * 65536 for _ in range(128)), b"\r\n\r\n"]  # 8 MiB
+        answer = _raw_request(server.port, huge)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"at most 65536 bytes" in answer
+
+        many = b"".join(b"X-H%d: v\r\n" % i for i in range(100_000))
+        answer = _raw_request(
+            server.port, [b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n", many, b"\r\n"]
+        )
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"at most 50 headers" in answer
+
+        slow = b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n"  # never ends
+        answer = _raw_request(server.port, [slow])
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+        assert post_all(server.url, "cancer", [rows.body(0)], threads=1)[0].route
+        server.stop()
+    assert "Traceback" not in server.output()
+
+
+def test_connections_beyond_the_limit_get_503(stack: Stack) -> None:
+    """Issue 12 item 14: concurrent connections are capped (LOOPML_SERVE_MAX_CONNECTIONS)."""
+    stack.deploy("cancer", ["cancer/1:100"])
+    stack.env.update(LOOPML_SERVE_MAX_CONNECTIONS="3", LOOPML_SERVE_HEADER_TIMEOUT="300")
+    with stack.serve("cancer") as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+        try:
+            refused = httpx.get(f"{server.url}/v2/health/live", timeout=30)
+            assert refused.status_code == 503
+        finally:
+            for sock in idle:
+                sock.close()
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{server.url}/v2/health/live", timeout=30).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server.stop()
+
+
+def test_workers_take_feedback_for_ids_any_worker_answered(stack: Stack, rows: Rows) -> None:
+    """Issue 12 items 12-14 with --workers: every worker checks the token and the head
+    limits, and takes feedback for request ids another worker answered."""
+    stack.deploy("cancer", ["cancer/1:100"])
+    stack.env.update(LOOPML_SERVE_TOKEN="tok", LOOPML_SERVE_MAX_HEADERS="20")
+    auth = {"authorization": "Bearer tok", "connection": "close"}
+    with stack.serve("cancer", "--workers", "2") as server:
+        server.wait_for_output("Application startup complete.", times=2)
+        ids = []
+        for i in range(16):  # new connections: the kernel spreads them over both workers
+            answer = httpx.post(
+                f"{server.url}/v1/endpoints/cancer/predict", json=rows.body(i), headers=auth
+            )
+            assert answer.status_code == 200, answer.text
+            ids.append(answer.json()["request_id"])
+        for request_id in ids:
+            items = {"items": [{"request_id": request_id, "label": 1}]}
+            url = f"{server.url}/v1/endpoints/cancer/feedback"
+            assert httpx.post(url, json=items, headers=auth).json() == {"recorded": 1}
+            assert httpx.post(url, json=items, headers={"connection": "close"}).status_code == 401
+        headers = b"".join(b"X-H%d: v\r\n" % i for i in range(30))
+        for _ in range(4):
+            answer = _raw_request(
+                server.port, [b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n" + headers + b"\r\n"]
+            )
+            assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        server.stop()
+    assert sorted(f.request_id for f in feedback(stack.store, "cancer")) == sorted(ids)
+
+
+def test_exposed_addresses_are_warned_about(stack: Stack) -> None:
+    """Issue 12 item 12: binding a non-loopback address without a token, or allowing any
+    Host, prints a warning line (checked here before the server would start)."""
+
+    def warnings(*args: str, **env: str) -> str:
+        result = subprocess.run(
+            [str(LOOPML), "serve", "nope", "--port", str(free_port()), *args],
+            env={**stack.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode != 0  # no endpoint 'nope'
+        return result.stderr
+
+    exposed = warnings("--host", "0.0.0.0")
+    assert "Warning: listening on 0.0.0.0 without a token" in exposed
+    assert "--allowed-hosts" in exposed
+    quiet = warnings("--host", "0.0.0.0", "--allowed-hosts", "api.internal", LOOPML_SERVE_TOKEN="t")
+    assert "Warning" not in quiet
+    assert "Note" not in quiet
+    anything = warnings("--allowed-hosts", "*")
+    assert "answers any Host header" in anything
+    assert "Warning" not in warnings()  # loopback, no token: nothing to say

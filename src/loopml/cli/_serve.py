@@ -12,6 +12,13 @@ With ``--workers N`` uvicorn runs N processes; each builds its own app from
 ``worker-1`` … under the log folder), recovering any folder no running worker holds.
 ``/metrics`` then sums every worker's figures, which they keep in a fresh temporary
 folder (see :mod:`loopml.serving._metrics`) removed when the server stops.
+
+The server answers only requests whose Host is a loopback name, the bound address or
+one of ``--allowed-hosts``, and, with ``--token`` (or ``LOOPML_SERVE_TOKEN``), only
+requests that carry it; binding an address other than loopback without a token prints
+a warning. Request heads, connections and bodies are bounded by the
+``LOOPML_SERVE_*`` settings (:class:`~loopml.serving._protocol.HttpLimits`,
+:class:`~loopml.serving._payloads.PayloadLimits`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["serve", "worker_app"]
 
 _WORKER_CONFIG = "_LOOPML_SERVE_WORKER"  # private: the parent hands workers their config
+_WILDCARD_ADDRESSES = ("0.0.0.0", "::", "[::]", "")  # noqa: S104 - recognised, not bound
 
 
 def serve(
@@ -98,6 +106,22 @@ def serve(
         bool,
         typer.Option("--trust", help="Load pickled (pyfunc) models others registered."),
     ] = False,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-hosts",
+            help="Comma-separated Host names to answer besides localhost, 127.0.0.1, [::1] "
+            "and the bound address ('*': any Host; default: LOOPML_SERVE_ALLOWED_HOSTS).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Require 'Authorization: Bearer TOKEN' on every request but health probes "
+            "(default: LOOPML_SERVE_TOKEN, which other users cannot read in the process list).",
+        ),
+    ] = None,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -111,6 +135,7 @@ def serve(
     import uvicorn
 
     from loopml import settings
+    from loopml.serving._protocol import PROTOCOL_PATH, HttpLimits
 
     config: dict[str, Any] = {
         "endpoints": endpoints or None,
@@ -123,12 +148,34 @@ def serve(
         "max_wait_ms": _or_setting(max_wait_ms, "LOOPML_SERVE_MAX_WAIT_MS"),
         "max_queue": _or_setting(max_queue, "LOOPML_SERVE_MAX_QUEUE"),
         "trust": trust,
+        "allowed_hosts": _allowed_hosts(
+            host, _or_setting(allowed_hosts, "LOOPML_SERVE_ALLOWED_HOSTS")
+        ),
+        "token": _or_setting(token, "LOOPML_SERVE_TOKEN") or None,
+        "max_rows": settings.get("LOOPML_SERVE_MAX_ROWS"),
+        "max_columns": settings.get("LOOPML_SERVE_MAX_COLUMNS"),
+        "http_limits": {
+            "max_head_bytes": settings.get("LOOPML_SERVE_MAX_HEADER_BYTES"),
+            "max_headers": settings.get("LOOPML_SERVE_MAX_HEADERS"),
+            "head_timeout": settings.get("LOOPML_SERVE_HEADER_TIMEOUT"),
+            "max_connections": settings.get("LOOPML_SERVE_MAX_CONNECTIONS"),
+            "keep_alive": settings.get("LOOPML_SERVE_KEEP_ALIVE"),
+        },
     }
+    limits = HttpLimits(**config["http_limits"])
+    _warn_exposure(host, config)
     if workers == 1:
         app = _build(config, Path(config["log_folder"]))
         typer.echo(f"Serving on http://{host}:{port} (Ctrl-C to stop).", err=True)
         _exit_zero_on_sigterm()
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=access_log,
+            **limits.uvicorn_options(),
+        )
         return
     _check_deployments(config)
     os.environ[_WORKER_CONFIG] = json.dumps(config)
@@ -144,6 +191,41 @@ def serve(
             workers=workers,
             log_level="info",
             access_log=access_log,
+            **{**limits.uvicorn_options(), "http": PROTOCOL_PATH},  # workers import it
+        )
+
+
+def _allowed_hosts(host: str, extra: str) -> list[str]:
+    """Loopback names, the bound address (unless it is a wildcard) and ``extra``."""
+    from loopml.serving._guard import LOOPBACK_HOSTS
+
+    bound = [] if host in _WILDCARD_ADDRESSES else [f"[{host}]" if ":" in host else host]
+    named = [name.strip() for name in extra.split(",") if name.strip()]
+    return list(dict.fromkeys([*LOOPBACK_HOSTS, *bound, *named]))
+
+
+def _warn_exposure(host: str, config: dict[str, Any]) -> None:
+    """One warning line per way the server is reachable by more than this machine's users."""
+    from loopml.serving._guard import is_loopback
+
+    if "*" in config["allowed_hosts"]:
+        typer.echo(
+            "Warning: --allowed-hosts '*' answers any Host header: a web page can reach "
+            "this server through DNS rebinding.",
+            err=True,
+        )
+    if not is_loopback(host) and config["token"] is None:
+        typer.echo(
+            f"Warning: listening on {host or 'every address'} without a token: anyone who "
+            "can reach this address can predict, read /metrics and post feedback "
+            "(set LOOPML_SERVE_TOKEN).",
+            err=True,
+        )
+    if host in _WILDCARD_ADDRESSES and config["allowed_hosts"] == _allowed_hosts(host, ""):
+        typer.echo(
+            "Note: only requests with a loopback Host are answered; name the host clients "
+            "use with --allowed-hosts.",
+            err=True,
         )
 
 
@@ -197,6 +279,8 @@ def _or_setting(value: Any, name: str) -> Any:
 
 def _build(config: dict[str, Any], log: Path | PredictionLog) -> FastAPI:
     from loopml.serving._batching import BatchPolicy
+    from loopml.serving._payloads import PayloadLimits
+    from loopml.serving._protocol import HttpLimits, LimitedHttpTools
     from loopml.serving._server import ServerOptions, create_app
     from loopml.tracking import get_client
 
@@ -209,7 +293,12 @@ def _build(config: dict[str, Any], log: Path | PredictionLog) -> FastAPI:
         ),
         poll_interval=config["poll_interval"],
         trust=config["trust"],
+        payload=PayloadLimits(max_rows=config["max_rows"], max_columns=config["max_columns"]),
+        allowed_hosts=tuple(config["allowed_hosts"]),
+        token=config["token"],
     )
+    # Before uvicorn accepts a connection: in a --workers process, it imports the class.
+    LimitedHttpTools.configure(HttpLimits(**config["http_limits"]))
     return create_app(
         tracking.store, tracking.artifacts, config["endpoints"], config["project"], log, options
     )

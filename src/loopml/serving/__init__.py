@@ -20,7 +20,13 @@ from loopml.serving._compare import (
     compare_routes,
 )
 from loopml.serving._deployments import Deployment, DeploymentClient
-from loopml.serving._feedback import Feedback, feedback, record_feedback
+from loopml.serving._feedback import (
+    Feedback,
+    LabelChange,
+    feedback,
+    feedback_history,
+    record_feedback,
+)
 from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord, predictions
 from loopml.serving._routes import (
     DeploymentSettings,
@@ -44,6 +50,7 @@ __all__ = [
     "DeploymentSpec",
     "Estimate",
     "Feedback",
+    "LabelChange",
     "PredictionLog",
     "PredictionRecord",
     "Route",
@@ -59,6 +66,7 @@ __all__ = [
     "compare_routes",
     "create_app",
     "feedback",
+    "feedback_history",
     "key_position",
     "parse_route",
     "predictions",

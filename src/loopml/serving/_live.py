@@ -84,6 +84,21 @@ class LiveEndpoint:
             batcher.float_inputs for batcher in self.batchers.values()
         )
 
+    @functools.cached_property
+    def input_names(self) -> frozenset[str] | None:
+        """The columns a request may hold: every route's signature inputs and the sticky key.
+
+        None when a route's model has no input signature (any columns are taken then).
+        """
+        names: set[str] = set()
+        for batcher in self.batchers.values():
+            signature = batcher.model.signature
+            if signature is None or not signature.inputs:
+                return None
+            names.update(signature.input_names)
+        sticky = self.deployment.settings.sticky_key
+        return frozenset(names if sticky is None else names | {sticky})
+
     def versions(self) -> list[str]:
         """The model versions answering requests (primary and canary routes)."""
         return list(dict.fromkeys(self.batchers[r.model].version for r in self.router.routes))

@@ -24,6 +24,12 @@ and on ``/v2/models/{name}/infer`` (Open Inference Protocol v2) one input per co
 Every failure raises :class:`PayloadError`, which names the field at fault and what
 was expected, so the server can answer 422 with a useful body.
 
+Every parser is bounded by :class:`PayloadLimits` (rows, columns, cells, JSON nesting
+depth), checked *before* the columns are built: ``records`` whose rows each bring a
+new key would otherwise grow to rows times keys cells. Given the column names the
+endpoint's models take (``names``), a column they do not name is refused, naming the
+first few unknown keys, before any column is built.
+
 Example:
     >>> parse_predict_body({"records": [{"a": 1}, {"a": 2, "b": "x"}]})
     {'a': [1, 2], 'b': [None, 'x']}
@@ -31,9 +37,10 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +51,15 @@ import simdjson
 from loopml.errors import InvalidParameter
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "OIP_DATATYPES",
     "Columns",
     "FloatRows",
     "Payload",
     "PayloadError",
+    "PayloadLimits",
     "first_value",
+    "json_depth",
     "oip_datatype",
     "parse_csv",
     "parse_float_split",
@@ -70,6 +80,37 @@ OIP_DATATYPES: dict[str, str] = {
 """Signature column type → Open Inference Protocol datatype."""
 
 _PREDICT_SHAPES = ("records", "columns", "dataframe_split")
+_SHOWN_UNKNOWN = 5  # unknown keys named in an error
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadLimits:
+    """What one request body may hold; beyond it the parsers raise :class:`PayloadError`.
+
+    Attributes:
+        max_rows: rows per request.
+        max_columns: distinct columns per request (CSV header width included).
+        max_cells: rows times columns per request (``records`` with missing keys cost
+            a cell each, though the body does not spell them).
+        max_depth: nesting of JSON arrays and objects in the whole body.
+    """
+
+    max_rows: int = 100_000
+    max_columns: int = 1_024
+    max_cells: int = 4_000_000
+    max_depth: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("max_rows", "max_columns", "max_cells", "max_depth"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidParameter(
+                    f"The {name!r} parameter of PayloadLimits must be an int >= 1; "
+                    f"got {value!r} instead."
+                )
+
+
+DEFAULT_LIMITS = PayloadLimits()
 
 Columns = dict[str, list[Any]]
 """Column name → values; every column of one request has the same length (≥ 1)."""
@@ -136,36 +177,90 @@ class PayloadError(InvalidParameter):
         super().__init__(f"The field {field!r} must be {expected}; got {shown} instead.")
 
 
-def parse_json(body: bytes) -> object:
-    """Decode a JSON request body.
+def parse_json(body: bytes, max_depth: int = DEFAULT_LIMITS.max_depth) -> object:
+    """Decode a JSON request body nested at most ``max_depth`` arrays and objects deep.
 
     Raises:
-        PayloadError: the body is not UTF-8 JSON.
+        PayloadError: the body is not UTF-8 JSON, or is nested deeper.
     """
+    # An escaped quote throws the count on the bytes off: count on the decoded value
+    # then (orjson itself refuses more than 1024 levels).
+    exact = b'\\"' not in body
+    if exact and _too_deep(body, max_depth):
+        raise _too_deep_error(max_depth)
     try:
-        return orjson.loads(body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise PayloadError("body", "a JSON document", f"invalid JSON ({exc})") from None
+    if not exact and json_depth(document) > max_depth:
+        raise _too_deep_error(max_depth)
+    return document
 
 
-def parse_float_split(body: bytes) -> FloatRows | None:
+def _too_deep_error(max_depth: int) -> PayloadError:
+    return PayloadError(
+        "body", f"JSON nested at most {max_depth} arrays or objects deep", "deeper nesting"
+    )
+
+
+def json_depth(value: object) -> int:
+    """How many arrays and objects deep ``value`` nests (0 for a scalar), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in item if isinstance(child, dict | list | tuple))
+    return deepest
+
+
+def _too_deep(body: bytes, limit: int) -> bool:
+    """Whether a JSON text nests deeper than ``limit``, counted on its bytes (vectorised).
+
+    Brackets inside strings are not counted; exact for a text without escaped quotes
+    (``\\"``), which :func:`parse_json` counts on the decoded value instead.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    data = np.frombuffer(body, dtype=np.uint8)
+    in_string = (np.cumsum(data == ord('"'), dtype=np.int64) & 1).astype(bool)
+    opens = ((data == ord("[")) | (data == ord("{"))) & ~in_string
+    closes = ((data == ord("]")) | (data == ord("}"))) & ~in_string
+    depth = np.cumsum(opens.astype(np.int32) - closes.astype(np.int32))
+    return bool(depth.max(initial=0) > limit)
+
+
+def parse_float_split(
+    body: bytes, names: Collection[str] | None = None, limits: PayloadLimits = DEFAULT_LIMITS
+) -> FloatRows | None:
     """The rows of ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``, when
     every value is a JSON number; None for any other body (parse it the general way).
 
     Integers are taken as floats, as the signature check does for float columns. An
     ``index`` key is allowed (numbers only) and ignored, as :func:`parse_predict_body`
     ignores it.
+
+    Raises:
+        PayloadError: the rows have a column not in ``names``, or exceed ``limits``.
     """
     if b"\\" in body:  # escapes: the bracket count below would not be exact
         return None
     try:
         document = simdjson.Parser().parse(body)
-    except ValueError:  # invalid JSON (UnicodeDecodeError is a ValueError)
+    except (ValueError, RuntimeError):  # invalid JSON (UnicodeDecodeError), too deep
         return None
     try:
-        return _float_split(body, document)
+        rows = _float_split(body, document)
     except (TypeError, ValueError, KeyError):  # a value that is not a number, a bad shape
         return None
+    if rows is not None:
+        _check_names("dataframe_split.columns", rows.names, names, limits)
+        _check_size("dataframe_split.data", rows.values.shape[0], len(rows.names), limits)
+    return rows
 
 
 def _float_split(body: bytes, document: object) -> FloatRows | None:
@@ -201,35 +296,59 @@ def _float_split(body: bytes, document: object) -> FloatRows | None:
     return FloatRows(tuple(labels), values.reshape(rows, width))
 
 
-def parse_csv(body: bytes) -> Columns:
+def parse_csv(
+    body: bytes, names: Collection[str] | None = None, limits: PayloadLimits = DEFAULT_LIMITS
+) -> Columns:
     """The columns of a CSV body: a header row, then one row per example.
 
     Column types are inferred (integers, floats, booleans, text); empty cells are
-    missing values.
+    missing values. The header is read and checked (width, ``names``) before the rows.
 
     Raises:
-        PayloadError: the body is not CSV with a header and at least one row.
+        PayloadError: the body is not CSV with a header and at least one row, or
+            exceeds ``limits``, or has a column ``names`` does not hold.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    end = body.find(b"\n")
+    header_line = body if end < 0 else body[:end]
+    if header_line.count(b",") >= limits.max_columns:
+        raise PayloadError(
+            "body", f"CSV of at most {limits.max_columns} columns", "a wider header row"
+        )
+    try:
+        header = next(csv.reader([header_line.decode("utf-8")]), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise PayloadError("body", "CSV with a header row", f"invalid CSV ({exc})") from None
+    _check_names("body", header, names, limits)
     try:
         table = pacsv.read_csv(io.BytesIO(body))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise PayloadError("body", "CSV with a header row", f"invalid CSV ({exc})") from None
     if table.num_rows == 0:
         raise PayloadError("body", "CSV with a header row and at least one row", "no rows")
-    names = table.column_names
-    if len(set(names)) != len(names):
-        raise PayloadError("body", "CSV with distinct column names", names)
-    return {name: table.column(name).to_pylist() for name in names}
+    columns = table.column_names
+    if len(set(columns)) != len(columns):
+        raise PayloadError("body", "CSV with distinct column names", columns)
+    _check_names("body", columns, names, limits)
+    _check_size("body", table.num_rows, len(columns), limits)
+    return {name: table.column(name).to_pylist() for name in columns}
 
 
-def parse_predict_body(body: object) -> Columns:
+def parse_predict_body(
+    body: object, names: Collection[str] | None = None, limits: PayloadLimits = DEFAULT_LIMITS
+) -> Columns:
     """The records of a ``/v1`` predict request (see the module docstring for the shapes).
 
+    Args:
+        body: the decoded JSON body.
+        names: the columns the endpoint takes; None takes any (up to the limits).
+        limits: rows, columns and cells allowed.
+
     Raises:
-        PayloadError: none or several of the shapes, or a malformed one.
+        PayloadError: none or several of the shapes, a malformed one, a column not in
+            ``names``, or more than ``limits`` allow.
     """
     if not isinstance(body, Mapping):
         raise PayloadError("body", "a JSON object", body)
@@ -241,26 +360,30 @@ def parse_predict_body(body: object) -> Columns:
     key = present[0]
     value = body[key]
     if key == "records":
-        return _records(value)
+        return _records(value, names, limits)
     if key == "columns":
-        return _columns(value, "columns")
-    return _split(value)
+        return _columns(value, "columns", names, limits)
+    return _split(value, names, limits)
 
 
-def parse_oip_inputs(body: object) -> Columns:
+def parse_oip_inputs(
+    body: object, names: Collection[str] | None = None, limits: PayloadLimits = DEFAULT_LIMITS
+) -> Columns:
     """The records of an OIP v2 ``infer`` request: one input tensor per column.
 
     Each input's ``shape`` must be ``[n]`` or ``[n, 1]``, and every input must have
     the same ``n``.
 
     Raises:
-        PayloadError: a malformed request.
+        PayloadError: a malformed request, an input not in ``names``, or more than
+            ``limits`` allow.
     """
     if not isinstance(body, Mapping):
         raise PayloadError("body", "a JSON object", body)
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise PayloadError("inputs", "a non-empty list of input tensors", inputs)
+    _check_names("inputs", [t.get("name") for t in inputs if isinstance(t, Mapping)], names, limits)
     columns: dict[str, list[Any]] = {}
     for i, tensor in enumerate(inputs):
         where = f"inputs[{i}]"
@@ -287,7 +410,7 @@ def parse_oip_inputs(body: object) -> Columns:
         if len(data) != shape[0]:
             raise PayloadError(f"{where}.data", f"{shape[0]} values (from shape {shape})", data)
         columns[name] = data
-    return _columns(columns, "inputs")
+    return _columns(columns, "inputs", names, limits)
 
 
 def oip_datatype(values: Sequence[Any]) -> str:
@@ -304,20 +427,52 @@ def oip_datatype(values: Sequence[Any]) -> str:
 # -- internals ------------------------------------------------------------------------------
 
 
-def _records(value: object) -> Columns:
+def _check_names(
+    field: str, found: Sequence[object], names: Collection[str] | None, limits: PayloadLimits
+) -> None:
+    """Refuse more columns than ``limits`` allow, or any column ``names`` does not hold."""
+    unknown = [] if names is None else [name for name in found if name not in names]
+    if unknown and names is not None:
+        shown = ", ".join(repr(name)[:40] for name in unknown[:_SHOWN_UNKNOWN])
+        more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
+        taken = ", ".join(map(repr, sorted(names)))
+        raise PayloadError(
+            field, f"only columns the endpoint takes ({taken})", f"unknown keys {shown}{more}"
+        )
+    if len(found) > limits.max_columns:
+        raise PayloadError(field, f"at most {limits.max_columns} columns", f"{len(found)} columns")
+
+
+def _check_size(field: str, rows: int, columns: int, limits: PayloadLimits) -> None:
+    if rows > limits.max_rows:
+        raise PayloadError(field, f"at most {limits.max_rows} rows", f"{rows} rows")
+    if rows * columns > limits.max_cells:
+        expected = f"at most {limits.max_cells} cells (rows times columns)"
+        raise PayloadError(field, expected, f"{rows * columns} cells")
+
+
+def _records(value: object, names: Collection[str] | None, limits: PayloadLimits) -> Columns:
     if not isinstance(value, list) or not value:
         raise PayloadError("records", "a non-empty list of objects", value)
-    names: dict[str, None] = {}
+    if len(value) > limits.max_rows:
+        raise PayloadError("records", f"at most {limits.max_rows} rows", f"{len(value)} rows")
+    found: dict[str, None] = {}
     for i, record in enumerate(value):
         if not isinstance(record, dict):
             raise PayloadError(f"records[{i}]", "an object of column → value", record)
-        names.update(dict.fromkeys(record))
-    return {name: [record.get(name) for record in value] for name in names}
+        found.update(dict.fromkeys(record))  # no more keys than the body spells
+    # Checked before any column is built: rows times keys cells could be huge.
+    _check_names("records", list(found), names, limits)
+    _check_size("records", len(value), len(found), limits)
+    return {name: [record.get(name) for record in value] for name in found}
 
 
-def _columns(value: object, field: str) -> Columns:
+def _columns(
+    value: object, field: str, names: Collection[str] | None, limits: PayloadLimits
+) -> Columns:
     if not isinstance(value, Mapping) or not value:
         raise PayloadError(field, "a non-empty object of column → list of values", value)
+    _check_names(field, list(value), names, limits)
     lengths: set[int] = set()
     for name, column in value.items():
         if not isinstance(column, list):
@@ -327,24 +482,29 @@ def _columns(value: object, field: str) -> Columns:
         raise PayloadError(field, "columns of equal length", f"lengths {sorted(lengths)}")
     if lengths == {0}:
         raise PayloadError(field, "at least one row", "empty columns")
+    _check_size(field, lengths.pop(), len(value), limits)
     return dict(value)
 
 
-def _split(value: object) -> Columns:
+def _split(value: object, names: Collection[str] | None, limits: PayloadLimits) -> Columns:
     if not isinstance(value, Mapping):
         raise PayloadError("dataframe_split", "an object with 'columns' and 'data'", value)
-    names = value.get("columns")
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise PayloadError("dataframe_split.columns", "a non-empty list of column names", names)
-    if len(set(names)) != len(names):
-        raise PayloadError("dataframe_split.columns", "distinct column names", names)
+    labels = value.get("columns")
+    if not isinstance(labels, list) or not labels or not all(isinstance(n, str) for n in labels):
+        raise PayloadError("dataframe_split.columns", "a non-empty list of column names", labels)
+    if len(set(labels)) != len(labels):
+        raise PayloadError("dataframe_split.columns", "distinct column names", labels)
+    _check_names("dataframe_split.columns", labels, names, limits)
     rows = value.get("data")
     if not isinstance(rows, list) or not rows:
         raise PayloadError("dataframe_split.data", "a non-empty list of rows", rows)
+    _check_size("dataframe_split.data", len(rows), len(labels), limits)
     for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(names):
-            raise PayloadError(f"dataframe_split.data[{i}]", f"a list of {len(names)} values", row)
-    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
+        if not isinstance(row, list) or len(row) != len(labels):
+            raise PayloadError(f"dataframe_split.data[{i}]", f"a list of {len(labels)} values", row)
+    return {
+        name: list(column) for name, column in zip(labels, zip(*rows, strict=True), strict=True)
+    }
 
 
 def _flat(data: object, field: str) -> list[Any]:

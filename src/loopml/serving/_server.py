@@ -17,19 +17,30 @@ loaded and warmed up before traffic moves). It answers:
   (``name`` is the endpoint).
 * ``GET /metrics``: Prometheus metrics (:mod:`loopml.serving._metrics`).
 
+Every request is first checked by :class:`~loopml.serving._guard.RequestGuard`
+(Host allow-list, bearer token, JSON or CSV content type) in :class:`_InferenceApp`,
+the one place both the predict route and the FastAPI routes pass through. Bodies
+over :data:`INLINE_PARSE_BYTES` are parsed in a worker thread, so a large or
+awkward body never stalls the event loop (health checks, other requests), and
+every body is bounded by :class:`~loopml.serving._payloads.PayloadLimits` before
+its columns are built.
+
 ``POST /v1/endpoints/{name}/predict`` is answered straight from the ASGI call,
 without Starlette's middleware, routing and request objects (the route is still
 declared, so the OpenAPI schema documents it). Measured at concurrency 1, that
 took ~0.3 ms off the request's own handling and, with less code run between two
 predicts, ~0.4 ms off the model call.
 
-Errors are JSON ``{"error": {"code", "message", ...}}``: 404 for an unknown endpoint,
-413 for a body over ``max_body_bytes`` or a prediction too large for the prediction
-log (refused, not answered), 422 for a body of the wrong shape or input that does
-not match the model's signature, 503 with ``Retry-After`` when the route's queue is
-full or the prediction log cannot be written. An unexpected error is logged here
-and answered as a bare 500, never with a traceback; no error body carries a server
-path or an exception's text about the server's files.
+Errors are JSON ``{"error": {"code", "message", ...}}``: 401 without the token,
+404 for an unknown endpoint, 413 for a body over ``max_body_bytes`` or a prediction
+too large for the prediction log (refused, not answered), 415 for a body that is
+neither JSON nor CSV, 421 for a Host not allowed, 422 for a body of the wrong shape,
+too large or deep for the limits, with columns the models do not take, input that
+does not match the model's signature, or feedback for a request id the endpoint did
+not answer, 503 with ``Retry-After`` when the route's queue is full or the
+prediction log cannot be written. An unexpected error is logged here and answered
+as a bare 500, never with a traceback; no error body carries a server path or an
+exception's text about the server's files.
 
 Readiness (``/v2/health/ready``, ``/v2/models/{name}/ready``) answers 503 while the
 prediction log cannot be written (predictions are refused then), and 200 again
@@ -46,14 +57,13 @@ import os
 import socket
 import sys
 import time
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -68,13 +78,17 @@ from loopml.errors import InvalidParameter, ModelError, PredictionTooLarge
 from loopml.registry._loaded import LoadedModel
 from loopml.serving._batching import Batcher, BatchPolicy, LogUnavailable, Outcome, Overloaded
 from loopml.serving._deployments import Deployment
-from loopml.serving._feedback import record_feedback
+from loopml.serving._feedback import MAX_LABEL_DEPTH, RequestIds, record_feedback
+from loopml.serving._guard import LOOPBACK_HOSTS, RequestGuard
 from loopml.serving._live import LiveEndpoint, LiveEndpoints, route_label
 from loopml.serving._metrics import CONTENT_TYPE, ServerMetrics
 from loopml.serving._payloads import (
+    DEFAULT_LIMITS,
     OIP_DATATYPES,
+    FloatRows,
     Payload,
     PayloadError,
+    PayloadLimits,
     first_value,
     oip_datatype,
     parse_csv,
@@ -88,14 +102,29 @@ from loopml.serving._predlog import SHADOW_MARK, PredictionLog, SetAside
 from loopml.serving._routes import Route
 from loopml.store import Store
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ApiError", "ServerOptions", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "INLINE_PARSE_BYTES",
+    "MAX_FEEDBACK_ITEMS",
+    "ApiError",
+    "ServerOptions",
+    "create_app",
+]
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 """Requests with a larger body are refused with 413."""
 
+INLINE_PARSE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed on the event loop; larger ones in a worker thread."""
+MAX_FEEDBACK_ITEMS = 10_000
+"""Labels one feedback request may carry."""
+
 _CSV_TYPES = ("text/csv", "application/csv")
+_FEEDBACK_DEPTH = MAX_LABEL_DEPTH + 3  # body → items → item → label
+_SHOWN_IDS = 5
+_T = TypeVar("_T")
 _SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 _UNSERVED = "-"  # endpoint label of requests to an endpoint not served (bounded cardinality)
 
@@ -130,6 +159,11 @@ class ServerOptions:
             alias moves; 0 never checks (the loaded models are served until restart).
         source: who writes the prediction segments (default: the host name).
         trust: load executable (pickled) flavors registered by another identity.
+        payload: rows, columns, cells and JSON depth one request may hold.
+        allowed_hosts: the Host names (any port) the server answers to; ``*``: any.
+            Add the bound address when it is not a loopback one.
+        token: when set, every request but health probes needs ``Authorization: Bearer
+            <token>``.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -137,6 +171,9 @@ class ServerOptions:
     poll_interval: float = 2.0
     source: str | None = None
     trust: bool = False
+    payload: PayloadLimits = DEFAULT_LIMITS
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_body_bytes, bool) or not (
@@ -230,7 +267,11 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
             sys.setswitchinterval(switch_interval)
 
     app = _InferenceApp(
-        server, title="loopml inference server", version=__version__, lifespan=lifespan
+        server,
+        RequestGuard(options.allowed_hosts, options.token),
+        title="loopml inference server",
+        version=__version__,
+        lifespan=lifespan,
     )
     app.state.prediction_log = server.log
     app.state.live = server.live
@@ -258,9 +299,24 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
     @app.post("/v1/endpoints/{name}/feedback")
     async def feedback(name: str, request: Request) -> Response:
         server.endpoint(name)
-        items = _feedback_items(_parse(parse_json, await server.read_body(request)))
+        body = await server.read_body(request)
+        items = await server.off_loop(len(body), _feedback_items, body)
+        unknown = [rid for rid, _ in items if not server.request_ids.answered(name, rid)]
+        if unknown:
+            shown = ", ".join(repr(rid[:64]) for rid in unknown[:_SHOWN_IDS])
+            raise ApiError(
+                422,
+                "unknown_request_id",
+                f"Endpoint {name!r} did not answer the request ids {shown}"
+                f"{' …' if len(unknown) > _SHOWN_IDS else ''}; feedback is taken only for "
+                "the request_id of an answered prediction. Nothing was stored.",
+                request_ids=[rid[:64] for rid in unknown[:_SHOWN_IDS]],
+            )
+        client = request.client.host if request.client is not None else "unknown"
         try:
-            recorded = await run_in_threadpool(record_feedback, server.store, name, items)
+            recorded = await run_in_threadpool(
+                record_feedback, server.store, name, items, source=f"http {client}"
+            )
         except InvalidParameter as exc:
             raise ApiError(422, "invalid_feedback", str(exc)) from None
         return _json({"recorded": recorded})
@@ -293,8 +349,9 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
         live = server.endpoint(name)
-        body = _parse(parse_json, await server.read_body(request))
-        answer = await server.answer(live, _parse(parse_oip_inputs, body))
+        raw = await server.read_body(request)
+        body, payload = await server.off_loop(len(raw), server.parse_infer, live, raw)
+        answer = await server.answer(live, payload)
         given_id = body.get("id") if isinstance(body, dict) else None
         return _json(
             {
@@ -314,31 +371,60 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
 
 
 class _InferenceApp(FastAPI):
-    """The FastAPI app, except that predict requests go straight to :meth:`_Server.predict`."""
+    """The FastAPI app behind the guard; predict goes straight to :meth:`_Server.predict`."""
 
-    def __init__(self, server: _Server, **kwargs: Any) -> None:
+    def __init__(self, server: _Server, guard: RequestGuard, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._server = server
+        self._guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan
+            await super().__call__(scope, receive, send)
+            return
+        found: dict[bytes, bytes] = {}
+        for key, value in scope["headers"]:
+            if key in _READ_HEADERS:
+                found[key] = value
+        content_type = found.get(b"content-type")
+        refusal = self._guard.check(
+            scope["method"],
+            scope["path"],
+            found.get(b"host"),
+            found.get(b"authorization"),
+            content_type,
+        )
+        if refusal is not None:
+            self._server.count_error(None, refusal.code, refusal.status)
+            body = _dumps({"error": {"code": refusal.code, "message": refusal.message}})
+            await _send(send, refusal.status, body, refusal.headers)
+            return
         name = _predict_endpoint(scope)
         if name is None:
             await super().__call__(scope, receive, send)
             return
-        found: dict[bytes, str] = {}
-        for key, value in scope["headers"]:
-            if key in (b"content-type", b"content-length"):
-                found[key] = value.decode("latin-1")
+        length = found.get(b"content-length")
         status, body, headers = await self._server.predict(
-            name, found.get(b"content-type"), found.get(b"content-length"), receive
+            name,
+            None if content_type is None else content_type.decode("latin-1"),
+            None if length is None else length.decode("latin-1"),
+            receive,
         )
-        response_headers = [
-            (b"content-type", _JSON.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send(send, status, body, headers)
+
+
+_READ_HEADERS = frozenset({b"host", b"authorization", b"content-type", b"content-length"})
+
+
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    """Send a whole JSON answer from the ASGI call."""
+    response_headers = [
+        (b"content-type", _JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": response_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 _PREDICT_PREFIX, _PREDICT_SUFFIX = "/v1/endpoints/", "/predict"
@@ -379,6 +465,7 @@ class _Server:
         self.metrics = ServerMetrics()
         log.on_quarantine(self._count_set_aside)
         self._limit = options.max_body_bytes
+        self._payload_limits = options.payload
         self._default_batch = options.batch
         self._executor = ThreadPoolExecutor(
             max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="loopml-predict"
@@ -386,6 +473,7 @@ class _Server:
         self._batchers: weakref.WeakSet[Batcher] = weakref.WeakSet()  # live and retired
         self._shadows: set[asyncio.Future[Outcome]] = set()
         self._answering = 0  # requests between parsed and answered (event loop only)
+        self.request_ids = RequestIds.of_store(store)
         self.live = LiveEndpoints(
             store,
             artifacts,
@@ -471,14 +559,9 @@ class _Server:
         try:
             live = self.endpoint(name)
             body = await self._receive_body(content_length, receive)
-            kind = (content_type or "").split(";")[0].strip().lower()
-            payload: Payload | None = None
-            if kind in _CSV_TYPES:
-                payload = _parse(parse_csv, body)
-            elif live.takes_float_rows:
-                payload = parse_float_split(body)
-            if payload is None:
-                payload = _parse(parse_predict_body, _parse(parse_json, body))
+            payload = await self.off_loop(
+                len(body), self._predict_payload, live, content_type, body
+            )
             answer = await self.answer(live, payload)
         except ApiError as exc:
             self.count_error(name, exc.body["code"], exc.status)
@@ -496,6 +579,36 @@ class _Server:
             "predictions": answer.outcome.predictions,
         }
         return 200, _dumps(answered), {"X-Request-Id": answer.request_id}
+
+    async def off_loop(self, size: int, parse: Callable[..., _T], *args: Any) -> _T:
+        """``parse(*args)``: inline for a body of ``size`` up to :data:`INLINE_PARSE_BYTES`,
+        else in a worker thread, so the event loop keeps answering meanwhile."""
+        if size <= INLINE_PARSE_BYTES:
+            return parse(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, parse, *args)
+
+    def _predict_payload(
+        self, live: LiveEndpoint, content_type: str | None, body: bytes
+    ) -> Payload:
+        names, limits = live.input_names, self._payload_limits
+        kind = (content_type or "").split(";")[0].strip().lower()
+        if kind in _CSV_TYPES:
+            columns: Payload = _parse(parse_csv, body, names, limits)
+            return columns
+        if live.takes_float_rows:
+            rows: FloatRows | None = _parse(parse_float_split, body, names, limits)
+            if rows is not None:
+                return rows
+        document = _parse(parse_json, body, limits.max_depth)
+        found: Payload = _parse(parse_predict_body, document, names, limits)
+        return found
+
+    def parse_infer(self, live: LiveEndpoint, body: bytes) -> tuple[object, Payload]:
+        """The decoded body of an OIP ``infer`` request and its columns."""
+        limits = self._payload_limits
+        document = _parse(parse_json, body, limits.max_depth)
+        columns = _parse(parse_oip_inputs, document, live.input_names, limits)
+        return document, columns
 
     def _too_large(self) -> ApiError:
         return ApiError(
@@ -515,7 +628,7 @@ class _Server:
         key = first_value(payload, sticky) if sticky is not None else None
         route = live.router.choose(None if key is None else str(key))
         batcher = live.batchers[route.model]
-        request_id = uuid.uuid4().hex
+        request_id = self.request_ids.issue(live.deployment.endpoint)
         rows = row_count(payload)
         outcome = await self._submit(batcher, request_id, payload, rows)
         for shadow in live.router.shadows():
@@ -599,17 +712,26 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(_dumps(body), status_code=status, headers=headers, media_type=_JSON)
 
 
-def _parse(parser: Callable[[Any], Any], value: Any) -> Any:
+def _parse(parser: Callable[..., Any], value: Any, *args: Any) -> Any:
     try:
-        return parser(value)
+        return parser(value, *args)
     except PayloadError as exc:
         raise ApiError(
             422, "invalid_body", str(exc), field=exc.field, expected=exc.expected
         ) from None
 
 
-def _feedback_items(body: object) -> list[tuple[str, Any]]:
+def _feedback_items(raw: bytes) -> list[tuple[str, Any]]:
+    body = _parse(parse_json, raw, _FEEDBACK_DEPTH)
     items = body.get("items") if isinstance(body, dict) else None
+    if isinstance(items, list) and len(items) > MAX_FEEDBACK_ITEMS:
+        raise ApiError(
+            422,
+            "invalid_body",
+            f"The field 'items' must hold at most {MAX_FEEDBACK_ITEMS} labels; got {len(items)}.",
+            field="items",
+            expected=f"at most {MAX_FEEDBACK_ITEMS} items",
+        )
     if not isinstance(items, list) or not items:
         raise ApiError(
             422,

@@ -36,6 +36,7 @@ __all__ = [
     "DEPLOYMENT_REVISION",
     "ENVIRONMENT",
     "FEEDBACK",
+    "FEEDBACK_EVENT",
     "LATEST_METRIC",
     "LINEAGE_EDGE",
     "METRIC",
@@ -50,6 +51,7 @@ __all__ = [
     "PROJECT",
     "RUN",
     "RUN_ARTIFACT",
+    "SERVING_SECRET",
     "STEP_OUTPUT",
     "STEP_RUN",
     "TAG",
@@ -62,6 +64,7 @@ __all__ = [
     "DeploymentRevisionRow",
     "DeploymentRow",
     "EnvironmentRow",
+    "FeedbackEventRow",
     "FeedbackRow",
     "LatestMetricRow",
     "LineageEdgeRow",
@@ -77,6 +80,7 @@ __all__ = [
     "ProjectRow",
     "RunArtifactRow",
     "RunRow",
+    "ServingSecretRow",
     "StepOutputRow",
     "StepRunRow",
     "TagRow",
@@ -527,6 +531,38 @@ class FeedbackRow(Base):
     received_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class FeedbackEventRow(Base):
+    """Every label accepted for a request, first and corrections: the audit of ``feedback``.
+
+    ``feedback`` holds the label in force (the last one); this table keeps each value
+    with when it arrived and who sent it.
+    """
+
+    __tablename__ = "feedback_event"
+    __table_args__ = (Index("ix_feedback_event_request", "endpoint", "request_id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    request_id: Mapped[str] = mapped_column(String(64))
+    label: Mapped[Any] = mapped_column(JSON)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(KEY_LENGTH))
+
+
+class ServingSecretRow(Base):
+    """A secret shared by every inference server of this store, by name.
+
+    ``request_ids`` keys the MAC in each request id a server answers with, so that
+    feedback is taken only for ids some server of the endpoint really answered.
+    """
+
+    __tablename__ = "serving_secret"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 def blob_columns() -> list[tuple[str, str]]:
     """Return ``(table, column)`` for every column that references an artifact blob."""
     return [
@@ -564,3 +600,5 @@ DEPLOYMENT = cast(Table, DeploymentRow.__table__)
 DEPLOYMENT_REVISION = cast(Table, DeploymentRevisionRow.__table__)
 PREDICTION_SEGMENT = cast(Table, PredictionSegmentRow.__table__)
 FEEDBACK = cast(Table, FeedbackRow.__table__)
+FEEDBACK_EVENT = cast(Table, FeedbackEventRow.__table__)
+SERVING_SECRET = cast(Table, ServingSecretRow.__table__)
