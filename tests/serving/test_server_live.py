@@ -372,7 +372,7 @@ def test_metrics_are_per_endpoint_route_and_version(world: World) -> None:
     try:
         _hammer(url, [float(i) for i in range(60)], threads=4)
         with httpx.Client(timeout=30) as client:
-            client.post(f"{url}/v1/endpoints/e/predict", json={"records": [{"y": 1}]})
+            client.post(f"{url}/v1/endpoints/e/predict", json={"records": [{"x": "one"}]})
             client.post(f"{url}/v1/endpoints/nope/predict", json={"records": [{"x": 1}]})
         text = httpx.get(f"{url}/metrics")
         primary = _metric(
@@ -402,8 +402,13 @@ def test_csv_bodies(world: World) -> None:
         with httpx.Client(timeout=30) as client:
             ok = client.post(
                 f"{url}/v1/endpoints/e/predict",
-                content=b"x,note\n1.5,a\n2,b\n",
+                content=b"x\n1.5\n2\n",
                 headers={"content-type": "text/csv; charset=utf-8"},
+            )
+            unknown = client.post(  # a column the model does not take (issue 12 item 11)
+                f"{url}/v1/endpoints/e/predict",
+                content=b"x,note\n1.5,a\n2,b\n",
+                headers={"content-type": "text/csv"},
             )
             bad_type = client.post(
                 f"{url}/v1/endpoints/e/predict",
@@ -419,6 +424,8 @@ def test_csv_bodies(world: World) -> None:
         stop()
     assert ok.status_code == 200, ok.text
     assert ok.json()["predictions"] == [3.0, 4.0]
+    assert unknown.status_code == 422
+    assert "unknown keys 'note'" in unknown.json()["error"]["message"]
     assert bad_type.status_code == 422
     assert "'x'" in bad_type.json()["error"]["message"]
     assert empty.status_code == 422
@@ -440,7 +447,15 @@ def test_open_inference_protocol_tensors(world: World) -> None:
                 json={
                     "inputs": [
                         {"name": "x", "shape": [2, 1], "datatype": "FP64", "data": [[1.0], [2.0]]},
-                        {"name": "extra", "shape": [2], "datatype": "INT64", "data": [7, 8]},
+                    ]
+                },
+            )
+            extra = client.post(  # an input the model does not take (issue 12 item 11)
+                f"{url}/v2/models/two/infer",
+                json={
+                    "inputs": [
+                        {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                        {"name": "extra", "shape": [1], "datatype": "INT64", "data": [7]},
                     ]
                 },
             )
@@ -463,6 +478,8 @@ def test_open_inference_protocol_tensors(world: World) -> None:
     assert output["data"] == [1.0, -1.0, 2.0, -2.0]
     assert ragged.status_code == 422
     assert ragged.json()["error"]["field"] == "inputs[0].shape"
+    assert extra.status_code == 422
+    assert "unknown keys 'extra'" in extra.json()["error"]["message"]
 
 
 def test_lone_requests_to_a_fast_model_skip_the_thread_hop_but_never_shadows_or_slow_ones(
