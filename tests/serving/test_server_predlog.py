@@ -24,8 +24,9 @@ from sklearn.linear_model import LinearRegression
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient, predictions
+from loopml.serving._payloads import PayloadLimits
 from loopml.serving._predlog import QUARANTINE, PredictionLog
-from loopml.serving._server import DEFAULT_MAX_BODY_BYTES, create_app
+from loopml.serving._server import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store
 
@@ -63,7 +64,10 @@ def _serve(tmp_path: Path, **log_options: int) -> Iterator[Served]:
     DeploymentClient(store, registry).set(ENDPOINT, ["pairs/1:100"], project="p")
     folder = tmp_path / "wal"
     log = PredictionLog(folder, store, artifacts, "h", flush_interval=60, **log_options)
-    url, stop = start_in_thread(create_app(store, artifacts, None, "p", log))
+    # Rows beyond the default per-request cap (422 before anything is predicted), as an
+    # operator raising LOOPML_SERVE_MAX_ROWS allows: the log must still hold every row.
+    options = ServerOptions(payload=PayloadLimits(max_rows=2_000_000))
+    url, stop = start_in_thread(create_app(store, artifacts, None, "p", log, options))
     try:
         yield Served(url, store, artifacts, log, folder)
     finally:
