@@ -36,6 +36,7 @@ from loopml.pipelines._materializers import (
     store_value,
 )
 from loopml.pipelines._task import StoredValue
+from skops_support import poison_skops
 
 BUILTIN_ALIASES = [
     "pandas.parquet",
@@ -194,33 +195,6 @@ def test_sklearn_with_types_outside_skops_defaults(artifacts: ArtifactStore) -> 
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
 
 
-def _poison_skops(path: Path, marker: Path) -> None:
-    """Give the stored estimator an attribute built by ``os.system("touch marker")``."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as original:
-        members = {name: original.read(name) for name in original.namelist()}
-    schema = json.loads(members["schema.json"])
-    command = {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode"}
-    command |= {"content": json.dumps(f"touch {marker}"), "is_json": True, "__id__": 1}
-    arguments = {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode"}
-    arguments |= {"content": [command], "__id__": 2}
-    attributes = schema["content"]
-    attributes["content"]["evil"] = {
-        "__class__": "system",
-        "__module__": "os",
-        "__loader__": "ConstructorFromReduceNode",
-        "content": arguments,
-        "__id__": 3,
-    }
-    key_types = attributes["key_types"]["content"]
-    key_types.append(dict(key_types[0]))
-    members["schema.json"] = json.dumps(schema).encode()
-    with zipfile.ZipFile(path, "w") as rewritten:
-        for name, data in members.items():
-            rewritten.writestr(name, data)
-
-
 def test_a_stored_skops_value_cannot_run_code_on_load(
     artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
@@ -235,7 +209,7 @@ def test_a_stored_skops_value_cannot_run_code_on_load(
     stored = store_value(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), artifacts)
     folder = artifacts.get_dir(stored.digest, tmp_path / "value")
     marker = tmp_path / "pwned"
-    _poison_skops(folder / "model.skops", marker)
+    poison_skops(folder / "model.skops", marker)
     crafted = dataclasses.replace(stored, digest=artifacts.put_dir(folder))
     with pytest.raises(UntrustedTypesError, match=r"os\.system") as refused:
         load_value(crafted, artifacts, trust_executable=True)

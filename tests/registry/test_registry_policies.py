@@ -7,7 +7,6 @@ contract runs on every back-end in ``test_registry_lifecycle.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,18 +41,6 @@ from loopml.tracking import TrackingClient
 P = "p"
 FEATURES = ["x0", "x1", "x2", "group"]
 TARGET = "label"
-
-
-@pytest.fixture
-def tracking(tmp_path: Path) -> Iterator[TrackingClient]:
-    client = TrackingClient(f"sqlite:///{tmp_path / 'store' / 'loopml.db'}", str(tmp_path / "a"))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def registry(tracking: TrackingClient) -> RegistryClient:
-    return RegistryClient(tracking.store, tracking.artifacts)
 
 
 @pytest.fixture

