@@ -11,9 +11,9 @@ def current_identity() -> str | None:
     """The operating-system account this process runs as, or None if it has no name.
 
     The name is looked up by the process's user id in the account database, not read
-    from ``USER`` or ``LOGNAME``, which anyone starting a
-    process can set (``USER=alice loopml models approve …`` must not approve as
-    alice). Governance will replace this with authenticated identities.
+    from ``USER`` or ``LOGNAME``, which anyone starting a process can set
+    (``USER=alice loopml models approve …`` must not approve as alice). Governance
+    will replace this with authenticated identities.
     """
     return _account_name()
 
