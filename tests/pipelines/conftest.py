@@ -22,6 +22,28 @@ if str(PROJECT) not in sys.path:
 
 SCRIPT = PROJECT / "lp_run.py"
 
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run ``git ARGS`` in ``repo`` as a fixed test author, ignoring the user's config."""
+    done = subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        env={**os.environ, **_GIT_ENV},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
 
 class Marks:
     """The executions the project's steps appended to their marks file."""

@@ -13,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import git
 from loopml.errors import InvalidParameter, PipelineDefinitionError
 from loopml.pipelines import Event, _state
 from loopml.pipelines._reproduce import ReproductionReport, _environment_differences, reproduce
 from loopml.pipelines._reproduce_git import map_reference
 from loopml.tracking import get_client
-
-_GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 _FLOW = """
 import random
@@ -107,24 +99,16 @@ class Recorded:
     run_id: str
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **_GIT_ENV}
-    done = subprocess.run(
-        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
 def _make_repo(repo: Path, files: dict[str, str]) -> str:
     for name, text in files.items():
         path = repo / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     (repo / ".gitignore").write_text("__pycache__/\n")
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "pipeline")
-    return _git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "pipeline")
+    return git(repo, "rev-parse", "HEAD").strip()
 
 
 def _run(repo: Path, stores: Stores, *argv: str) -> str:
@@ -169,7 +153,7 @@ def use_stores(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stor
 def _worktrees(repo: Path) -> list[str]:
     return [
         line
-        for line in _git(repo, "worktree", "list", "--porcelain").splitlines()
+        for line in git(repo, "worktree", "list", "--porcelain").splitlines()
         if line.startswith("worktree ")
     ]
 
@@ -231,7 +215,7 @@ def test_keep_worktree_leaves_the_commit_checked_out(
         assert not list(worktree.rglob("__pycache__"))
     finally:
         if report.worktree:
-            _git(recorded.repo, "worktree", "remove", "--force", report.worktree)
+            git(recorded.repo, "worktree", "remove", "--force", report.worktree)
             assert not Path(report.worktree).exists()
     assert {s.step: s.matches for s in report.steps}["total"]
 

@@ -14,20 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import git
 from loopml.approvals import ApprovalClient
 from loopml.pipelines import get_pipeline_run
 from loopml.registry._api import get_client as registry_client
 from loopml.registry._card import build_card
 from loopml.tracking import get_client
-
-_GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 _FLOW = """
 import loopml
@@ -51,18 +43,6 @@ def train(data: list) -> str:
 def flow(n: int = 20):
     train(rows(n))
 """
-
-
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        env={**os.environ, **_GIT_ENV},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def _run_in(repo: Path, program: str) -> str:
@@ -89,10 +69,10 @@ def test_a_model_trained_in_a_pipeline_step_names_its_commit(tmp_path: Path) -> 
     (repo / "proj" / "__init__.py").write_text("")
     (repo / "proj" / "flow.py").write_text(textwrap.dedent(_FLOW))
     (repo / ".gitignore").write_text("__pycache__/\n")
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "flow")
-    commit = _git(repo, "rev-parse", "HEAD")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "flow")
+    commit = git(repo, "rev-parse", "HEAD")
     program = (
         "from loopml.pipelines._loader import load_pipeline\n"
         "flow = load_pipeline('proj.flow:flow')\n"
@@ -136,10 +116,10 @@ def test_steps_run_by_a_resume_record_the_code_they_ran(tmp_path: Path) -> None:
     (repo / "proj" / "__init__.py").write_text("")
     (repo / "proj" / "flow.py").write_text(textwrap.dedent(_GATED))
     (repo / ".gitignore").write_text("__pycache__/\n")
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "flow")
-    before = _git(repo, "rev-parse", "HEAD")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "flow")
+    before = git(repo, "rev-parse", "HEAD")
     run_id = _run_in(
         repo,
         "from loopml.pipelines._loader import load_pipeline\n"
@@ -148,9 +128,9 @@ def test_steps_run_by_a_resume_record_the_code_they_ran(tmp_path: Path) -> None:
     waiting = get_pipeline_run(run_id)
     assert waiting.status == "waiting_for_approval"
     (repo / "NOTES.md").write_text("a later commit\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "notes")
-    after = _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "notes")
+    after = git(repo, "rev-parse", "HEAD")
 
     tracking = get_client()
     ApprovalClient(tracking.store).decide(waiting.steps["approval"].approval_id, "approved")

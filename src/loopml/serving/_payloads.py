@@ -52,7 +52,6 @@ from loopml.errors import InvalidParameter
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "OIP_DATATYPES",
     "Columns",
     "FloatRows",
     "Payload",
@@ -60,7 +59,6 @@ __all__ = [
     "PayloadLimits",
     "first_value",
     "json_depth",
-    "oip_datatype",
     "parse_csv",
     "parse_float_split",
     "parse_json",
@@ -69,15 +67,6 @@ __all__ = [
     "row_count",
     "to_columns",
 ]
-
-OIP_DATATYPES: dict[str, str] = {
-    "integer": "INT64",
-    "float": "FP64",
-    "boolean": "BOOL",
-    "string": "BYTES",
-    "datetime": "BYTES",
-}
-"""Signature column type → Open Inference Protocol datatype."""
 
 _PREDICT_SHAPES = ("records", "columns", "dataframe_split")
 _SHOWN_UNKNOWN = 5  # unknown keys named in an error
@@ -411,17 +400,6 @@ def parse_oip_inputs(
             raise PayloadError(f"{where}.data", f"{shape[0]} values (from shape {shape})", data)
         columns[name] = data
     return _columns(columns, "inputs", names, limits)
-
-
-def oip_datatype(values: Sequence[Any]) -> str:
-    """The OIP datatype of a list of output values (``BYTES`` for anything else)."""
-    if all(isinstance(v, bool) for v in values):
-        return "BOOL"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "INT64"
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return "FP64"
-    return "BYTES"
 
 
 # -- internals ------------------------------------------------------------------------------

@@ -82,15 +82,14 @@ from loopml.serving._feedback import MAX_LABEL_DEPTH, RequestIds, record_feedbac
 from loopml.serving._guard import LOOPBACK_HOSTS, RequestGuard
 from loopml.serving._live import LiveEndpoint, LiveEndpoints, route_label
 from loopml.serving._metrics import CONTENT_TYPE, ServerMetrics
+from loopml.serving._oip import model_metadata, oip_output
 from loopml.serving._payloads import (
     DEFAULT_LIMITS,
-    OIP_DATATYPES,
     FloatRows,
     Payload,
     PayloadError,
     PayloadLimits,
     first_value,
-    oip_datatype,
     parse_csv,
     parse_float_split,
     parse_json,
@@ -337,7 +336,7 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
 
     @app.get("/v2/models/{name}")
     async def metadata(name: str) -> Response:
-        return _json(_metadata(name, server.endpoint(name)))
+        return _json(model_metadata(name, server.endpoint(name)))
 
     @app.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
@@ -358,7 +357,7 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
                 "model_name": name,
                 "model_version": answer.outcome.model_version,
                 "id": given_id if isinstance(given_id, str) else answer.request_id,
-                "outputs": [_oip_output(answer.outcome.predictions)],
+                "outputs": [oip_output(answer.outcome.predictions)],
             },
             headers={"X-Request-Id": answer.request_id},
         )
@@ -756,51 +755,3 @@ def _feedback_items(raw: bytes) -> list[tuple[str, Any]]:
             )
         found.append((item["request_id"], item["label"]))
     return found
-
-
-def _oip_output(predictions: list[Any]) -> dict[str, Any]:
-    """The OIP output tensor: shape [n] or [n, k] (multi-output), data flattened row-major."""
-    if predictions and all(isinstance(p, list) for p in predictions):
-        width = len(predictions[0])
-        if all(len(p) == width for p in predictions):
-            flat = [value for row in predictions for value in row]
-            return {
-                "name": "predict",
-                "shape": [len(predictions), width],
-                "datatype": oip_datatype(flat),
-                "data": flat,
-            }
-    return {
-        "name": "predict",
-        "shape": [len(predictions)],
-        "datatype": oip_datatype(predictions),
-        "data": predictions,
-    }
-
-
-def _metadata(name: str, live: LiveEndpoint) -> dict[str, Any]:
-    primary = live.batchers[live.router.routes[0].model].model
-    signature = primary.signature
-    inputs = (
-        []
-        if signature is None
-        else [
-            {"name": c.name, "datatype": OIP_DATATYPES.get(c.type, "BYTES"), "shape": [-1]}
-            for c in signature.inputs
-        ]
-    )
-    outputs = (
-        [
-            {"name": "predict", "datatype": OIP_DATATYPES.get(c.type, "BYTES"), "shape": [-1]}
-            for c in signature.outputs[:1]
-        ]
-        if signature is not None and signature.outputs
-        else [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
-    )
-    return {
-        "name": name,
-        "versions": live.versions(),
-        "platform": "loopml",
-        "inputs": inputs,
-        "outputs": outputs,
-    }
