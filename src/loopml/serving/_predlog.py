@@ -61,13 +61,17 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from loopml._private_fs import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    make_private_dirs,
+    open_private_file,
+)
 from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter, PredictionTooLarge
 from loopml.serving._feedback import labels_for
 from loopml.serving._payloads import FloatRows
 from loopml.serving._wal import (
-    FILE_MODE,
-    FOLDER_MODE,
     MAX_FRAME,
     WalContents,
     WalWriter,
@@ -456,7 +460,7 @@ class PredictionLog:
     def _set_aside(self, path: Path, name: str, records: int, unreadable: int) -> None:
         """Move ``path`` intact into the quarantine folder (as ``name``), say so, count it."""
         folder = self.folder / QUARANTINE
-        folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
+        make_private_dirs(folder)
         target, number = folder / name, 1
         while target.exists():
             target = folder / f"{Path(name).stem}.{number}{Path(name).suffix}"
@@ -508,9 +512,9 @@ class PredictionLog:
 
 def _private_folder(folder: Path) -> None:
     """Create ``folder`` (owner-only), or make an existing one owner-only."""
-    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-    if stat.S_IMODE(folder.stat().st_mode) != FOLDER_MODE:
-        folder.chmod(FOLDER_MODE)
+    make_private_dirs(folder)
+    if stat.S_IMODE(folder.stat().st_mode) != PRIVATE_DIR_MODE:
+        folder.chmod(PRIVATE_DIR_MODE)
 
 
 def _segment_index(path: Path) -> pa.Table | None:
@@ -535,7 +539,7 @@ def _readable_rows(path: Path) -> int:
 
 
 def _lock_folder(folder: Path) -> int:
-    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -688,10 +692,10 @@ def _stage(wal: Path, staged: Path) -> tuple[int, int]:
     staging = wal.with_suffix(_STAGING)
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir(mode=FOLDER_MODE)
+    make_private_dirs(staging)
     for index, (_, group) in enumerate(sorted(by_endpoint.items())):
         path = staging / f"{index:04d}.parquet"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        fd = open_private_file(path, os.O_WRONLY)
         with os.fdopen(fd, "wb") as handle:
             pq.write_table(_rows_to_table(group), handle, compression="zstd")
             handle.flush()

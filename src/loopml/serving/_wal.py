@@ -53,11 +53,10 @@ from typing import Any
 
 import orjson
 
+from loopml._private_fs import open_private_file
 from loopml.errors import PredictionLogUnavailable, PredictionTooLarge
 
 __all__ = [
-    "FILE_MODE",
-    "FOLDER_MODE",
     "MAGIC",
     "MAX_FRAME",
     "SYNC",
@@ -82,12 +81,6 @@ SYNC = b"\xd7LMF"
 
 MAX_FRAME = 256 * 1024 * 1024
 """The largest frame payload written or read, in bytes."""
-
-FILE_MODE = 0o600
-"""WAL files, staged segments and set-aside files are readable by their owner only."""
-
-FOLDER_MODE = 0o700
-"""... and so are the folders that hold them."""
 
 _MAGIC_V1 = b"LMWAL01\n"
 _HEADER = struct.Struct(">4sIII")  # sync, payload length, payload CRC32, CRC32 of the 12 before
@@ -520,9 +513,7 @@ class WalWriter:
     def _open_file(self) -> None:
         path = self._folder / wal_name(self._number)
         self._number += 1
-        fd = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, FILE_MODE
-        )
+        fd = open_private_file(path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, MAGIC)
             os.fsync(fd)
