@@ -45,6 +45,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoreVersionError",
+    "UnknownColumnError",
     "UntrustedCheckError",
     "UntrustedModelError",
     "UntrustedTypesError",
@@ -353,3 +354,20 @@ class PredictionLogUnavailable(LoopmlError, OSError):
     The record is not logged; the log retries in the background and accepts
     records again once a fresh WAL file could be created and synced.
     """
+
+
+class UnknownColumnError(SchemaError, KeyError):
+    """Raised by ``loopml.data.save_schema`` when an expectation names a column the dataset lacks.
+
+    Such a check could only fail every validation, so nothing is saved.
+    ``columns`` holds the unknown names and ``known`` the dataset's columns.
+    """
+
+    def __init__(self, message: str, columns: tuple[str, ...], known: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.columns = columns
+        self.known = known
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; keep it as written.
+        return str(self.args[0])

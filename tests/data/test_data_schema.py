@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -15,14 +16,22 @@ from loopml.errors import InvalidParameter, SchemaError
 
 @pytest.fixture
 def table() -> pa.Table:
+    """200 rows: an id, ages with gaps, incomes with an infinity, states and flags."""
+    rng = np.random.default_rng(3)
+    n = 200
+    ages = rng.integers(18, 65, n).tolist()
+    ages[2] = None
+    income = rng.lognormal(1.0, 0.5, n)
+    income[3] = np.inf
+    flags = rng.random(n) < 0.5
     return normalize_table(
         pa.table(
             {
-                "id": [1, 2, 3, 4, 5, 6],
-                "age": [18, 30, None, 64, 41, 22],
-                "income": [1.5, 2.5, 3.5, float("inf"), 0.5, 1.0],
-                "state": ["CA", "NY", "CA", "TX", "NY", "CA"],
-                "flag": [True, False, True, True, None, False],
+                "id": list(range(1, n + 1)),
+                "age": ages,
+                "income": income,
+                "state": rng.choice(["CA", "NY", "TX"], n),
+                "flag": [None if i == 4 else bool(f) for i, f in enumerate(flags)],
             }
         )
     )
@@ -39,13 +48,21 @@ def test_infer_types_nullability_ranges_and_categories(table: pa.Table) -> None:
         "flag": "bool",
     }
     age = schema.column("age")
-    assert age.nullable and (age.min, age.max) == (18, 64)
+    # widened beyond the observed 18..64, to whole numbers
+    assert age.nullable and isinstance(age.min, int) and isinstance(age.max, int)
+    assert age.min < 18 and age.max > 64
     assert not schema.column("id").nullable and schema.column("id").unique
     # an infinite maximum gives no range rather than a wrong one
     assert schema.column("income").min is None and schema.column("income").max is None
     assert schema.column("state").allowed == ("CA", "NY", "TX")
     assert schema.column("flag").nullable and schema.column("flag").allowed is None
     assert schema.unique_together == ()
+
+
+def test_small_samples_get_no_range() -> None:
+    table = normalize_table(pa.table({"age": [18, 30, None, 64, 41, 22]}))
+    age = infer_schema(profile_table(table)).column("age")
+    assert (age.min, age.max) == (None, None)
 
 
 def test_infer_multi_column_key_is_unique_together(table: pa.Table) -> None:
@@ -80,7 +97,8 @@ def test_key_columns_get_no_range_or_allowed_set(table: pa.Table) -> None:
 
 
 def test_edited_yaml_is_read_back(table: pa.Table) -> None:
-    text = infer_schema(profile_table(table)).to_yaml().replace("max: 64", "max: 120")
+    schema = infer_schema(profile_table(table))
+    text = schema.to_yaml().replace(f"max: {schema.column('age').max}\n", "max: 120\n")
     assert DatasetSchema.from_yaml(text).column("age").max == 120
 
 

@@ -100,8 +100,16 @@ def reference() -> pa.Table:
 
 
 @pytest.fixture
-def schema(reference: pa.Table) -> DatasetSchema:
-    return infer_schema(profile_table(reference), key_columns=["id"])
+def schema() -> DatasetSchema:
+    """Rules like those inferred from ``reference``, written out (inference is tested apart)."""
+    return DatasetSchema(
+        (
+            ColumnSchema("id", "int64", nullable=False, unique=True),
+            ColumnSchema("age", "int64", nullable=False, min=20, max=39),
+            ColumnSchema("state", "large_string", nullable=False, allowed=("CA", "NY")),
+            ColumnSchema("score", "double", nullable=False, min=0.0, max=0.95),
+        )
+    )
 
 
 def test_failures_are_counted_with_samples(schema: DatasetSchema) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +26,7 @@ from loopml.errors import DataValidationError, LoopmlError, SchemaError
 if TYPE_CHECKING:
     from loopml.data import DatasetSchema, DatasetVersion, Expectation, ValidationReport
 
-__all__ = ["app", "edit_document", "parse_document"]
+__all__ = ["app", "edit_document", "parse_document", "schema_document"]
 
 app = typer.Typer(
     help="Register, inspect, validate and compare versioned datasets.", no_args_is_help=True
@@ -130,6 +131,8 @@ def add(
         loopml.data.report(version.ref, project=project) if version.report_passed is False else None
     )
     _show_added(version, report, existing=existing, as_json=as_json)
+    if version.version == 1 and version.is_new and not key and not as_json:
+        _suggest_keys(version)
     if version.report_passed is False and (strict or version.status == "quarantined"):
         # Only an identical earlier version gets here: a new one is quarantined and raised.
         failed = len(report.failed_checks) if report else 0
@@ -146,6 +149,22 @@ def add(
             raise DataValidationError(message, report=report, version=version.ref)
         if not as_json:
             out().print(f"warning: {message}", style="yellow", highlight=False)
+
+
+def _suggest_keys(version: DatasetVersion) -> None:
+    """Name the columns of a new, unkeyed dataset that look like row ids."""
+    from loopml.data._infer import key_candidates
+
+    candidates = key_candidates(version.profile.columns)
+    if candidates:
+        names = ", ".join(map(repr, candidates))
+        out().print(
+            f"hint: {names} look(s) like row ids, so the inferred schema puts no range on "
+            f"them; to check that ids stay unique, mark them 'unique: true' with 'loopml data "
+            f"schema {version.name} --edit' (or declare keys with --key when registering).",
+            style="dim",
+            highlight=False,
+        )
 
 
 def _show_added(
@@ -363,7 +382,11 @@ def schema(
         raise typer.BadParameter("use either --edit or --set, not both.", param_hint="--set")
     revision, current, expectations = loopml.data.get_schema(name, project=project)
     if set_file is not None:
-        saved = _save(name, project, set_file.read_text(encoding="utf-8"))
+        text = set_file.read_text(encoding="utf-8")
+        if parse_document(text) == (current, expectations):
+            _say(as_json, name, revision, f"No changes; the schema stays at revision {revision}.")
+            return
+        saved = _save(name, project, text)
         _say(as_json, name, saved, f"Saved revision {saved} of the schema of dataset {name!r}.")
         return
     if edit:
@@ -391,18 +414,13 @@ def schema(
             }
         )
         return
-    from loopml.data import expectations_to_yaml
-
+    # The printed document is what --set reads back (and what --edit opens).
+    document = schema_document(name, revision, current, expectations)
     console = out()
-    console.print(f"Schema of dataset {name!r}, revision {revision}", style="bold", highlight=False)
-    console.print(Syntax(current.to_yaml(), "yaml", background_color="default"))
-    if expectations:
-        console.print("Expectations", style="bold")
-        console.print(
-            Syntax(expectations_to_yaml(expectations), "yaml", background_color="default")
-        )
+    if console.is_terminal:
+        console.print(Syntax(document, "yaml", background_color="default"))
     else:
-        console.print("No expectations.", style="dim")
+        sys.stdout.write(document)
 
 
 def _say(as_json: bool, name: str, revision: int, message: str) -> None:
@@ -412,26 +430,51 @@ def _say(as_json: bool, name: str, revision: int, message: str) -> None:
         out().print(message, highlight=False)
 
 
+def schema_document(
+    name: str, revision: int, schema: DatasetSchema, expectations: list[Expectation]
+) -> str:
+    """The YAML of a schema revision as ``data schema`` prints it and ``--set`` reads it.
+
+    The schema is under ``schema:``, the checks under ``expectations:``.
+    """
+    header = (
+        f"# Schema and expectations of dataset {name!r} (revision {revision}).\n"
+        f"# Save an edited copy with: loopml data schema {name} --set FILE\n"
+        f"{_DOCUMENT_HELP}"
+    )
+    return header + _document_body(schema, expectations)
+
+
 def edit_document(
     name: str, revision: int, schema: DatasetSchema, expectations: list[Expectation]
 ) -> str:
     """The YAML people edit: the schema under ``schema:``, the checks under ``expectations:``."""
-    from loopml.data._schema import dump_yaml
-
     header = (
         f"# Schema and expectations of dataset {name!r} (revision {revision}).\n"
         "# Save and close the editor to store them as a new revision; leave the file\n"
-        "# unchanged to keep the current one. Per column: type (Arrow), nullable and\n"
-        "# optionally unique, min, max (inclusive), allowed (a list), pattern (a regex).\n"
-        "# Expectations: a list of {kind: range|in_set|regex|unique|not_null_rate|\n"
-        "# row_count|freshness|expression|custom, ...}.\n"
+        "# unchanged to keep the current one.\n"
+        f"{_DOCUMENT_HELP}"
     )
+    return header + _document_body(schema, expectations)
+
+
+_DOCUMENT_HELP = (
+    "# Per column: type (Arrow), nullable and optionally unique, min, max\n"
+    "# (inclusive), allowed (a list), pattern (a regex). Expectations: a list of\n"
+    "# {kind: range|in_set|regex|unique|not_null_rate|row_count|freshness|\n"
+    "# expression|custom, ...}.\n"
+)
+
+
+def _document_body(schema: DatasetSchema, expectations: list[Expectation]) -> str:
+    from loopml.data._schema import dump_yaml
+
     if expectations:
         body = {"schema": schema.to_dict(), "expectations": [e.to_dict() for e in expectations]}
-        return header + dump_yaml(body)
+        return dump_yaml(body)
     # An empty value, not "[]": entries can then be added below it as they are.
     example = "# - {kind: not_null_rate, column: COLUMN, min_rate: 0.99}\n"
-    return header + dump_yaml({"schema": schema.to_dict()}) + "expectations:\n" + example
+    return dump_yaml({"schema": schema.to_dict()}) + "expectations:\n" + example
 
 
 def parse_document(text: str) -> tuple[DatasetSchema | None, list[Expectation] | None]:
@@ -450,7 +493,8 @@ def parse_document(text: str) -> tuple[DatasetSchema | None, list[Expectation] |
             "The schema file must be a mapping with 'schema' and/or 'expectations' keys; "
             f"got {type(data).__name__}."
         )
-    unknown = sorted(map(str, set(data) - {"schema", "expectations"}))
+    # 'name' and 'revision' (in the --json output) say where a document came from.
+    unknown = sorted(map(str, set(data) - {"schema", "expectations", "name", "revision"}))
     if unknown:
         raise SchemaError(
             f"The schema file has unknown top-level key(s) {unknown}; "

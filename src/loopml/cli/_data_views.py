@@ -386,6 +386,12 @@ def _psi_text(column: ColumnDiff) -> Text:
     return Text(f"{column.psi:.3f}", style="bold red" if column.drifted else "")
 
 
+def _drifted_text(column: ColumnDiff) -> Text:
+    if column.key:
+        return Text("key", style="dim")
+    return Text("DRIFTED", style="bold red") if column.drifted else Text("no", style="dim")
+
+
 def _psi_order(column: ColumnDiff) -> float:
     return -column.psi if column.psi is not None else math.inf
 
@@ -435,7 +441,7 @@ def diff_renderables(old: str, new: str, diff: ProfileDiff) -> list[RenderableTy
             table.add_row(
                 Text(column.name),
                 _psi_text(column),
-                Text("DRIFTED", style="bold red") if column.drifted else Text("no", style="dim"),
+                _drifted_text(column),
                 *(_arrow(by_stat.get(stat)) for stat in _DIFF_STATS),
                 _other_changes(column),
             )

@@ -20,7 +20,11 @@ from loopml._identity import current_identity
 from loopml._urls import redact_url
 from loopml.artifacts import ArtifactStore
 from loopml.data._diff import ProfileDiff, diff_profiles
-from loopml.data._expect import expectations_from_yaml, expectations_to_yaml
+from loopml.data._expect import (
+    check_expectation_columns,
+    expectations_from_yaml,
+    expectations_to_yaml,
+)
 from loopml.data._expectations import Expectation
 from loopml.data._hashing import ContentHasher
 from loopml.data._profile import Profile, build_profile
@@ -440,9 +444,11 @@ class DataClient:
         """Store a new schema revision; ``None`` keeps the current schema or expectations.
 
         Text is parsed as YAML first, so nothing is stored if it does not parse.
+        Expectations may name the schema's columns and those of the newest version.
 
         Raises:
             SchemaError: the YAML does not parse or is not a valid schema/expectation list.
+            UnknownColumnError: an expectation names a column the dataset does not have.
             DatasetNotFound: no dataset ``name``.
         """
         new_schema = DatasetSchema.from_yaml(schema) if isinstance(schema, str) else schema
@@ -462,6 +468,15 @@ class DataClient:
                     if current is not None and current.expectations_yaml
                     else []
                 )
+            newest = conn.execute(
+                select(_version.c.columns)
+                .where(_version.c.dataset_id == dataset.id)
+                .order_by(_version.c.version.desc())
+                .limit(1)
+            ).scalar()
+            columns = [*new_schema.columns]
+            columns += [c for c, _ in newest or () if c not in new_schema.columns]
+            check_expectation_columns(new_expectations, columns)
             return self._insert_schema(conn, dataset.id, new_schema, list(new_expectations))
 
     def _insert_schema(
@@ -570,11 +585,19 @@ class DataClient:
         }
 
     def diff(self, old: str, new: str, *, project: str) -> ProfileDiff:
-        """Compare the schemas and statistics of two versions (from their profiles)."""
-        return diff_profiles(
-            self.get_version(old, project=project).profile,
-            self.get_version(new, project=project).profile,
-        )
+        """Compare the schemas and statistics of two versions (from their profiles).
+
+        The key columns of both datasets are never reported as drifted.
+        """
+        old_version = self.get_version(old, project=project)
+        new_version = self.get_version(new, project=project)
+        with self.store.read() as conn:
+            keys = {
+                key
+                for name in {old_version.name, new_version.name}
+                for key in self._require_dataset(conn, name, project).key_columns
+            }
+        return diff_profiles(old_version.profile, new_version.profile, sorted(keys))
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -16,6 +16,10 @@ Distribution change is the *population stability index* (PSI),
 Common reading: below 0.1 no real change, 0.1-0.2 moderate, above 0.2 a shift
 (:data:`PSI_DRIFT_THRESHOLD`).
 
+Key columns -- the dataset's declared keys, and columns that look like keys in
+both versions (distinct ids, see :func:`loopml.data._infer.is_key_like`) -- get no
+PSI and never drift: new versions bring new ids by design.
+
 Example:
     >>> import pyarrow as pa
     >>> from loopml.data._profile import profile_table
@@ -31,12 +35,14 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from loopml.data._infer import is_key_like
 from loopml.data._profile import QUANTILE_KEYS, ColumnProfile, Histogram, Profile
 
 __all__ = [
@@ -110,6 +116,7 @@ class ColumnDiff:
         new_categories: Values present only in the new version (when both value
             sets are fully known: categorical or boolean columns).
         vanished_categories: Values present only in the old version.
+        key: Whether the column identifies rows (no PSI; never drifted).
     """
 
     name: str
@@ -119,6 +126,7 @@ class ColumnDiff:
     psi: float | None = None
     new_categories: tuple[str, ...] = ()
     vanished_categories: tuple[str, ...] = ()
+    key: bool = False
 
     @property
     def has_changes(self) -> bool:
@@ -146,6 +154,7 @@ class ColumnDiff:
             "drifted": self.drifted,
             "new_categories": list(self.new_categories),
             "vanished_categories": list(self.vanished_categories),
+            "key": self.key,
         }
 
 
@@ -199,12 +208,14 @@ class ProfileDiff:
         }
 
 
-def diff_profiles(old: Profile, new: Profile) -> ProfileDiff:
+def diff_profiles(old: Profile, new: Profile, key_columns: Sequence[str] = ()) -> ProfileDiff:
     """Compare two profiles.
 
     Args:
         old: The reference profile (e.g. ``credit:1``).
         new: The profile compared with it (e.g. ``credit:2``).
+        key_columns: The dataset's key columns (never drifted; nor are columns
+            that look like keys in both profiles).
 
     Returns:
         The differences; :attr:`ProfileDiff.has_changes` is False for equal profiles.
@@ -212,6 +223,9 @@ def diff_profiles(old: Profile, new: Profile) -> ProfileDiff:
     added = tuple((n, c.arrow_type) for n, c in new.columns.items() if n not in old.columns)
     removed = tuple((n, c.arrow_type) for n, c in old.columns.items() if n not in new.columns)
     common = [n for n in new.columns if n in old.columns]
+    keys = set(key_columns) | {
+        n for n in common if is_key_like(old.columns[n]) and is_key_like(new.columns[n])
+    }
     retyped = tuple(
         TypeChange(n, old.columns[n].arrow_type, new.columns[n].arrow_type)
         for n in common
@@ -222,11 +236,11 @@ def diff_profiles(old: Profile, new: Profile) -> ProfileDiff:
         added=added,
         removed=removed,
         retyped=retyped,
-        columns={n: _column_diff(old.columns[n], new.columns[n]) for n in common},
+        columns={n: _column_diff(old.columns[n], new.columns[n], key=n in keys) for n in common},
     )
 
 
-def _column_diff(old: ColumnProfile, new: ColumnProfile) -> ColumnDiff:
+def _column_diff(old: ColumnProfile, new: ColumnProfile, key: bool) -> ColumnDiff:
     pairs: list[tuple[str, Value, Value]] = [
         ("count", old.count, new.count),
         ("missing", old.missing, new.missing),
@@ -247,9 +261,10 @@ def _column_diff(old: ColumnProfile, new: ColumnProfile) -> ColumnDiff:
         old_kind=old.kind,
         new_kind=new.kind,
         changes=changes,
-        psi=_psi(old, new),
+        psi=None if key else _psi(old, new),
         new_categories=tuple(sorted(new_set - old_set)) if both_known else (),  # type: ignore[operator]
         vanished_categories=tuple(sorted(old_set - new_set)) if both_known else (),  # type: ignore[operator]
+        key=key,
     )
 
 

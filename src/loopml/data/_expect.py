@@ -28,9 +28,14 @@ from loopml.data._expectations import (
     Unique,
 )
 from loopml.data._schema import dump_yaml, load_yaml, yaml_line
-from loopml.errors import InvalidParameter, SchemaError
+from loopml.errors import InvalidParameter, SchemaError, UnknownColumnError
 
-__all__ = ["expect", "expectations_from_yaml", "expectations_to_yaml"]
+__all__ = [
+    "check_expectation_columns",
+    "expect",
+    "expectations_from_yaml",
+    "expectations_to_yaml",
+]
 
 EXPECTATIONS_FORMAT = 1
 
@@ -158,3 +163,28 @@ def _from_entry(entry: object, index: int, text: str, path: tuple[str | int, ...
         raise SchemaError(f"{where} ({kind}): {exc}") from exc
     except (InvalidParameter, TypeError) as exc:
         raise SchemaError(f"{where} ({kind}) is invalid: {exc}") from exc
+
+
+def check_expectation_columns(expectations: Sequence[Expectation], columns: Sequence[str]) -> None:
+    """Refuse expectations that read a column not among ``columns``.
+
+    Such a check could only fail every validation, so it is refused when saved.
+
+    Args:
+        expectations: The checks to save.
+        columns: The dataset's columns.
+
+    Raises:
+        UnknownColumnError: An expectation names an unknown column; the message
+            names the expectation, the column and the columns that exist.
+    """
+    known = set(columns)
+    for number, expectation in enumerate(expectations, start=1):
+        unknown = tuple(c for c in expectation.columns_used if c not in known)
+        if unknown:
+            raise UnknownColumnError(
+                f"Expectation #{number} ({expectation.label}) names column(s) {list(unknown)} "
+                f"that the dataset does not have; its columns are {list(columns)}.",
+                columns=unknown,
+                known=tuple(columns),
+            )

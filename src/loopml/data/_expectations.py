@@ -76,6 +76,12 @@ class Expectation(ABC):
         return column if isinstance(column, str) else None
 
     @property
+    def columns_used(self) -> tuple[str, ...]:
+        """The columns the check reads (empty for table-wide and custom checks)."""
+        column = self.checked_column
+        return () if column is None else (column,)
+
+    @property
     def label(self) -> str:
         """The name shown in reports: ``name`` if given, else a description."""
         return self.name or self.describe()
@@ -269,6 +275,10 @@ class Expression(_RowExpectation):
     def describe(self) -> str:
         return f"rule({self.rule})"
 
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        return tuple(rule_columns(self.rule))
+
     def needed_columns(self, frame: pd.DataFrame) -> list[str]:
         return rule_columns(self.rule)
 
@@ -430,6 +440,10 @@ class Unique(Expectation):
     @property
     def checked_column(self) -> str | None:
         return self.columns[0] if len(self.columns) == 1 else None
+
+    @property
+    def columns_used(self) -> tuple[str, ...]:
+        return self.columns
 
     def describe(self) -> str:
         return f"unique({', '.join(self.columns)})"

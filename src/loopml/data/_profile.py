@@ -99,6 +99,10 @@ class ColumnProfile:
         top_k: Categorical, text, boolean: up to 20 ``(str(value), count)``, most
             frequent first, ties in ascending value order.
         categories: Categorical only: every value, sorted.
+        integral: Numeric: whether every finite value is a whole number (always
+            for integer columns; for floats, e.g. integers with missing values
+            read as floats). ``None`` for other kinds and for profiles stored
+            before this statistic existed.
     """
 
     name: str
@@ -116,6 +120,7 @@ class ColumnProfile:
     histogram: Histogram | None = None
     top_k: tuple[tuple[str, int], ...] | None = None
     categories: tuple[str, ...] | None = None
+    integral: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict; non-finite floats become ``"inf"``, ``"-inf"``, ``"nan"``."""
@@ -143,6 +148,7 @@ class ColumnProfile:
             },
             "top_k": None if self.top_k is None else [[v, n] for v, n in self.top_k],
             "categories": None if self.categories is None else list(self.categories),
+            "integral": self.integral,
         }
 
     @classmethod
@@ -176,6 +182,7 @@ class ColumnProfile:
             ),
             top_k=None if top_k is None else tuple((str(v), int(n)) for v, n in top_k),
             categories=None if categories is None else tuple(str(c) for c in categories),
+            integral=None if d.get("integral") is None else bool(d["integral"]),
         )
 
 

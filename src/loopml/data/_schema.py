@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from loopml.data._infer import allowed_values, numeric_range
 from loopml.errors import InvalidParameter, SchemaError
 
 if TYPE_CHECKING:
@@ -368,10 +369,14 @@ def infer_schema(profile: Profile, key_columns: Sequence[str] = ()) -> DatasetSc
     """Infer a schema from a dataset version's profile (the data is not read again).
 
     Every column gets its Arrow type; it is nullable only if the profile saw a
-    missing value; numeric non-key columns get their observed ``[min, max]`` as an
-    inclusive range (when both are finite); categorical columns whose full set of
-    values is known get it as ``allowed``. A single key column is marked
-    ``unique``; several key columns must be unique together.
+    missing value. Rules on values are inferred so that further data from the
+    same distribution passes them (see :mod:`loopml.data._infer` for the rules
+    and their false-alarm rate): numeric columns get their observed range widened
+    by a tolerance extrapolated from their tails (whole-number bounds for
+    integral columns, floats with missing values included); categorical columns
+    whose every value was seen often enough get them as ``allowed``. Key columns,
+    and columns that look like keys (unique ids), get neither. A single key
+    column is marked ``unique``; several key columns must be unique together.
 
     Args:
         profile: The profile of the data (``loopml.data._profile.Profile``).
@@ -391,16 +396,14 @@ def infer_schema(profile: Profile, key_columns: Sequence[str] = ()) -> DatasetSc
         )
     specs = []
     for column in profile.columns.values():
-        low = high = None
-        # Keys identify rows; new deliveries bring new ids, so keys get no range.
+        # Keys identify rows; new deliveries bring new ids, so keys get no rules on values.
         is_key = column.name in key_columns
-        if not is_key and column.kind == "numeric" and _finite(column.min) and _finite(column.max):
-            low, high = float(column.min), float(column.max)  # type: ignore[arg-type]
+        bounds = None if is_key else numeric_range(column)
+        low = high = None
+        if bounds is not None:
+            low, high = bounds
             if column.arrow_type == "int64":
                 low, high = _int_bound(low, -math.inf), _int_bound(high, math.inf)
-        allowed = None
-        if not is_key and column.kind == "categorical" and column.categories is not None:
-            allowed = tuple(column.categories)
         specs.append(
             ColumnSchema(
                 name=column.name,
@@ -409,7 +412,7 @@ def infer_schema(profile: Profile, key_columns: Sequence[str] = ()) -> DatasetSc
                 unique=len(key_columns) == 1 and column.name == key_columns[0],
                 min=low,
                 max=high,
-                allowed=allowed,
+                allowed=None if is_key else allowed_values(column),
             )
         )
     together = (tuple(key_columns),) if len(key_columns) > 1 else ()
@@ -423,7 +426,3 @@ def _int_bound(value: float, outward: float) -> int:
         value = math.nextafter(value, outward)
     bound = math.floor(value) if outward < 0 else math.ceil(value)
     return max(-(2**63), min(bound, 2**63 - 1))
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

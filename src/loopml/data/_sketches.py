@@ -405,6 +405,8 @@ class _NumericAccumulator(ColumnAccumulator):
         self.finite_max = -math.inf
         self.counts = np.zeros(_BINS, dtype=np.int64)
         self._kept: list[npt.NDArray[np.float64]] = []
+        # Floats that are all whole numbers (integers with missing values, read as floats).
+        self.integral = True
 
     def _numbers(self, arr: pa.Array) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
         """Non-missing values (native dtype) and the finite ones (float64)."""
@@ -431,6 +433,8 @@ class _NumericAccumulator(ColumnAccumulator):
         if finite.size:
             self.finite_min = min(self.finite_min, float(finite.min()))
             self.finite_max = max(self.finite_max, float(finite.max()))
+            if self.integral and not self._integer:
+                self.integral = bool(np.all(finite == np.trunc(finite)))
         self.moments.update(finite)
         # -0.0 + 0.0 == +0.0: equal floats get equal bits, hence equal hashes.
         bits = x.view(np.uint64) if self._integer else (x + 0.0).view(np.uint64)
@@ -464,6 +468,7 @@ class _NumericAccumulator(ColumnAccumulator):
         if self.count == 0:
             return base
         stats: dict[str, Any] = {"min": self.min, "max": self.max}
+        stats["integral"] = self._integer or (self.integral and self.moments.n > 0)
         if self.moments.n:
             kept = np.concatenate(self._kept) if self._kept else np.empty(0)
             self._kept = []

@@ -22,7 +22,7 @@ from loopml.data._schema import ColumnSchema, DatasetSchema
 if TYPE_CHECKING:
     import pandera.pandas as pa_pandas
 
-__all__ = ["schema_diff", "to_frame", "validate_batches"]
+__all__ = ["COMPATIBLE_TYPES", "schema_diff", "to_frame", "validate_batches"]
 
 _TYPES_MAPPER: dict[pa.DataType, Any] = {
     pa.int64(): pd.Int64Dtype(),
@@ -41,8 +41,19 @@ def to_frame(batch: pa.RecordBatch, offset: int = 0) -> pd.DataFrame:
     return frame
 
 
+#: (schema type, data type) pairs checked by converting the data rather than
+#: reported as retyped: integers where floats are expected, and floats where
+#: integers are expected (integers with missing values often arrive as floats;
+#: each value that is not a whole number fails the column's type check).
+COMPATIBLE_TYPES = frozenset({("double", "int64"), ("int64", "double")})
+
+
 def schema_diff(schema: DatasetSchema, data_schema: pa.Schema) -> SchemaDiff:
-    """Compare the data's Arrow schema with ``schema``: missing, extra and retyped columns."""
+    """Compare the data's Arrow schema with ``schema``: missing, extra and retyped columns.
+
+    Type pairs in :data:`COMPATIBLE_TYPES` are not differences: their values are
+    checked one by one instead.
+    """
     expected = schema.columns
     got = {f.name: str(f.type) for f in data_schema}
     return SchemaDiff(
@@ -51,9 +62,25 @@ def schema_diff(schema: DatasetSchema, data_schema: pa.Schema) -> SchemaDiff:
         retyped={
             n: {"expected": t, "got": got[n]}
             for n, t in expected.items()
-            if n in got and got[n] != t
+            if n in got and got[n] != t and (t, got[n]) not in COMPATIBLE_TYPES
         },
     )
+
+
+def _as_integers(series: pd.Series) -> tuple[pd.Series, np.ndarray[Any, Any]]:
+    """A float column as pandas ``Int64`` and the mask of values that are not whole numbers.
+
+    Values that are not whole numbers (or beyond int64) become missing in the
+    result, so that the column's other rules judge only the convertible ones.
+    """
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    present = ~np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(values) & (values == np.trunc(values)) & (np.abs(values) < 2.0**63)
+    failing = present & ~whole
+    kept = np.where(whole, values, np.nan)
+    converted = pd.Series(pd.array(kept, dtype="Float64"), index=series.index).astype("Int64")
+    return converted, failing
 
 
 class _SchemaRun:
@@ -63,6 +90,7 @@ class _SchemaRun:
         self.schema = schema
         self.sample_size = sample_size
         self.diff: SchemaDiff | None = None
+        self.converted: dict[str, str] = {}
         self.pandera: pa_pandas.DataFrameSchema | None = None
         self.tallies: dict[tuple[str, str], FailureTally] = {}
         self.errors: dict[tuple[str, str], str] = {}
@@ -72,6 +100,10 @@ class _SchemaRun:
 
     def start(self, data_schema: pa.Schema) -> None:
         self.diff = schema_diff(self.schema, data_schema)
+        types = {f.name: str(f.type) for f in data_schema}
+        self.converted = {
+            n: t for n, t in self.schema.columns.items() if (t, types.get(n)) in COMPATIBLE_TYPES
+        }
         # Missing and retyped columns are reported by the diff; pandera checks the rest,
         # so that one absent column does not stop the others from being checked.
         comparable = [
@@ -88,7 +120,7 @@ class _SchemaRun:
         # vectorised, and only counts and a bounded sample are kept.
         assert self.pandera is not None
         for name, column in self.pandera.columns.items():
-            series = frame[name]
+            series = self._converted(name, frame[name])
             if not column.nullable:
                 self._tally((name, "not_nullable"), series, np.asarray(series.isna(), dtype=bool))
             for number, check in enumerate(column.checks):
@@ -104,6 +136,18 @@ class _SchemaRun:
                     self._tally((name, str(number)), series, np.ones(len(series), dtype=bool))
         for run in self.unique_runs:
             run.update(frame)
+
+    def _converted(self, name: str, series: pd.Series) -> pd.Series:
+        """The column as the schema's type (see :data:`COMPATIBLE_TYPES`)."""
+        target = self.converted.get(name)
+        if target == "double":
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            return pd.Series(values, index=series.index, name=name)
+        if target == "int64":
+            converted, failing = _as_integers(series)
+            self._tally((name, "integral"), series, failing)
+            return converted
+        return series
 
     def _tally(
         self,
@@ -168,6 +212,8 @@ class _SchemaRun:
 
     def _column_results(self, spec: ColumnSchema) -> list[CheckResult]:
         rules: list[tuple[str, str, str]] = []
+        if self.converted.get(spec.name) == "int64":
+            rules.append(("integral", "type", f"{spec.name}: type int64 (whole numbers)"))
         if not spec.nullable:
             rules.append(("not_nullable", "not_nullable", f"{spec.name}: not null"))
         number = 0

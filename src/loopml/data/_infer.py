@@ -1,0 +1,225 @@
+"""What a schema inferred from one version may promise about the next ones.
+
+A schema inferred from a sample must accept further samples of the same
+distribution. Observed extremes cannot be used as limits: of ``n + m`` values
+drawn alike, the largest lies among the ``m`` new ones with probability
+``m / (n + m)``, so a pure ``[min, max]`` range fails half of all deliveries as
+large as the first version. The rules here widen, or withhold, each inferred
+rule so that a delivery from the same distribution fails it rarely.
+
+**Numeric ranges.** Each side's tail is extrapolated from the profile's
+quantiles, assuming a generalised-Pareto-like tail beyond the 75th percentile:
+the 75th, 95th and 99th percentiles are exceeded with probabilities 1/4, 1/20
+and 1/100, a factor of 5 apart, and in such a tail every further factor of 5 in
+rarity adds the previous gap times ``r = (q99 - q95) / (q95 - q75)``. The bound
+is placed where the per-row exceedance probability reaches
+:data:`ROW_EXCEEDANCE` (``5e-9``): a delivery of up to :data:`DESIGN_ROWS`
+(1,000,000) rows from the same distribution then fails either side with
+probability at most :data:`FALSE_ALARM_RATE` (1 %). To stay on the safe side:
+
+* tails lighter than exponential (``r < 1``: normal, uniform) are extrapolated
+  as exponential (``r = 1``), which overstates them;
+* the estimated tail index ``log(r) / log(5)`` is shrunk towards 0 by
+  ``n / (n + 1000)``: three quantiles of a small sample give a noisy shape;
+* the gap ``q99 - q95`` is at least ``ln 5 * std / 4`` (an exponential tail of
+  scale ``std / 4``) and, for whole-number columns, at least 1;
+* for a skewed side (``|q99 - q50| > 2 |q50 - q01|``, heavy tails such as
+  log-normal or Pareto) ``r`` is at least ``1 + 3 / sqrt(n)``, because three
+  quantiles of a small sample understate how heavy such a tail is;
+* the observed minimum and maximum are always inside the range.
+
+Measured on independent same-size samples (see ``tests/data``), the false-alarm
+rate stays under 1 % for normal, uniform, exponential, log-normal and
+Poisson-count data from 50 to 10,000 rows. The price is width: a normal column
+gets about ``mean ± 6`` to ``8`` standard deviations, so ranges catch gross
+errors (a unit changed by x10, a sign flip, a mean moved by ten standard
+deviations, a wrong column); subtler shifts are for ``loopml data diff`` (PSI)
+and monitoring. A constant column gets no range (no spread to scale a
+tolerance by), nor does one with infinite values or fewer than
+:data:`RANGE_MIN_ROWS` (20) values (whose 1st and 99th percentiles are just
+their extremes).
+
+**Keys.** A column that looks like a row identifier -- at least
+:data:`KEY_MIN_ROWS` values, all distinct, and either strings or whole numbers
+spread no wider than twice their count (sequence ids) -- gets neither a range
+nor an allowed set: new deliveries bring new ids. Declare it with ``key=`` to
+check uniqueness instead (:func:`key_candidates` names such columns).
+
+**Allowed sets.** A categorical column gets its values as ``allowed`` only when
+every value's count is known (at most 20 values, the profile's ``top_k``) and
+the rarest value was seen at least :data:`CATEGORY_MIN_COUNT` (5) times. A
+value as rare as the rarest one observed is absent from a sample with
+probability at most ``e**-5`` (0.7 %); a value seen once or twice says that
+values of that rarity exist, and a later delivery will likely bring one never
+seen (the Good-Turing estimate of the unseen share is ``singletons / n``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from loopml.data._profile import ColumnProfile
+
+__all__ = [
+    "CATEGORY_MIN_COUNT",
+    "DESIGN_ROWS",
+    "FALSE_ALARM_RATE",
+    "KEY_MIN_ROWS",
+    "RANGE_MIN_ROWS",
+    "ROW_EXCEEDANCE",
+    "allowed_values",
+    "is_key_like",
+    "key_candidates",
+    "numeric_range",
+]
+
+#: The chance that a delivery from the same distribution fails an inferred range ...
+FALSE_ALARM_RATE = 0.01
+#: ... for deliveries of up to this many rows.
+DESIGN_ROWS = 1_000_000
+#: Per row and per side: the tail probability at which a range is bounded.
+ROW_EXCEEDANCE = FALSE_ALARM_RATE / (2 * DESIGN_ROWS)
+#: Columns with fewer values get no inferred range.
+RANGE_MIN_ROWS = 20
+#: Columns with fewer values are never taken for keys.
+KEY_MIN_ROWS = 10
+#: The rarest category must have been seen this often for the set to be enumerated.
+CATEGORY_MIN_COUNT = 5
+
+# How many factors of 5 in rarity lie between the 99th percentile and ROW_EXCEEDANCE.
+_STEPS = math.log(0.01 / ROW_EXCEEDANCE) / math.log(5)
+_SKEWED = 2.0
+_HEAVY_TAIL_PRIOR = 3.0
+_SHAPE_PRIOR_ROWS = 1000
+
+
+def numeric_range(column: ColumnProfile) -> tuple[float, float] | None:
+    """The inferred ``[min, max]`` of a numeric column, or ``None`` for no range.
+
+    Args:
+        column: The column's profile.
+
+    Returns:
+        Inclusive bounds widened as the module docstring explains (whole numbers
+        for integral columns), or ``None`` for non-numeric, key-like, constant,
+        infinite-valued or small (under :data:`RANGE_MIN_ROWS` values) columns.
+    """
+    q = column.quantiles
+    low, high, std = column.min, column.max, column.std
+    if (
+        column.kind != "numeric"
+        or q is None
+        or column.count < RANGE_MIN_ROWS
+        or not _finite(low)
+        or not _finite(high)
+        or not isinstance(std, float)
+        or not low < high  # type: ignore[operator]
+        or is_key_like(column)
+    ):
+        return None
+    assert isinstance(low, float) and isinstance(high, float)
+    n = column.count
+    resolution = 1.0 if column.integral else 0.0
+    upper = _tail_bound(
+        high, q["0.99"], q["0.95"], q["0.75"], q["0.5"], q["0.01"], std, resolution, n
+    )
+    # The lower tail, mirrored: negate, extrapolate upwards, negate back.
+    lower = -_tail_bound(
+        -low, -q["0.01"], -q["0.05"], -q["0.25"], -q["0.5"], -q["0.99"], std, resolution, n
+    )
+    if column.integral:
+        lower, upper = float(math.floor(lower)), float(math.ceil(upper))
+    if not (math.isfinite(lower) and math.isfinite(upper)):
+        return None
+    return lower, upper
+
+
+def _tail_bound(
+    extreme: float,
+    q99: float,
+    q95: float,
+    q75: float,
+    q50: float,
+    q01: float,
+    std: float,
+    resolution: float,
+    n: int,
+) -> float:
+    """Where the upper tail's exceedance probability reaches ``ROW_EXCEEDANCE``."""
+    gap = max(q99 - q95, math.log(5) * std / 4, resolution)
+    body = q95 - q75
+    ratio = max(gap / body, 1.0) if body > 0 else 1.0
+    # Three quantiles of a small sample give a noisy shape: the tail index
+    # log(ratio) / log(5) is shrunk towards exponential (0) by n / (n + 1000).
+    ratio = ratio ** (n / (n + _SHAPE_PRIOR_ROWS))
+    spread_below = q50 - q01
+    if spread_below <= 0 or (q99 - q50) > _SKEWED * spread_below:
+        ratio = max(ratio, 1 + _HEAVY_TAIL_PRIOR / math.sqrt(max(n, 1)))
+    if ratio == 1.0:
+        factor = _STEPS
+    else:
+        try:
+            factor = (ratio**_STEPS - 1) / (ratio - 1)
+        except OverflowError:
+            return math.inf
+    margin = gap * factor
+    return max(extreme, _round_up(q99 + margin, margin))
+
+
+def _round_up(value: float, margin: float) -> float:
+    """``value`` rounded up to 3 significant digits of ``margin`` (readable bounds)."""
+    if not math.isfinite(value) or margin <= 0 or not math.isfinite(margin):
+        return value
+    quantum = 10.0 ** (math.floor(math.log10(margin)) - 2)
+    return math.ceil(value / quantum) * quantum
+
+
+def is_key_like(column: ColumnProfile) -> bool:
+    """Whether a column looks like a row identifier (see the module docstring).
+
+    Args:
+        column: The column's profile.
+
+    Returns:
+        ``True`` for at least :data:`KEY_MIN_ROWS` distinct strings, or distinct
+        whole numbers spread over at most twice their count.
+    """
+    if column.count < KEY_MIN_ROWS or not column.distinct_exact:
+        return False
+    if column.distinct != column.count:
+        return False
+    if column.kind in ("categorical", "text"):
+        return True
+    if column.kind == "numeric" and column.integral:
+        low, high = column.min, column.max
+        return _finite(low) and _finite(high) and high - low + 1 <= 2 * column.count  # type: ignore[operator]
+    return False
+
+
+def key_candidates(columns: Mapping[str, ColumnProfile]) -> tuple[str, ...]:
+    """The names of the columns that look like row identifiers, in order."""
+    return tuple(name for name, column in columns.items() if is_key_like(column))
+
+
+def allowed_values(column: ColumnProfile) -> tuple[str, ...] | None:
+    """The inferred allowed set of a categorical column, or ``None`` for no set.
+
+    Args:
+        column: The column's profile.
+
+    Returns:
+        Every value, when all their counts are known and the rarest was seen at
+        least :data:`CATEGORY_MIN_COUNT` times; else ``None``.
+    """
+    if column.kind != "categorical" or column.categories is None or column.top_k is None:
+        return None
+    if is_key_like(column) or len(column.top_k) < len(column.categories):
+        return None
+    if min((n for _, n in column.top_k), default=0) < CATEGORY_MIN_COUNT:
+        return None
+    return tuple(column.categories)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
