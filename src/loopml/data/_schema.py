@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from loopml.data._infer import allowed_values, numeric_range
+from loopml.data._infer import NOT_NULL_MIN_ROWS, allowed_values, numeric_range
 from loopml.errors import InvalidParameter, SchemaError
 
 if TYPE_CHECKING:
@@ -368,8 +368,9 @@ def _schema_from_data(data: object, text: str | None) -> DatasetSchema:
 def infer_schema(profile: Profile, key_columns: Sequence[str] = ()) -> DatasetSchema:
     """Infer a schema from a dataset version's profile (the data is not read again).
 
-    Every column gets its Arrow type; it is nullable only if the profile saw a
-    missing value. Rules on values are inferred so that further data from the
+    Every column gets its Arrow type; it is nullable if the profile saw a missing
+    value, or fewer than 100 values (too few to say missing values are rare),
+    unless it is a key. Rules on values are inferred so that further data from the
     same distribution passes them (see :mod:`loopml.data._infer` for the rules
     and their false-alarm rate): numeric columns get their observed range widened
     by a tolerance extrapolated from their tails (whole-number bounds for
@@ -398,17 +399,15 @@ def infer_schema(profile: Profile, key_columns: Sequence[str] = ()) -> DatasetSc
     for column in profile.columns.values():
         # Keys identify rows; new deliveries bring new ids, so keys get no rules on values.
         is_key = column.name in key_columns
-        bounds = None if is_key else numeric_range(column)
-        low = high = None
-        if bounds is not None:
-            low, high = bounds
-            if column.arrow_type == "int64":
-                low, high = _int_bound(low, -math.inf), _int_bound(high, math.inf)
+        low, high = (None, None) if is_key else numeric_range(column) or (None, None)
+        if column.arrow_type == "int64":
+            low = None if low is None else _int_bound(low, -math.inf)
+            high = None if high is None else _int_bound(high, math.inf)
         specs.append(
             ColumnSchema(
                 name=column.name,
                 type=column.arrow_type,
-                nullable=column.missing > 0,
+                nullable=column.missing > 0 or (not is_key and column.count < NOT_NULL_MIN_ROWS),
                 unique=len(key_columns) == 1 and column.name == key_columns[0],
                 min=low,
                 max=high,
