@@ -356,6 +356,62 @@ def test_schema_set_saves_a_revision_that_applies(
     assert "expectations:\n- kind: row_count" in shown.stdout
 
 
+def test_schema_output_round_trips_through_set(
+    cli: Cli, registered: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 13: what ``data schema NAME`` prints is what ``--set`` reads back."""
+    printed = cli("data", "schema", "ds", *P).stdout
+    spec = tmp_path / "schema.yaml"
+    spec.write_text(printed)
+    unchanged = cli("data", "schema", "ds", *P, "--set", str(spec))
+    assert unchanged.exit_code == 0, unchanged.output
+    assert "No changes; the schema stays at revision 1." in unchanged.stdout
+    assert cli("data", "schema", "ds", *P).stdout == printed
+
+    example = "# - {kind: not_null_rate, column: COLUMN, min_rate: 0.99}\n"
+    assert example in printed
+    spec.write_text(printed.replace(example, "- {kind: not_null_rate, column: x, min_rate: 0.9}\n"))
+    assert "Saved revision 2" in cli("data", "schema", "ds", *P, "--set", str(spec)).stdout
+    printed = cli("data", "schema", "ds", *P).stdout
+    assert "(revision 2)" in printed and "column: x" in printed
+    spec.write_text(printed)
+    assert "stays at revision 2" in cli("data", "schema", "ds", *P, "--set", str(spec)).stdout
+    assert cli("data", "schema", "ds", *P).stdout == printed
+
+    # the --json form is accepted as well
+    spec.write_text(cli("data", "schema", "ds", *P, "--json").stdout)
+    as_json = cli("data", "schema", "ds", *P, "--set", str(spec), "--json")
+    assert json.loads(as_json.stdout) == {"name": "ds", "revision": 2}
+
+
+def test_schema_set_with_an_expectation_on_an_unknown_column_saves_nothing(
+    cli: Cli, registered: dict[str, Path], tmp_path: Path
+) -> None:
+    spec = tmp_path / "schema.yaml"
+    spec.write_text("expectations:\n- {kind: range, column: colour, min: 0}\n")
+    result = cli("data", "schema", "ds", *P, "--set", str(spec))
+    _one_error_line(result, "Expectation #1 (range(colour, 0, None)) names column(s) ['colour']")
+    assert "its columns are ['id', 'x', 'color']" in result.stderr
+    assert loopml.data.get_schema("ds", project="proj")[0] == 1
+
+
+def test_add_hints_at_columns_that_look_like_ids(cli: Cli, files: dict[str, Path]) -> None:
+    result = cli("data", "add", "unkeyed", str(files["good"]), *P)
+    assert result.exit_code == 0, result.output
+    assert "hint: 'id' look(s) like row ids" in result.stdout
+    assert "loopml data schema unkeyed --edit" in result.stdout
+    keyed = cli("data", "add", "keyed", str(files["good"]), *P, "--key", "id")
+    assert "hint:" not in keyed.stdout
+
+
+def test_diff_shows_key_columns_as_keys(cli: Cli, registered: dict[str, Path]) -> None:
+    assert cli("data", "add", "ds", str(registered["more"]), *P).exit_code == 0
+    result = cli("data", "diff", "ds:1", "ds:2", *P, "--json")
+    columns = {c["name"]: c for c in json.loads(result.stdout)["columns"]}
+    assert columns["id"]["key"] is True and columns["id"]["psi"] is None
+    assert not columns["id"]["drifted"]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
