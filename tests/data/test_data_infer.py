@@ -173,3 +173,13 @@ def test_the_data_always_validates_against_its_own_schema() -> None:
     for rows in (20, 57, 300):
         table = _sample(rng, rows, 0)
         assert not _failing_columns(table, infer_schema(profile_table(table)))
+
+
+def test_labels_and_ratings_keep_their_observed_range_decaying_counts_do_not() -> None:
+    labels = _profile(y=[0, 1] * 30)["y"]
+    ratings = _profile(r=[1, 2, 3, 4, 5] * 12)["r"]
+    assert numeric_range(labels) == (0.0, 1.0)  # type: ignore[arg-type]
+    assert numeric_range(ratings) == (1.0, 5.0)  # type: ignore[arg-type]
+    # 45 zeros and 5 ones: a tail that goes on past 1
+    rare = numeric_range(_profile(n=[0] * 45 + [1] * 5)["n"])  # type: ignore[arg-type]
+    assert rare is None or rare[1] is None or rare[1] > 1
