@@ -183,3 +183,14 @@ def test_labels_and_ratings_keep_their_observed_range_decaying_counts_do_not() -
     # 45 zeros and 5 ones: a tail that goes on past 1
     rare = numeric_range(_profile(n=[0] * 45 + [1] * 5)["n"])  # type: ignore[arg-type]
     assert rare is None or rare[1] is None or rare[1] > 1
+
+
+def test_a_column_never_negative_keeps_zero_as_its_lower_bound() -> None:
+    rng = np.random.default_rng(8)
+    ages = _profile(age=rng.integers(18, 90, 1_000))["age"]
+    bounds = numeric_range(ages)  # type: ignore[arg-type]
+    assert bounds is not None and bounds[0] == 0.0 and bounds[1] is not None and bounds[1] > 89
+    # a normal column close to zero may go negative: no such floor
+    near_zero = rng.normal(3.0, 1.0, 1_000)
+    near = numeric_range(_profile(x=near_zero[near_zero >= 0])["x"])  # type: ignore[arg-type]
+    assert near is not None and near[0] is not None and near[0] < 0

@@ -30,7 +30,13 @@ probability at most :data:`FALSE_ALARM_RATE` (1 %). To stay on the safe side:
   a normal column's range into no range;
 * a side whose widening would exceed 100 times ``q99 - q01`` gets no bound (a
   tail too heavy, or a sample too small, to bound usefully);
-* the observed minimum and maximum are always inside the range.
+* the observed minimum and maximum are always inside the range;
+* a column never seen negative keeps 0 as its lower bound instead of a
+  negative one when its lower tail is lighter than exponential and, extrapolated
+  as such (two standard errors heavier than estimated), ends at or above 0
+  (ages, bounded scores): a sign flip is then caught. In seeded trials, normal
+  columns 3 to 6 standard deviations above zero, sampled without negatives,
+  still failed under 1 % of deliveries.
 
 A whole-number column spanning at most 20 values, each seen at least
 :data:`CATEGORY_MIN_COUNT` (5) times and the values at either end at least half
@@ -154,6 +160,8 @@ def numeric_range(column: ColumnProfile) -> tuple[float | None, float | None] | 
     # The lower tail, mirrored: negate, extrapolate upwards, negate back.
     lower = tail.bound(-low, -q["0.01"], -q["0.05"], -q["0.25"], -q["0.5"], -q["0.99"])
     lower = None if lower is None else -lower
+    if low >= 0 and (lower is None or lower < 0) and _never_negative(column, q):
+        lower = 0.0
     if column.integral:
         lower = None if lower is None else float(math.floor(lower))
         upper = None if upper is None else float(math.ceil(upper))
@@ -177,6 +185,21 @@ def _few_values_all_common(column: ColumnProfile) -> bool:
     # Counts falling off towards an end (rare counts: 45 zeros, 5 ones) are a tail
     # that goes on past it; a closed set (labels, ratings) has no such fall.
     return len(seen) < 2 or (2 * seen[0] >= seen[1] and 2 * seen[-1] >= seen[-2])
+
+
+def _never_negative(column: ColumnProfile, q: Mapping[str, float]) -> bool:
+    """Whether a column seen without negative values has a lower tail that ends above 0.
+
+    A lower tail lighter than exponential (``r < 1``, taken two standard errors
+    heavier than estimated) ends at ``q01 - gap / (1 - r)``; when that end is
+    not below zero, zero is kept as the bound instead of a negative one.
+    """
+    resolution = 1.0 if column.integral else 0.0
+    gap, body = max(q["0.05"] - q["0.01"], resolution), q["0.25"] - q["0.05"]
+    if body <= 0:
+        return False
+    ratio = gap / body * math.exp(2 * _RATIO_ERROR / math.sqrt(column.count))
+    return ratio < 1 and q["0.01"] - gap / (1 - ratio) >= 0
 
 
 @dataclass(frozen=True)
