@@ -198,16 +198,16 @@ def test_models_approve_with_a_role_needs_it_by_configuration(
     act_as(monkeypatch, "alice")
 
     _one_error_line(
-        cli("models", "approve", "clf", "1", "--role", "risk", "-p", "proj"),
+        cli("models", "approve", "clf/1", "--role", "risk", "-p", "proj"),
         "'alice' does not hold the approver role 'risk'",
     )
-    assert cli("models", "approve", "clf", "1", "--as", "bob", "-p", "proj").exit_code == 2
+    assert cli("models", "approve", "clf/1", "--as", "bob", "-p", "proj").exit_code == 2
     assert (
         json.loads(cli("models", "show", "clf/1", "-p", "proj", "--json").stdout)["approvals"] == []
     )
 
     give_roles(loopml_home, {"risk": ["alice"]})
-    approved = cli("models", "approve", "clf", "1", "--role", "risk", "-p", "proj")
+    approved = cli("models", "approve", "clf/1", "--role", "risk", "-p", "proj")
     assert approved.exit_code == 0, approved.output
     assert "Approved clf/1 as alice (role risk)" in approved.stdout
     assert json.loads(cli("models", "show", "clf/1", "-p", "proj", "--json").stdout)[

@@ -42,7 +42,7 @@ def test_get_a_file_into_a_new_folder(cli: Cli, seeded: Seeded, tmp_path: Path) 
 
 def test_get_a_folder(cli: Cli, seeded: Seeded, tmp_path: Path) -> None:
     dest = tmp_path / "model-copy"
-    result = cli("artifacts", "get", seeded.good, "model", "-d", str(dest))
+    result = cli("artifacts", "get", seeded.good, "model", "--dest", str(dest))
     assert result.exit_code == 0, result.output
     assert (dest / "model" / "weights.bin").read_bytes() == b"\x00" * 2048
     assert (dest / "model" / "sub" / "config.json").read_text() == '{"a": 1}'

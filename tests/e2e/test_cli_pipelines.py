@@ -91,7 +91,7 @@ def _latest(cli: Cli) -> dict[str, object]:
 
 
 def test_run_prints_a_line_per_event_then_reuses_the_cache(cli: Cli, flows: Flows) -> None:
-    result = cli("pipelines", "run", flows.ref(), "-p", "n=3")
+    result = cli("pipelines", "run", flows.ref(), "-P", "n=3")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"Running pipeline pipe (4 steps) from {flows.ref()} on the local executor" in out
@@ -103,20 +103,20 @@ def test_run_prints_a_line_per_event_then_reuses_the_cache(cli: Cli, flows: Flow
     assert "4 steps, 4 ran, 0 cached." in out
     assert run["params"] == {"n": 3}  # "3" typed by the pipeline's annotation
 
-    again = cli("pipelines", "run", flows.ref(), "-p", "n=3")
+    again = cli("pipelines", "run", flows.ref(), "-P", "n=3")
     assert again.exit_code == 0, again.output
     assert f"↺ make     cached    from run {str(run['id'])[:8]}" in again.stdout
     assert "4 steps, 0 ran, 4 cached." in again.stdout
     assert "▶" not in again.stdout
 
-    fresh = cli("pipelines", "run", flows.ref(), "-p", "n=3", "--no-cache")
+    fresh = cli("pipelines", "run", flows.ref(), "-P", "n=3", "--no-cache")
     assert fresh.exit_code == 0, fresh.output
     assert "4 steps, 4 ran, 0 cached." in fresh.stdout
 
 
 def test_list_and_show(cli: Cli, flows: Flows) -> None:
-    assert cli("pipelines", "run", flows.ref(), "-p", "n=4").exit_code == 0
-    assert cli("pipelines", "run", flows.ref(), "-p", "n=4").exit_code == 0
+    assert cli("pipelines", "run", flows.ref(), "-P", "n=4").exit_code == 0
+    assert cli("pipelines", "run", flows.ref(), "-P", "n=4").exit_code == 0
     runs = json.loads(cli("pipelines", "list", "--json").stdout)
     assert [r["status"] for r in runs] == ["finished", "finished"]
     cached, ran = runs
@@ -154,7 +154,7 @@ def test_a_failed_step_says_how_to_resume_and_resume_reuses_finished_steps(
     cli: Cli, flows: Flows
 ) -> None:
     flows.breaking(True)
-    result = cli("pipelines", "run", flows.ref(), "-p", "n=3")
+    result = cli("pipelines", "run", flows.ref(), "-P", "n=3")
     assert result.exit_code == 1
     run = _latest(cli)
     lines = result.stderr.splitlines()
@@ -191,10 +191,10 @@ def test_a_failed_step_says_how_to_resume_and_resume_reuses_finished_steps(
         (["{module}:missing"], "Module '{module}' has no 'missing'"),
         (["{module}:make"], "'{module}:make' is a Step, not a pipeline"),
         (["{module}:pipe"], "Pipeline 'pipe' needs parameter 'n' (int)"),
-        (["{module}:pipe", "-p", "n=three"], "Parameter 'n' of pipeline 'pipe' must be int"),
-        (["{module}:pipe", "-p", "n=1", "-p", "m=2"], "Pipeline 'pipe' has no parameter(s)"),
-        (["{module}:pipe", "-p", "n"], "The -p option takes KEY=VALUE"),
-        (["{module}:pipe", "-p", "n=1", "-p", "n=2"], "Parameter 'n' is given twice"),
+        (["{module}:pipe", "-P", "n=three"], "Parameter 'n' of pipeline 'pipe' must be int"),
+        (["{module}:pipe", "-P", "n=1", "-P", "m=2"], "Pipeline 'pipe' has no parameter(s)"),
+        (["{module}:pipe", "-P", "n"], "The --param/-P option takes KEY=VALUE"),
+        (["{module}:pipe", "-P", "n=1", "-P", "n=2"], "Parameter 'n' is given twice"),
         (["missing.py:pipe"], "No pipeline file missing.py"),
     ],
 )
@@ -210,7 +210,7 @@ def test_bad_references_and_params_are_one_line(
 
 def test_ray_missing_is_one_line(cli: Cli, flows: Flows, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    result = cli("pipelines", "run", flows.ref(), "-p", "n=1", "--executor", "ray")
+    result = cli("pipelines", "run", flows.ref(), "-P", "n=1", "--executor", "ray")
     _one_error_line(result, "The ray executor needs Ray: pip install 'loopml[ray]'.")
 
 
@@ -224,7 +224,7 @@ def test_run_a_file_in_a_real_process(tmp_path: Path) -> None:
     script = tmp_path / "flows.py"
     script.write_text(FLOWS)
     done = subprocess.run(
-        [str(LOOPML), "pipelines", "run", f"{script}:pipe", "-p", "n=3"],
+        [str(LOOPML), "pipelines", "run", f"{script}:pipe", "-P", "n=3"],
         capture_output=True,
         text=True,
         env=subprocess_env(),
@@ -277,7 +277,7 @@ def test_reproduce_a_run_from_its_commit(tmp_path: Path) -> None:
             check=False,
         )
 
-    assert loopml("pipelines", "run", "flows.py:pipe", "-p", "n=4").returncode == 0
+    assert loopml("pipelines", "run", "flows.py:pipe", "-P", "n=4").returncode == 0
     (run,) = json.loads(loopml("pipelines", "list", "--json").stdout)
     (repo / "flows.py").write_text(FLOWS.replace("sum(xs)", "sum(xs) + 1"))  # not committed
 

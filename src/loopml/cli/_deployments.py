@@ -143,7 +143,7 @@ def set_deployment(
     ] = None,
     file: Annotated[
         Path | None,
-        typer.Option("--file", "-f", help="A YAML spec: endpoint, routes, settings."),
+        typer.Option("--file", help="A YAML spec: endpoint, routes, settings."),
     ] = None,
     as_json: _Json = False,
 ) -> None:
