@@ -213,3 +213,12 @@ def test_models_approve_with_a_role_needs_it_by_configuration(
     assert json.loads(cli("models", "show", "clf/1", "-p", "proj", "--json").stdout)[
         "approvals"
     ] == [{"identity": "alice", "role": "risk"}]
+
+
+def test_decisions_print_the_approval_as_json(cli: Cli, waiting: str) -> None:
+    result = cli("approvals", "approve", "1", "-m", "fine", "--json")
+    assert result.exit_code == 0, result.output
+    decided = json.loads(result.stdout)
+    assert decided["id"] == 1 and decided["status"] == "approved"
+    assert (decided["object_kind"], decided["object_id"]) == ("pipeline_run", waiting)
+    assert decided["comment"] == "fine" and decided["decided_by"]

@@ -280,3 +280,41 @@ def test_a_tampered_model_is_refused(cli: Cli, models: Path, loopml_home: Path) 
     assert "error: Blob " in result.stderr  # ArtifactIntegrityError names the bad blob
     assert "restored from a copy" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "ref", ["clf/1", "clf@champion", "models:/clf/1", "models:/clf@champion", "clf/champion"]
+)
+def test_every_version_command_takes_the_three_reference_forms(
+    cli: Cli, models: Path, ref: str
+) -> None:
+    assert cli("models", "promote", "clf/1", "--force", "-m", "seed", "-p", "proj").exit_code == 0
+    shown = _json(cli, "models", "card", ref, "-p", "proj")
+    assert shown == {"ref": "clf/1", "format": "markdown", "markdown": shown["markdown"]}  # type: ignore[index]
+    approved = _json(cli, "models", "approve", ref, "-m", "fine", "-p", "proj")
+    assert approved["ref"] == "clf/1" and approved["decision"] == "approved"  # type: ignore[index]
+    assert approved["comment"] == "fine"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "approve", "reject", "promote", "card"])
+def test_the_old_name_version_form_names_the_new_one(cli: Cli, command: str) -> None:
+    result = cli("models", command, "clf", "2", "-p", "proj")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: Invalid value for 'MODEL_REF': 'clf' names a model, not a version; write "
+        f"clf/2, clf@champion or models:/clf/2. (see 'loopml models {command} --help')\n"
+    )
+
+
+def test_decisions_description_and_cards_print_json(cli: Cli, models: Path, tmp_path: Path) -> None:
+    rejected = _json(cli, "models", "reject", "models:/clf/1", "-m", "weak", "-p", "proj")
+    assert rejected["decision"] == "rejected" and rejected["status"] == "rejected"  # type: ignore[index]
+    assert rejected["identity"] and rejected["role"] is None  # type: ignore[index]
+
+    described = _json(cli, "models", "describe", "clf", "-d", "A classifier.", "-p", "proj")
+    assert described["name"] == "clf" and described["description"] == "A classifier."  # type: ignore[index]
+
+    target = tmp_path / "card.html"
+    written = _json(cli, "models", "card", "clf/2", "--html", "-o", str(target), "-p", "proj")
+    assert written == {"ref": "clf/2", "format": "html", "path": str(target)}
+    assert "clf/2" in target.read_text()

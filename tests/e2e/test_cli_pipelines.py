@@ -288,3 +288,21 @@ def test_reproduce_a_run_from_its_commit(tmp_path: Path) -> None:
     assert report["commit"] == run["git_commit"]
     assert {s["step"] for s in report["steps"]} == {"make", "total", "double", "total_2"}
     assert all(s["matches"] for s in report["steps"])
+
+
+def test_run_and_resume_print_the_run_as_json(cli: Cli, flows: Flows) -> None:
+    flows.breaking(True)
+    failed = cli("pipelines", "run", flows.ref(), "-P", "n=3", "--project", "flows", "--json")
+    assert failed.exit_code == 1
+    record = json.loads(failed.stdout)
+    assert record["status"] == "failed" and record["steps"]["total"]["status"] == "failed"
+    assert failed.stderr.startswith(f"error: pipeline run {record['id']} failed at step 'total'")
+
+    flows.breaking(False)
+    resumed = cli("pipelines", "resume", record["id"], "--json")
+    assert resumed.exit_code == 0, resumed.output
+    finished = json.loads(resumed.stdout)
+    assert (finished["id"], finished["status"]) == (record["id"], "finished")
+    assert finished["params"] == {"n": 3}
+    again = cli("pipelines", "run", flows.ref(), "-P", "n=3", "-p", "flows", "--json")
+    assert {step["status"] for step in json.loads(again.stdout)["steps"].values()} == {"cached"}
