@@ -144,7 +144,7 @@ def test_evaluate_approve_promote_rollback_and_history(cli: Cli, models: Path) -
     assert "0 of 1 required approval(s)" in refused.stdout
     assert refused.stderr.startswith("error: Cannot promote clf/2 to @champion")
 
-    approved = cli("models", "approve", "clf/2", "-m", "looks good", "-p", "proj")
+    approved = cli("models", "approve", "clf/2", "--comment", "looks good", "-p", "proj")
     assert approved.exit_code == 0, approved.output
     assert "Approved clf/2" in approved.stdout
     twice = cli("models", "approve", "clf/2", "-p", "proj")
@@ -217,7 +217,7 @@ def _json_exit(cli: Cli, code: int, *args: str) -> dict[str, object]:
 
 
 def test_reject_blocks_approval_and_promotion(cli: Cli, models: Path) -> None:
-    rejected = cli("models", "reject", "clf/1", "-m", "too weak", "-p", "proj")
+    rejected = cli("models", "reject", "clf/1", "--comment", "too weak", "-p", "proj")
     assert rejected.exit_code == 0, rejected.output
     assert "Rejected clf/1" in rejected.stdout
     twice = cli("models", "reject", "clf/1", "-p", "proj")
@@ -288,10 +288,11 @@ def test_a_tampered_model_is_refused(cli: Cli, models: Path, loopml_home: Path) 
 def test_every_version_command_takes_the_three_reference_forms(
     cli: Cli, models: Path, ref: str
 ) -> None:
-    assert cli("models", "promote", "clf/1", "--force", "-m", "seed", "-p", "proj").exit_code == 0
+    seeded = cli("models", "promote", "clf/1", "--force", "--reason", "seed", "-p", "proj")
+    assert seeded.exit_code == 0, seeded.output
     shown = _json(cli, "models", "card", ref, "-p", "proj")
     assert shown == {"ref": "clf/1", "format": "markdown", "markdown": shown["markdown"]}  # type: ignore[index]
-    approved = _json(cli, "models", "approve", ref, "-m", "fine", "-p", "proj")
+    approved = _json(cli, "models", "approve", ref, "--comment", "fine", "-p", "proj")
     assert approved["ref"] == "clf/1" and approved["decision"] == "approved"  # type: ignore[index]
     assert approved["comment"] == "fine"  # type: ignore[index]
 
@@ -307,7 +308,7 @@ def test_the_old_name_version_form_names_the_new_one(cli: Cli, command: str) -> 
 
 
 def test_decisions_description_and_cards_print_json(cli: Cli, models: Path, tmp_path: Path) -> None:
-    rejected = _json(cli, "models", "reject", "models:/clf/1", "-m", "weak", "-p", "proj")
+    rejected = _json(cli, "models", "reject", "models:/clf/1", "--comment", "weak", "-p", "proj")
     assert rejected["decision"] == "rejected" and rejected["status"] == "rejected"  # type: ignore[index]
     assert rejected["identity"] and rejected["role"] is None  # type: ignore[index]
 

@@ -20,15 +20,15 @@ from cli_support import Cli
 from loopml.cli import app
 from loopml.cli._options import MODEL_REF_METAVAR
 
-# One meaning per short flag, everywhere. -m is the "why" text of an action,
-# whichever long name the command gives it; -P is --param, as in 'mlflow run -P'.
+# One meaning per short flag, everywhere. -m is --model and -P is --param, as in MLflow
+# ('mlflow models serve -m', 'mlflow run -P'); the "why" texts (--comment, --reason) have none.
 SHORT_FLAGS: dict[str, frozenset[str]] = {
     "-a": frozenset({"--alias"}),
     "-d": frozenset({"--description"}),
     "-e": frozenset({"--executor"}),
     "-f": frozenset({"--filter"}),
     "-k": frozenset({"--key"}),
-    "-m": frozenset({"--comment", "--reason"}),
+    "-m": frozenset({"--model"}),
     "-n": frozenset({"--max"}),
     "-o": frozenset({"--output"}),
     "-p": frozenset({"--project"}),

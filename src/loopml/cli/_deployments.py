@@ -139,7 +139,7 @@ def set_deployment(
         float | None, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill.")
     ] = None,
     reason: Annotated[
-        str | None, typer.Option("--reason", "-m", help="Why: kept with the revision.")
+        str | None, typer.Option("--reason", help="Why: kept with the revision.")
     ] = None,
     file: Annotated[
         Path | None,
@@ -238,7 +238,7 @@ def rollback(
     ] = None,
     project: _Project = None,
     reason: Annotated[
-        str | None, typer.Option("--reason", "-m", help="Why: kept with the revision.")
+        str | None, typer.Option("--reason", help="Why: kept with the revision.")
     ] = None,
     as_json: _Json = False,
 ) -> None:

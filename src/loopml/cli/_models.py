@@ -264,7 +264,7 @@ def promote(
         bool, typer.Option("--force", help="Skip the policy (needs --reason; recorded).")
     ] = False,
     reason: Annotated[
-        str | None, typer.Option("--reason", "-m", help="Why a forced promotion is needed.")
+        str | None, typer.Option("--reason", help="Why a forced promotion is needed.")
     ] = None,
     project: Project = None,
     as_json: Json = False,

@@ -52,10 +52,8 @@ Project = Annotated[
 ]
 """``--project``/``-p``: the project a command works in (default: the setting)."""
 
-Comment = Annotated[
-    str | None, typer.Option("--comment", "-m", help="Why: kept with the decision.")
-]
-"""``--comment``/``-m``: why a decision was taken (``-m`` is always the "why" text)."""
+Comment = Annotated[str | None, typer.Option("--comment", help="Why: kept with the decision.")]
+"""``--comment``: why a decision was taken (no short flag: ``-m`` is ``--model``)."""
 
 
 def check_model_version_ref(value: str) -> str:
