@@ -41,11 +41,23 @@ __all__ = ["FRAMEWORK", "patch", "unpatch"]
 
 FRAMEWORK = "xgboost"
 
-_WRAPPERS = ("XGBModel", "XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier",
-             "XGBRFRegressor")  # fmt: skip
+_WRAPPERS = (
+    "XGBModel",
+    "XGBClassifier",
+    "XGBRegressor",
+    "XGBRanker",
+    "XGBRFClassifier",
+    "XGBRFRegressor",
+)
 # The registry's xgboost flavor restores these classes (most derived first).
-_KNOWN = ("XGBRFClassifier", "XGBRFRegressor", "XGBClassifier", "XGBRegressor", "XGBRanker",
-          "XGBModel")  # fmt: skip
+_KNOWN = (
+    "XGBRFClassifier",
+    "XGBRFRegressor",
+    "XGBClassifier",
+    "XGBRegressor",
+    "XGBRanker",
+    "XGBModel",
+)
 _MODEL_FILE = "model.ubj"
 _IMPORTANCE_KINDS = ("weight", "gain")
 
