@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import optuna
@@ -192,3 +194,24 @@ def test_a_bad_trial_count_is_refused_before_any_run(n_trials: object) -> None:
     with pytest.raises(InvalidParameter, match="'n_trials' parameter of optimize"):
         optimize(optuna.create_study(), _objective, n_trials=n_trials, project=PROJECT)  # type: ignore[arg-type]
     assert PROJECT not in _fluent.get_client().list_projects()
+
+
+def test_without_optuna_the_callback_says_which_extra_installs_it() -> None:
+    program = (
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'optuna':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from loopml.errors import InvalidParameter\n"
+        "from loopml.integrations.optuna import LoopmlCallback\n"  # importing needs no optuna
+        "try:\n"
+        "    LoopmlCallback()\n"
+        "except InvalidParameter as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert "pip install 'loopml[optuna]'" in done.stdout

@@ -244,6 +244,16 @@ def test_lgbm_classifier_with_its_own_labels_logs_once_and_registers_from_the_ru
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
+def test_boosters_models_and_input_info_can_be_left_out() -> None:
+    X, y = _frame(rows=60)
+    autolog(log_models=False, log_input_info=False, project=PROJECT)
+    lgb.train({"verbose": -1}, lgb.Dataset(X, label=y), 3)
+    run = _only_run()
+    assert {artifact.path for artifact in run.artifacts} == {"feature_importance.json"}
+    assert "input_rows" not in run.tags
+    assert run.tags["estimator_class"] == "lightgbm.basic.Booster"
+
+
 # --- choosing frameworks ------------------------------------------------------------------
 
 
