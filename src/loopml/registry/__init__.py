@@ -1,6 +1,7 @@
 """The model registry: versions, flavors, signatures, aliases, policies, approvals.
 
-``loopml.models`` is this module.
+Scripts reach it as ``loopml.models`` (:mod:`loopml.models` re-exports this module's
+public names).
 
 Example:
     >>> import loopml
