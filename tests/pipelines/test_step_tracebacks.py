@@ -7,6 +7,7 @@ cloudpickle alone would name their code ``<dynamic-code>`` and show no source.
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -132,3 +133,20 @@ def test_a_source_too_large_to_ship_leaves_file_and_line_only(tmp_path: Path) ->
         [sys.executable, "-c", probe], input=payload, capture_output=True, timeout=120
     )
     assert f'File "{path}", line 2, in fail' in done.stdout.decode()
+
+
+def test_code_marshal_cannot_write_still_ships_as_cloudpickle_would() -> None:
+    def answer() -> object:
+        return 42
+
+    # A constant marshal refuses: only code built by hand has one.
+    code = answer.__code__
+    answer.__code__ = code.replace(co_consts=(*code.co_consts, _Unmarshallable()))
+
+    shipped = pickle.loads(dumps_by_value(answer))
+    assert shipped() == 42
+    assert shipped.__code__.co_filename == "<dynamic-code>"
+
+
+class _Unmarshallable:
+    """A picklable constant that marshal cannot write."""

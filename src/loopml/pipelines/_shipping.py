@@ -81,9 +81,14 @@ class _CodeKeepingPickler(cloudpickle.Pickler):  # type: ignore[misc]
         )
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def _reduce_code(self, code: types.CodeType) -> tuple[Any, tuple[bytes]]:
+    def _reduce_code(self, code: types.CodeType) -> tuple[Any, ...]:
+        try:
+            data = marshal.dumps(code)
+        except ValueError:  # a constant marshal cannot write (code built by hand): as before
+            reduced: tuple[Any, ...] = cloudpickle.Pickler.dispatch_table[types.CodeType](code)
+            return reduced
         self._files.update(c.co_filename for c in _code_objects(code))
-        return marshal.loads, (marshal.dumps(code),)
+        return marshal.loads, (data,)
 
 
 def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
