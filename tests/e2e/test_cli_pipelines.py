@@ -8,6 +8,7 @@ reference that ``resume`` can import again), or as ``path/to/file.py:PIPELINE``.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -148,6 +149,22 @@ def test_list_and_show(cli: Cli, flows: Flows) -> None:
     assert out.count("↺ cached") == 4
     assert out.count(f"from run {ran['id'][:8]}") == 4
     assert "double" in out
+
+
+def test_runs_show_of_a_step_run_names_its_pipeline_run_and_step(cli: Cli, flows: Flows) -> None:
+    assert cli("pipelines", "run", flows.ref(), "--param", "n=2").exit_code == 0
+    run = _latest(cli)
+    step_run = run["steps"]["double"]["run_id"]  # type: ignore[index]
+
+    shown = json.loads(cli("runs", "show", step_run, "--json").stdout)
+    assert shown["tags"]["loopml.pipeline.run_id"] == run["id"]
+    assert shown["tags"]["loopml.pipeline.name"] == "pipe"
+    assert shown["tags"]["loopml.pipeline.step"] == "double"
+    text = cli("runs", "show", step_run)
+    assert text.exit_code == 0, text.output
+    assert re.search(rf"loopml\.pipeline\.run_id +{run['id']}", text.stdout)
+    assert re.search(r"loopml\.pipeline\.step +double", text.stdout)
+    assert re.search(r"python_version +\d", text.stdout)  # the pipeline's context
 
 
 def test_a_failed_step_says_how_to_resume_and_resume_reuses_finished_steps(

@@ -23,6 +23,7 @@ from loopml.cli import (
     _pipelines,
     _predict,
     _projects,
+    _quickstart,
     _runs,
     _serve,
     _settings,
@@ -144,6 +145,7 @@ app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)
 app.command("serve")(_serve.serve)
 app.command("predict")(_predict.predict)
+app.command("quickstart")(_quickstart.quickstart)
 
 
 def main() -> None:

@@ -363,7 +363,7 @@ def _registry(console: Console, run: PipelineRun) -> tuple[Path, str]:
         results[ranked[1]] = _evaluate(registry, other.ref, evaluation)
     console.print(_registry_table(versions, results))
     loser = results[ranked[1]]
-    for check, reason in loser.failures():
+    for check, reason in loser.failures:
         console.print(f"  [red]✗[/] {other.ref} {check}: {reason}", highlight=False, soft_wrap=True)
     champion = registry.get_model(MODEL, project=PROJECT).aliases.get("champion")
     console.print(
