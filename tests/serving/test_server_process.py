@@ -42,7 +42,8 @@ from sklearn.preprocessing import StandardScaler
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
-from loopml.serving import DeploymentClient, Router, feedback, predictions
+from loopml.serving import DeploymentClient, Router, feedback
+from loopml.serving._predlog import read_predictions
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store
 
@@ -94,7 +95,7 @@ class Stack:
         """The log of ``endpoint``, after checking that no request id was stored twice."""
         raw = segment_rows(self.store, self.artifacts, endpoint)
         assert raw["request_id"].is_unique, raw[raw["request_id"].duplicated()]
-        frame = predictions(self.store, self.artifacts, endpoint)
+        frame = read_predictions(self.store, self.artifacts, endpoint)
         assert len(frame) == len(raw)
         return frame
 
