@@ -77,7 +77,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter, ModelError, PredictionTooLarge
 from loopml.registry._loaded import LoadedModel
 from loopml.serving._batching import Batcher, BatchPolicy, LogUnavailable, Outcome, Overloaded
-from loopml.serving._deployments import Deployment
+from loopml.serving._deployments import Deployment, model_deployment
 from loopml.serving._feedback import MAX_LABEL_DEPTH, RequestIds, record_feedback
 from loopml.serving._guard import LOOPBACK_HOSTS, RequestGuard
 from loopml.serving._live import LiveEndpoint, LiveEndpoints, route_label
@@ -194,8 +194,10 @@ def create_app(
     project: str,
     log: Path | PredictionLog,
     options: ServerOptions | None = None,
+    *,
+    models: Sequence[str] = (),
 ) -> FastAPI:
-    """Build the inference server for ``endpoints`` of ``project``.
+    """Build the inference server for ``endpoints`` of ``project`` (and ``models``).
 
     Models are loaded and warmed up here, so a bad deployment fails before the
     server starts. The prediction log is recovered when the app starts and closed
@@ -210,6 +212,8 @@ def create_app(
         log: the local WAL folder of the prediction log (one server per folder), or
             a :class:`PredictionLog` already opened on one; the app closes it.
         options: batching, limits and polling (defaults: :class:`ServerOptions`).
+        models: model references to serve without a deployment, each as the endpoint
+            of its model's name (:func:`~loopml.serving._deployments.model_deployment`).
 
     Returns:
         The FastAPI app (run it with uvicorn).
@@ -218,16 +222,19 @@ def create_app(
         DeploymentNotFound: an endpoint has no deployment.
         ModelNotFound: a route names a model version that no longer exists.
         ModelError: a model cannot be loaded or fails on its input example.
-        InvalidParameter: the log folder is in use by another server.
+        InvalidParameter: the log folder is in use by another server, a model is not
+            a reference, or an endpoint would be served twice (a model named like a
+            deployment of the project, say).
     """
     options = options or ServerOptions()
+    fixed = [model_deployment(ref, project) for ref in models]
     prediction_log = (
         log
         if isinstance(log, PredictionLog)
         else PredictionLog(log, store, artifacts, options.source or socket.gethostname())
     )
     try:
-        server = _Server(store, artifacts, endpoints, project, prediction_log, options)
+        server = _Server(store, artifacts, endpoints, project, prediction_log, options, fixed)
     except BaseException:
         prediction_log.close()
         raise
@@ -458,6 +465,7 @@ class _Server:
         project: str,
         log: PredictionLog,
         options: ServerOptions,
+        fixed: Sequence[Deployment] = (),
     ) -> None:
         self.store = store
         self.log = log
@@ -473,16 +481,17 @@ class _Server:
         self._shadows: set[asyncio.Future[Outcome]] = set()
         self._answering = 0  # requests between parsed and answered (event loop only)
         self.request_ids = RequestIds.of_store(store)
-        self.live = LiveEndpoints(
-            store,
-            artifacts,
-            endpoints,
-            project,
-            trust=options.trust,
-            make_batcher=self._make_batcher,
-            metrics=self.metrics,
-        )
         try:
+            self.live = LiveEndpoints(
+                store,
+                artifacts,
+                endpoints,
+                project,
+                trust=options.trust,
+                make_batcher=self._make_batcher,
+                metrics=self.metrics,
+                fixed=fixed,
+            )
             self.live.load()
         except BaseException:
             self._executor.shutdown(wait=False)
