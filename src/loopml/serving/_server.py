@@ -98,6 +98,12 @@ from loopml.serving._payloads import (
     row_count,
 )
 from loopml.serving._predlog import SHADOW_MARK, PredictionLog, SetAside
+from loopml.serving._probabilities import (
+    BODY_FIELD,
+    QUERY_FIELD,
+    class_probabilities,
+    wants_probabilities,
+)
 from loopml.serving._routes import Route
 from loopml.store import Store
 
@@ -298,7 +304,11 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
         """Predict the rows of the body (answered by :class:`_InferenceApp` directly)."""
         headers = request.headers
         status, body, answer_headers = await server.predict(
-            name, headers.get("content-type"), headers.get("content-length"), request.receive
+            name,
+            headers.get("content-type"),
+            headers.get("content-length"),
+            request.receive,
+            request.url.query,
         )
         return Response(body, status_code=status, headers=answer_headers, media_type=_JSON)
 
@@ -415,6 +425,7 @@ class _InferenceApp(FastAPI):
             None if content_type is None else content_type.decode("latin-1"),
             None if length is None else length.decode("latin-1"),
             receive,
+            scope["query_string"],
         )
         await _send(send, status, body, headers)
 
@@ -452,6 +463,20 @@ class _Answer:
     request_id: str
     route: str
     outcome: Outcome
+    probabilities: tuple[list[Any], list[Any]] | None = None  # (classes, rows) when asked
+
+
+def _asked_in_query(query: bytes | str) -> bool | None:
+    try:
+        return wants_probabilities(query)
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            "invalid_query",
+            f"The query parameter {QUERY_FIELD!r} must be {exc}.",
+            field=QUERY_FIELD,
+            expected="true or false",
+        ) from None
 
 
 class _Server:
@@ -557,7 +582,12 @@ class _Server:
                 return b"".join(chunks)
 
     async def predict(
-        self, name: str, content_type: str | None, content_length: str | None, receive: Receive
+        self,
+        name: str,
+        content_type: str | None,
+        content_length: str | None,
+        receive: Receive,
+        query: bytes | str = b"",
     ) -> tuple[int, bytes, dict[str, str]]:
         """Answer ``POST /v1/endpoints/{name}/predict``: status, JSON body and headers.
 
@@ -566,11 +596,12 @@ class _Server:
         """
         try:
             live = self.endpoint(name)
+            asked = _asked_in_query(query)
             body = await self._receive_body(content_length, receive)
-            payload = await self.off_loop(
+            payload, in_body = await self.off_loop(
                 len(body), self._predict_payload, live, content_type, body
             )
-            answer = await self.answer(live, payload)
+            answer = await self.answer(live, payload, probabilities=bool(asked or in_body))
         except ApiError as exc:
             self.count_error(name, exc.body["code"], exc.status)
             return exc.status, _dumps({"error": exc.body}), exc.headers or {}
@@ -586,6 +617,8 @@ class _Server:
             "route": answer.route,
             "predictions": answer.outcome.predictions,
         }
+        if answer.probabilities is not None:
+            answered["classes"], answered["probabilities"] = answer.probabilities
         return 200, _dumps(answered), {"X-Request-Id": answer.request_id}
 
     async def off_loop(self, size: int, parse: Callable[..., _T], *args: Any) -> _T:
@@ -597,19 +630,29 @@ class _Server:
 
     def _predict_payload(
         self, live: LiveEndpoint, content_type: str | None, body: bytes
-    ) -> Payload:
+    ) -> tuple[Payload, bool]:
+        """The request's columns, and whether its body asks for class probabilities."""
         names, limits = live.input_names, self._payload_limits
         kind = (content_type or "").split(";")[0].strip().lower()
         if kind in _CSV_TYPES:
             columns: Payload = _parse(parse_csv, body, names, limits)
-            return columns
+            return columns, False
         if live.takes_float_rows:
             rows: FloatRows | None = _parse(parse_float_split, body, names, limits)
-            if rows is not None:
-                return rows
+            if rows is not None:  # only the payload's keys: no BODY_FIELD
+                return rows, False
         document = _parse(parse_json, body, limits.max_depth)
         found: Payload = _parse(parse_predict_body, document, names, limits)
-        return found
+        asked = document.get(BODY_FIELD, False)
+        if not isinstance(asked, bool):
+            raise ApiError(
+                422,
+                "invalid_body",
+                f"The field {BODY_FIELD!r} must be true or false; got {asked!r:.40}.",
+                field=BODY_FIELD,
+                expected="true or false",
+            )
+        return found, asked
 
     def parse_infer(self, live: LiveEndpoint, body: bytes) -> tuple[object, Payload]:
         """The decoded body of an OIP ``infer`` request and its columns."""
@@ -623,22 +666,33 @@ class _Server:
             413, "body_too_large", f"The request body must be at most {self._limit} bytes."
         )
 
-    async def answer(self, live: LiveEndpoint, payload: Payload) -> _Answer:
+    async def answer(
+        self, live: LiveEndpoint, payload: Payload, *, probabilities: bool = False
+    ) -> _Answer:
         self._answering += 1
         try:
-            return await self._answer(live, payload)
+            return await self._answer(live, payload, probabilities)
         finally:
             self._answering -= 1
 
-    async def _answer(self, live: LiveEndpoint, payload: Payload) -> _Answer:
+    async def _answer(self, live: LiveEndpoint, payload: Payload, probabilities: bool) -> _Answer:
         started = time.perf_counter()
         sticky = live.deployment.settings.sticky_key
         key = first_value(payload, sticky) if sticky is not None else None
         route = live.router.choose(None if key is None else str(key))
         batcher = live.batchers[route.model]
+        if probabilities and not batcher.model.has_proba:
+            raise ApiError(
+                422,
+                "probabilities_unavailable",
+                f"Model {batcher.version} ({batcher.model.version.flavor}) has no "
+                "predict_proba; ask without probabilities.",
+                field=BODY_FIELD,
+            )
         request_id = self.request_ids.issue(live.deployment.endpoint)
         rows = row_count(payload)
         outcome = await self._submit(batcher, request_id, payload, rows)
+        classes = await self._probabilities(batcher.model, payload) if probabilities else None
         for shadow in live.router.shadows():
             self._shadow(
                 live.batchers[shadow.model],
@@ -648,7 +702,16 @@ class _Server:
             )
         batcher.answered.inc()
         batcher.latency.observe(time.perf_counter() - started)
-        return _Answer(request_id, batcher.route, outcome)
+        return _Answer(request_id, batcher.route, outcome, classes)
+
+    async def _probabilities(
+        self, model: LoadedModel, payload: Payload
+    ) -> tuple[list[Any], list[Any]]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, class_probabilities, model, payload)
+        except (InvalidParameter, ModelError) as exc:
+            raise ApiError(422, "invalid_input", str(exc)) from None
 
     async def _submit(
         self, batcher: Batcher, request_id: str, payload: Payload, rows: int
