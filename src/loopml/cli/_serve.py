@@ -406,7 +406,7 @@ def _build(config: dict[str, Any]) -> FastAPI:
     )
     # Before uvicorn accepts a connection: in a --workers process, it imports the class.
     LimitedHttpTools.configure(HttpLimits(**config["http_limits"]))
-    log = claim_log(
+    log, orphans = claim_log(
         Path(config["log_folder"]),
         tracking.store,
         tracking.artifacts,
@@ -420,6 +420,7 @@ def _build(config: dict[str, Any]) -> FastAPI:
         log,
         options,
         models=config["models"],
+        orphans=orphans,
     )
 
 

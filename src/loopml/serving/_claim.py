@@ -8,15 +8,14 @@ lock no running process holds. So a second server started in the same home takes
 
 A server that crashed leaves its folder unlocked (the lock is an ``flock``, which
 the kernel drops with the process). A server starting later either claims that
-very folder, and recovers it when its app starts, or finds it unheld among the
-others and recovers it on the spot: what a crashed server logged reaches the
-store whichever server starts next. WAL files written straight into the base
+very folder or finds it unheld among the others; either way its app recovers it
+when it starts: what a crashed server logged reaches the store whichever server
+starts next. WAL files written straight into the base
 folder (by loopml versions before per-server folders) are recovered the same way.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from loopml.artifacts import ArtifactStore
@@ -29,14 +28,15 @@ __all__ = ["FOLDER_PREFIX", "claim_log"]
 FOLDER_PREFIX = "worker-"
 """Per-process log folders are ``worker-0``, ``worker-1`` … under the base folder."""
 
-_log = logging.getLogger(__name__)
 
-
-def claim_log(base: Path, store: Store, artifacts: ArtifactStore, source: str) -> PredictionLog:
+def claim_log(
+    base: Path, store: Store, artifacts: ArtifactStore, source: str
+) -> tuple[PredictionLog, list[PredictionLog]]:
     """Open the first ``worker-N`` folder of ``base`` no running process holds.
 
     Every other folder no process holds (the base folder itself included) is
-    recovered now, its predictions written to the store.
+    opened too, and so held until the caller closes it: a crashed server's log to
+    recover (the server's start-up does, see ``create_app(orphans=...)``).
 
     Args:
         base: the base folder of the prediction log (created if needed).
@@ -45,7 +45,7 @@ def claim_log(base: Path, store: Store, artifacts: ArtifactStore, source: str) -
         source: who writes the segments (the host name).
 
     Returns:
-        The claimed log (not recovered yet: the server's start-up does it).
+        The claimed log and the orphaned ones, none recovered yet.
     """
 
     def open_log(folder: Path) -> PredictionLog | None:
@@ -59,13 +59,11 @@ def claim_log(base: Path, store: Store, artifacts: ArtifactStore, source: str) -
     while claimed is None:
         claimed = open_log(base / f"{FOLDER_PREFIX}{index}")
         index += 1
+    orphans: list[PredictionLog] = []
     for folder in [base, *sorted(base.glob(f"{FOLDER_PREFIX}*"))]:
         if folder == claimed.folder or not folder.is_dir():
             continue
         orphan = open_log(folder)
         if orphan is not None:
-            with orphan:
-                recovered = orphan.recover()
-            if recovered:
-                _log.info("Recovered %d logged predictions from %s.", recovered, folder)
-    return claimed
+            orphans.append(orphan)
+    return claimed, orphans

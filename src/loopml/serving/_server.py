@@ -202,6 +202,7 @@ def create_app(
     options: ServerOptions | None = None,
     *,
     models: Sequence[str] = (),
+    orphans: Sequence[PredictionLog] = (),
 ) -> FastAPI:
     """Build the inference server for ``endpoints`` of ``project`` (and ``models``).
 
@@ -220,6 +221,8 @@ def create_app(
         options: batching, limits and polling (defaults: :class:`ServerOptions`).
         models: model references to serve without a deployment, each as the endpoint
             of its model's name (:func:`~loopml.serving._deployments.model_deployment`).
+        orphans: logs that crashed servers left (opened, so held): recovered when the
+            app starts, before ``log``'s own records, counted in its metrics, then closed.
 
     Returns:
         The FastAPI app (run it with uvicorn).
@@ -233,17 +236,22 @@ def create_app(
             deployment of the project, say).
     """
     options = options or ServerOptions()
-    fixed = [model_deployment(ref, project) for ref in models]
     prediction_log = (
         log
         if isinstance(log, PredictionLog)
         else PredictionLog(log, store, artifacts, options.source or socket.gethostname())
     )
     try:
+        fixed = [model_deployment(ref, project) for ref in models]
         server = _Server(store, artifacts, endpoints, project, prediction_log, options, fixed)
     except BaseException:
         prediction_log.close()
+        for orphan in orphans:
+            orphan.close()
         raise
+    server.orphans = list(orphans)
+    for orphan in orphans:
+        orphan.on_quarantine(server.count_set_aside)
     return _build_app(server, options)
 
 
@@ -258,9 +266,12 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
         # instead of waiting up to 5 ms for its turn.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(_SWITCH_INTERVAL)
-        recovered = await run_in_threadpool(server.log.recover)
-        if recovered:
-            _log.info("Recovered %d logged predictions from %s.", recovered, server.log.folder)
+        for log in [server.log, *server.orphans]:
+            recovered = await run_in_threadpool(log.recover)
+            if recovered:
+                _log.info("Recovered %d logged predictions from %s.", recovered, log.folder)
+        for orphan in server.orphans:
+            await run_in_threadpool(orphan.close)
         watcher = (
             asyncio.create_task(server.live.watch(options.poll_interval))
             if options.poll_interval > 0
@@ -495,7 +506,8 @@ class _Server:
         self.store = store
         self.log = log
         self.metrics = ServerMetrics()
-        log.on_quarantine(self._count_set_aside)
+        self.orphans: list[PredictionLog] = []
+        log.on_quarantine(self.count_set_aside)
         self._limit = options.max_body_bytes
         self._payload_limits = options.payload
         self._default_batch = options.batch
@@ -747,7 +759,8 @@ class _Server:
         if not future.cancelled() and future.exception() is not None:
             _log.warning("A shadow prediction failed: %s", future.exception())
 
-    def _count_set_aside(self, found: SetAside) -> None:
+    def count_set_aside(self, found: SetAside) -> None:
+        """Count a file the prediction log set aside (a listener of the log)."""
         self.metrics.log_set_aside_files.inc()
         self.metrics.log_set_aside_bytes.inc(found.unreadable_bytes)
 
