@@ -40,6 +40,7 @@ SHORT_FLAGS: dict[str, frozenset[str]] = {
 }
 SHORT_OF = {long: short for short, longs in SHORT_FLAGS.items() for long in longs}
 
+
 # Commands another helper of issue 13 gives --json; remove an entry once it is merged
 # (strict: the test then fails until the entry goes).
 def _walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
