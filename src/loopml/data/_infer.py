@@ -39,10 +39,12 @@ probability at most :data:`FALSE_ALARM_RATE` (1 %). To stay on the safe side:
   still failed under 1 % of deliveries.
 
 A whole-number column spanning at most 20 values, each seen at least
-:data:`CATEGORY_MIN_COUNT` (5) times and the values at either end at least half
-as often as their neighbours (labels, ratings: no tail trailing off past an
-end), is a set of values like a category, and keeps its observed ``[min, max]``
-(see **Allowed sets** below).
+:data:`CATEGORY_MIN_COUNT` (5) times, is a set of values like a category and
+keeps its observed ``[min, max]`` (labels, ratings; see **Allowed sets**
+below) -- unless its counts fall off towards an end as a tail does: continuing
+that fall geometrically, the value past the end would be expected
+``edge**2 / neighbour`` times, and fewer than 5 expected means it may just not
+have shown up yet (45 zeros and 5 ones: 0.6 twos expected).
 
 Measured on independent samples (see ``tests/data/test_data_infer.py``), the
 false-alarm rate stays under 1 % for normal, uniform, exponential, log-normal
@@ -182,9 +184,14 @@ def _few_values_all_common(column: ColumnProfile) -> bool:
     seen = [n for n in histogram.counts if n]
     if len(seen) != column.distinct or min(seen) < CATEGORY_MIN_COUNT:
         return False
-    # Counts falling off towards an end (rare counts: 45 zeros, 5 ones) are a tail
-    # that goes on past it; a closed set (labels, ratings) has no such fall.
-    return len(seen) < 2 or (2 * seen[0] >= seen[1] and 2 * seen[-1] >= seen[-2])
+    # Counts falling off geometrically towards an end would go on past it: the next
+    # value would be expected edge**2 / neighbour times. The set is closed only if
+    # that many (at least 5) were expected and none seen; rare counts (45 zeros,
+    # 5 ones: 0.6 twos expected) are a tail, labels (1700/300: 53) and ratings not.
+    return len(seen) < 2 or (
+        seen[0] ** 2 >= CATEGORY_MIN_COUNT * seen[1]
+        and seen[-1] ** 2 >= CATEGORY_MIN_COUNT * seen[-2]
+    )
 
 
 def _never_negative(column: ColumnProfile, q: Mapping[str, float]) -> bool:
