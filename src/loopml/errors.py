@@ -19,6 +19,7 @@ __all__ = [
     "DataValidationError",
     "DatasetNotFound",
     "DeploymentNotFound",
+    "EmptyPolicyError",
     "FilterSyntaxError",
     "InvalidParameter",
     "LoopmlError",
@@ -29,6 +30,7 @@ __all__ = [
     "ParamConflict",
     "PipelineDefinitionError",
     "PipelineError",
+    "PolicyWarning",
     "PredictionLogUnavailable",
     "PredictionTooLarge",
     "ProjectNotFound",
@@ -352,4 +354,23 @@ class PredictionLogUnavailable(LoopmlError, OSError):
 
     The record is not logged; the log retries in the background and accepts
     records again once a fresh WAL file could be created and synced.
+    """
+
+
+class EmptyPolicyError(ModelError, ValueError):
+    """Raised by the registry's ``set_policy`` (and ``loopml models policy --set``) when the
+    policy holds no check: an empty file, ``[]`` or only comments.
+
+    Stored, such a policy would let any version be promoted, so it is refused;
+    ``clear_policy`` (``--clear --reason``) removes a policy on purpose, recorded.
+    Nothing is changed.
+    """
+
+
+class PolicyWarning(UserWarning):
+    """Warned by the registry's ``set_policy`` when a check names a metric that no version
+    of the model has reported and that evaluation does not compute (a typo, often).
+
+    The policy is stored all the same; the message names the metric, the metrics
+    the versions do report and the closest of them.
     """

@@ -13,16 +13,20 @@ from __future__ import annotations
 from loopml.registry._api import (
     alias_history,
     approve,
+    archive,
+    clear_policy,
     evaluate,
     get,
     get_client,
     list_models,
     load,
+    policy_history,
     promote,
     register,
     reject,
     rollback,
     set_policy,
+    unarchive,
     versions,
 )
 from loopml.registry._client import RegistryClient
@@ -38,7 +42,7 @@ from loopml.registry._policy import (
     Policy,
 )
 from loopml.registry._promotion import EvaluationResult
-from loopml.registry._records import AliasEvent, Model, ModelVersion, PolicyResult
+from loopml.registry._records import AliasEvent, Model, ModelEvent, ModelVersion, PolicyResult
 from loopml.registry._signature import ColumnSpec, Signature, infer_signature
 
 __all__ = [
@@ -54,6 +58,7 @@ __all__ = [
     "LoadedModel",
     "MetricThreshold",
     "Model",
+    "ModelEvent",
     "ModelVersion",
     "Policy",
     "PolicyResult",
@@ -61,16 +66,20 @@ __all__ = [
     "Signature",
     "alias_history",
     "approve",
+    "archive",
+    "clear_policy",
     "evaluate",
     "get",
     "get_client",
     "infer_signature",
     "list_models",
     "load",
+    "policy_history",
     "promote",
     "register",
     "reject",
     "rollback",
     "set_policy",
+    "unarchive",
     "versions",
 ]
