@@ -81,6 +81,7 @@ def test_clear_needs_a_reason_and_shows_everywhere(cli: Cli, clf: None, tmp_path
     assert data["last_change"]["reason"] == "gate moved to CI"
     show = cli("models", "show", "clf/1", *P)
     assert "cleared on purpose" in show.stdout
+    assert "cleared" in cli("models", "list", *P).stdout
 
     table = cli("models", "history", "clf", *P)
     assert "policy set" in table.stdout and "policy clear" in table.stdout
@@ -163,3 +164,12 @@ def test_requirements_print_a_requirements_file(cli: Cli, clf: None, tmp_path: P
     shown = json.loads(cli("models", "show", "clf/1", *P, "--json").stdout)
     assert shown["requirements"] == lines
     assert "has no version 7" in _error_line(cli("models", "requirements", "clf/7", *P))
+
+    from loopml.registry._api import get_client
+    from loopml.store import tables
+
+    registry = get_client()
+    with registry.store.write() as conn:  # as a store migrated from 0006 holds it
+        conn.execute(tables.MODEL_VERSION.update().values(requirements=None))
+    old = _error_line(cli("models", "requirements", "clf/1", *P))
+    assert "registered before loopml recorded requirements" in old

@@ -151,6 +151,20 @@ def test_a_version_carries_its_flavors_pinned_requirements_and_extras(
     assert registry.get_version("credit/1", project=P).requirements == version.requirements
 
 
+def test_a_version_from_before_requirements_says_so(registry: RegistryClient) -> None:
+    from loopml.registry._card import build_card
+    from loopml.store import tables
+
+    _register(registry)
+    with registry.store.write() as conn:  # as a store migrated from 0006 holds it
+        conn.execute(tables.MODEL_VERSION.update().values(requirements=None))
+    version = registry.get_version("credit/1", project=P)
+    assert version.requirements is None
+    card = build_card(registry, "credit/1", P)
+    assert "Not recorded: the version was registered before" in card.to_markdown()
+    assert "Not recorded: the version was registered before" in card.to_html()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

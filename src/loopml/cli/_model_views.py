@@ -138,11 +138,13 @@ def models_table(models: Sequence[Model], project: str) -> Table:
     table.add_column("description", overflow="fold")
     for model in models:
         checks = len(model.policy or [])
+        cleared = model.policy_event is not None and model.policy_event.action == "policy_clear"
+        empty = Text("cleared", style="bold yellow") if cleared else Text("none", style="dim")
         table.add_row(
             Text(model.name),
             Text("-" if model.latest_version is None else f"{model.name}/{model.latest_version}"),
             aliases_text(model.aliases),
-            f"{checks} check{'s' if checks != 1 else ''}" if checks else Text("none", style="dim"),
+            f"{checks} check{'s' if checks != 1 else ''}" if checks else empty,
             fmt_time(model.created_at, short=True),
             Text(model.description or ""),
         )
