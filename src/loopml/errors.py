@@ -23,6 +23,7 @@ __all__ = [
     "FilterSyntaxError",
     "InvalidParameter",
     "LoopmlError",
+    "LoopmlWarning",
     "MaterializerError",
     "MetadataPathError",
     "ModelError",
@@ -367,7 +368,14 @@ class EmptyPolicyError(ModelError, ValueError):
     """
 
 
-class PolicyWarning(UserWarning):
+class LoopmlWarning(UserWarning):
+    """The base of loopml's warnings: something worked, but probably not as meant.
+
+    Filter them all with ``warnings.filterwarnings("ignore", category=LoopmlWarning)``.
+    """
+
+
+class PolicyWarning(LoopmlWarning):
     """Warned by the registry's ``set_policy`` when a check names a metric that no version
     of the model has reported and that evaluation does not compute (a typo, often).
 

@@ -204,7 +204,10 @@ def test_xgboost_requirements_find_the_distribution_by_its_module() -> None:
     assert importlib.metadata.version(dist) == line.partition("==")[2]
 
 
-@given(st.lists(st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,20}", fullmatch=True), max_size=5))
+_PEP508_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,18}[A-Za-z0-9])?"
+
+
+@given(st.lists(st.from_regex(_PEP508_NAME, fullmatch=True), max_size=5))
 def test_the_users_line_wins_and_each_package_appears_once(names: list[str]) -> None:
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
