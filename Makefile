@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PEERS := .venv-peers
 
-.PHONY: demo test lint bench format clean
+.PHONY: demo test lint docs bench format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,postgres,polars,ray,xgboost,lightgbm,onnx]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,postgres,polars,ray,xgboost,lightgbm,onnx,optuna]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,7 +23,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The documentation site (mkdocs.yml), built strictly into a throw-away folder: a broken
+# reference or link fails the build.
+docs: $(STAMP)
+	site="$$(mktemp -d)" && trap 'rm -rf "$$site"' EXIT && \
+	$(BIN)/mkdocs build --strict --quiet --site-dir "$$site"
+
+test: lint docs
 	$(BIN)/pytest -n 2 -q
 
 format: $(STAMP)

@@ -2,14 +2,17 @@
 
 ``store_uri`` is parametrised over SQLite and PostgreSQL; each PostgreSQL test gets
 a database of its own, created and dropped here, on the server named by
-``LOOPML_TEST_POSTGRES_URL``.
+``LOOPML_TEST_POSTGRES_URL``. When that server cannot be reached the PostgreSQL
+tests are skipped, with one line saying so at the end of the run; with
+``LOOPML_REQUIRE_POSTGRES=1`` (CI sets it in ``.ci/run``) the run stops instead.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from loopml import settings
+from loopml._urls import redact_text
 from loopml.tracking import TrackingClient, _fluent
 
 # The suite runs on shared machines where other work takes the CPU (CI included), so
@@ -29,7 +33,13 @@ hypothesis_settings.register_profile(
 hypothesis_settings.register_profile("strict", hypothesis_settings.get_profile("default"))
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "busy"))
 
-_ISOLATED = ("LOOPML_STORE_URI", "LOOPML_ARTIFACT_URI", "LOOPML_PROJECT", "LOOPML_DEBUG")
+_ISOLATED = (
+    "LOOPML_STORE_URI",
+    "LOOPML_ARTIFACT_URI",
+    "LOOPML_PROJECT",
+    "LOOPML_DEBUG",
+    "LOOPML_REQUIRE_POSTGRES",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +84,53 @@ def _admin_connect():  # type: ignore[no-untyped-def]
     )
 
 
+@functools.cache
+def postgres_problem() -> str | None:
+    """Why the PostgreSQL test server cannot be used, or None when it answers.
+
+    Probed once per process (each xdist worker probes for itself).
+    """
+    try:
+        with _admin_connect() as conn:
+            conn.execute("SELECT 1")
+    except ImportError as exc:
+        return f"its driver is not installed ({exc}; pip install loopml[postgres])"
+    except Exception as exc:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``LOOPML_REQUIRE_POSTGRES=1``, stop before any test when the server is unusable."""
+    if not settings.get("LOOPML_REQUIRE_POSTGRES") or hasattr(config, "workerinput"):
+        return
+    problem = postgres_problem()
+    if problem is not None:
+        raise pytest.UsageError(
+            f"LOOPML_REQUIRE_POSTGRES=1 but PostgreSQL at {redact_text(postgres_server_url())} "
+            f"is not usable: {problem}"
+        )
+
+
+def _skip_postgres(problem: str) -> None:
+    pytest.skip(
+        f"PostgreSQL at {redact_text(postgres_server_url())} is unreachable ({problem}): "
+        "PostgreSQL tests skipped (LOOPML_REQUIRE_POSTGRES=1 makes this an error)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Report every PostgreSQL skip at one place, so ``-ra`` folds them into ONE line."""
+    report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and "LOOPML_REQUIRE_POSTGRES" in longrepr[2]:
+        report.longrepr = (__file__, _skip_postgres.__code__.co_firstlineno, longrepr[2])
+    return report
+
+
 def create_postgres_database() -> str:
     """Create an empty database and return its SQLAlchemy URL."""
     from sqlalchemy.engine import make_url
@@ -102,6 +159,9 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store' / 'loopml.db'}"
         return
+    problem = postgres_problem()
+    if problem is not None:
+        _skip_postgres(problem)
     url = create_postgres_database()
     try:
         yield url

@@ -18,7 +18,7 @@ from loopml._version import __version__
 
 if TYPE_CHECKING:
     from loopml import data as data
-    from loopml import registry as models
+    from loopml import models as models
     from loopml.pipelines import Resources as Resources
     from loopml.pipelines import approval_gate as approval_gate
     from loopml.pipelines import pipeline as pipeline
@@ -126,8 +126,9 @@ __all__ = [
     "step",
 ]
 
-# Every public name but __version__ lives in loopml.tracking and is imported on first use.
-_SUBMODULES = {"data": "loopml.data", "models": "loopml.registry"}
+# Every public name but __version__ is imported on first use: ``data`` and ``models`` are
+# submodules, the decorators come from loopml.pipelines, the rest from loopml.tracking.
+_SUBMODULES = {"data": "loopml.data", "models": "loopml.models"}
 _PIPELINES = ("Resources", "approval_gate", "pipeline", "step")
 _LAZY = {
     name: "loopml.pipelines" if name in _PIPELINES else "loopml.tracking"
@@ -148,4 +149,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    # The public names only: not the helpers above, nor the submodules imported so far.
+    return sorted(__all__)

@@ -307,6 +307,14 @@ SETTINGS: dict[str, Setting] = {
             "Tests only: the PostgreSQL server the contract tests create databases on.",
             _str,
         ),
+        Setting(
+            "LOOPML_REQUIRE_POSTGRES",
+            "bool",
+            False,
+            "Tests only: fail the test run when that server is unreachable (CI sets it) "
+            "instead of skipping the PostgreSQL tests.",
+            _parse_bool,
+        ),
     )
 }
 

@@ -117,7 +117,7 @@ def test_approve_then_resume_goes_past_the_gate(cli: Cli, waiting: str) -> None:
 
 
 def test_reject_then_resume_ends_the_run_as_rejected(cli: Cli, waiting: str) -> None:
-    result = cli("approvals", "reject", "1", "-m", "not this week")
+    result = cli("approvals", "reject", "1", "--comment", "not this week")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Rejected approval 1 by ")
     assert "To end it as rejected" in result.stdout
@@ -134,7 +134,7 @@ def test_reject_then_resume_ends_the_run_as_rejected(cli: Cli, waiting: str) -> 
 def test_deciding_twice_is_refused_and_changes_nothing(cli: Cli, waiting: str) -> None:
     assert cli("approvals", "approve", "1").exit_code == 0
     _one_error_line(
-        cli("approvals", "reject", "1", "-m", "changed my mind"),
+        cli("approvals", "reject", "1", "--comment", "changed my mind"),
         "Approval 1 was already approved by ",
     )
     _one_error_line(cli("approvals", "approve", "1"), "Approval 1 was already approved by ")
@@ -176,7 +176,7 @@ def test_a_gate_for_a_role_is_decided_only_by_an_identity_holding_it(
     assert f"You are {me}." in table
     assert "risk" in table
     assert ", ".join(sorted(["someone-else", str(me)])) in table
-    approved = cli("approvals", "approve", "1", "-m", "risk signed off")
+    approved = cli("approvals", "approve", "1", "--comment", "risk signed off")
     assert approved.exit_code == 0, approved.output
     assert approved.stdout.startswith(f"Approved approval 1 by {me}")
     resumed = cli("pipelines", "resume", waiting_for_risk)
@@ -198,18 +198,27 @@ def test_models_approve_with_a_role_needs_it_by_configuration(
     act_as(monkeypatch, "alice")
 
     _one_error_line(
-        cli("models", "approve", "clf", "1", "--role", "risk", "-p", "proj"),
+        cli("models", "approve", "clf/1", "--role", "risk", "-p", "proj"),
         "'alice' does not hold the approver role 'risk'",
     )
-    assert cli("models", "approve", "clf", "1", "--as", "bob", "-p", "proj").exit_code == 2
+    assert cli("models", "approve", "clf/1", "--as", "bob", "-p", "proj").exit_code == 2
     assert (
         json.loads(cli("models", "show", "clf/1", "-p", "proj", "--json").stdout)["approvals"] == []
     )
 
     give_roles(loopml_home, {"risk": ["alice"]})
-    approved = cli("models", "approve", "clf", "1", "--role", "risk", "-p", "proj")
+    approved = cli("models", "approve", "clf/1", "--role", "risk", "-p", "proj")
     assert approved.exit_code == 0, approved.output
     assert "Approved clf/1 as alice (role risk)" in approved.stdout
     assert json.loads(cli("models", "show", "clf/1", "-p", "proj", "--json").stdout)[
         "approvals"
     ] == [{"identity": "alice", "role": "risk"}]
+
+
+def test_decisions_print_the_approval_as_json(cli: Cli, waiting: str) -> None:
+    result = cli("approvals", "approve", "1", "--comment", "fine", "--json")
+    assert result.exit_code == 0, result.output
+    decided = json.loads(result.stdout)
+    assert decided["id"] == 1 and decided["status"] == "approved"
+    assert (decided["object_kind"], decided["object_id"]) == ("pipeline_run", waiting)
+    assert decided["comment"] == "fine" and decided["decided_by"]

@@ -42,7 +42,7 @@ def test_get_a_file_into_a_new_folder(cli: Cli, seeded: Seeded, tmp_path: Path) 
 
 def test_get_a_folder(cli: Cli, seeded: Seeded, tmp_path: Path) -> None:
     dest = tmp_path / "model-copy"
-    result = cli("artifacts", "get", seeded.good, "model", "-d", str(dest))
+    result = cli("artifacts", "get", seeded.good, "model", "--dest", str(dest))
     assert result.exit_code == 0, result.output
     assert (dest / "model" / "weights.bin").read_bytes() == b"\x00" * 2048
     assert (dest / "model" / "sub" / "config.json").read_text() == '{"a": 1}'
@@ -114,3 +114,15 @@ def test_get_writes_a_new_folder_in_the_current_folder_and_never_over_git_config
     assert not (work / "model" / "extra.txt").exists()
     assert (work / "model" / "sub" / "config.json").read_text() == '{"a": 1}'
     assert sorted(p.name for p in work.iterdir()) == [".git", "model"]
+
+
+def test_get_json(cli: Cli, seeded: Seeded, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    result = cli("artifacts", "get", seeded.good, "model", "--dest", str(dest), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "run_id": seeded.good,
+        "path": "model",
+        "downloaded_to": str(dest / "model"),
+    }
+    assert (dest / "model" / "weights.bin").stat().st_size == 2048

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_support import LOOPML, subprocess_env
@@ -36,11 +37,12 @@ STEPS = (
 
 @dataclass(frozen=True)
 class Demo:
-    """A LOOPML_HOME in which the demo ran twice, and what each run printed."""
+    """A LOOPML_HOME in which the demo ran twice (the second with --json), and what it printed."""
 
     home: Path
     first: str
-    second: str
+    second: str  # the narration, on stderr with --json
+    summary: dict[str, Any]  # the second demo's JSON summary (stdout)
 
 
 def _loopml(*args: str) -> subprocess.CompletedProcess[str]:
@@ -59,11 +61,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     home = tmp_path_factory.mktemp("demo-data") / "home"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LOOPML_HOME", str(home))
-        runs = [_loopml("demo") for _ in range(2)]
-    for done in runs:
+        first, second = _loopml("demo"), _loopml("demo", "--json")
+    for done in (first, second):
         assert done.returncode == 0, done.stderr
-        assert done.stderr == ""
-    yield Demo(home, runs[0].stdout, runs[1].stdout)
+    assert first.stderr == ""
+    yield Demo(home, first.stdout, second.stderr, json.loads(second.stdout))
 
 
 @pytest.fixture
@@ -308,3 +310,15 @@ def test_a_server_that_cannot_start_fails_the_demo_with_its_reason(
     with held, failed:
         serve_demo(out(), project="demo", model=MODEL, canary=f"{MODEL}/2", test_ref="held-out:1")
     assert _children() <= before  # the server process is gone
+
+
+def test_demo_json_summarises_the_second_demo(in_demo: Demo) -> None:
+    summary = in_demo.summary
+    assert summary["project"] == "demo" and summary["model"] == "breast-cancer-classifier"
+    assert summary["steps"] == summary["second_run_cached_steps"] == len(STEPS)
+    listed = json.loads(_loopml("pipelines", "list", "-p", "demo", "--json").stdout)
+    assert summary["pipeline_runs"] == [run["id"] for run in listed[1::-1]]
+    shown = _loopml("models", "show", "breast-cancer-classifier@champion", "-p", "demo", "--json")
+    assert summary["champion"] == json.loads(shown.stdout)["ref"]
+    assert Path(summary["model_card"]).is_file()
+    assert summary["store_uri"].startswith("sqlite:///")

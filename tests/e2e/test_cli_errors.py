@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from cli_support import Cli, Seeded
+from hypothesis import given
+from hypothesis import strategies as st
 
+from loopml.cli._app import debug_first
 from loopml.tracking import TrackingClient
 
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/x"
@@ -85,10 +89,59 @@ def test_an_unexpected_error_says_so_and_hints_at_debug(
     assert "hint:" not in debug.stderr
 
 
-def test_usage_errors_exit_2(cli: Cli) -> None:
-    assert cli("runs", "list", "--no-such-option").exit_code == 2
-    assert cli("runs", "show").exit_code == 2
-    assert cli("no-such-command").exit_code == 2
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["runs", "list", "--foo"], "No such option: --foo (see 'loopml runs list --help')"),
+        (["runs", "show"], "Missing argument 'run_id'. (see 'loopml runs show --help')"),
+        (["no-such-command"], "No such command 'no-such-command'. (see 'loopml --help')"),
+        (["runs", "shw"], "No such command 'shw'. Did you mean 'show'? (see 'loopml runs --help')"),
+        (["runs", "list", "--max", "0"], "Invalid value for '--max' / '-n': Input should be "),
+        (["runs", "list", "--json", "--bar"], "No such option: --bar (Possible options: --max) "),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(cli: Cli, args: list[str], line: str) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {line}")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "show", "abc", "--debug"],
+        ["runs", "--debug", "show", "abc"],
+        ["runs", "show", "--debug", "abc"],
+    ],
+)
+def test_debug_works_anywhere_on_the_command_line(
+    cli: Cli, seeded: Seeded, args: list[str]
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.endswith("error: No run with id 'abc'.\n")
+
+
+def test_debug_after_a_double_dash_is_an_argument(cli: Cli, seeded: Seeded) -> None:
+    result = cli("runs", "note", seeded.good, "--json", "--", "--debug")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["note"] == "--debug"
+
+
+_WORDS = st.sampled_from(["--debug", "--", "runs", "show", "-p", "x", "--json"])
+
+
+@given(st.lists(_WORDS, max_size=8))
+def test_debug_first_moves_only_debug_before_a_double_dash(args: list[str]) -> None:
+    moved = debug_first(args)
+    end = args.index("--") if "--" in args else len(args)
+    assert moved[moved.index("--") if "--" in moved else len(moved) :] == args[end:]
+    head = [a for a in args[:end] if a != "--debug"]
+    wanted = (["--debug"] if "--debug" in args[:end] else []) + head
+    assert moved[: len(moved) - len(args[end:])] == wanted
 
 
 def test_no_arguments_prints_help(cli: Cli) -> None:

@@ -128,44 +128,44 @@ def test_policy_print_and_set(cli: Cli, models: Path, tmp_path: Path) -> None:
 def test_evaluate_approve_promote_rollback_and_history(cli: Cli, models: Path) -> None:
     cli("models", "policy", "clf", "--set", str(models), "-p", "proj")
 
-    weak = cli("models", "evaluate", "clf", "1", *EVALUATE)
+    weak = cli("models", "evaluate", "clf/1", *EVALUATE)
     assert weak.exit_code == 1  # auc below 0.9, no approval yet
     assert "✗" in weak.stdout and "auc >= 0.9" in weak.stdout
     assert "fails 2 of 4 checks" in weak.stdout
 
-    strong = _json_exit(cli, 1, "models", "evaluate", "clf", "2", *EVALUATE)
+    strong = _json_exit(cli, 1, "models", "evaluate", "clf/2", *EVALUATE)
     assert strong["metrics"]["auc"] > 0.9
     failing = [r["name"] for r in strong["results"] if not r["passed"]]
     assert failing == ["1 approval"]
 
-    refused = cli("models", "promote", "clf", "2", "-p", "proj")
+    refused = cli("models", "promote", "clf/2", "-p", "proj")
     assert refused.exit_code == 1
     assert "Failing checks of clf/2" in refused.stdout
     assert "0 of 1 required approval(s)" in refused.stdout
     assert refused.stderr.startswith("error: Cannot promote clf/2 to @champion")
 
-    approved = cli("models", "approve", "clf", "2", "-m", "looks good", "-p", "proj")
+    approved = cli("models", "approve", "clf/2", "--comment", "looks good", "-p", "proj")
     assert approved.exit_code == 0, approved.output
     assert "Approved clf/2" in approved.stdout
-    twice = cli("models", "approve", "clf", "2", "-p", "proj")
+    twice = cli("models", "approve", "clf/2", "-p", "proj")
     assert twice.exit_code == 1
     assert "already approved clf/2" in twice.stderr
 
-    promoted = cli("models", "promote", "clf", "2", "-p", "proj")
+    promoted = cli("models", "promote", "clf/2", "-p", "proj")
     assert promoted.exit_code == 0, promoted.output
     assert "@champion → clf/2" in promoted.stdout
     assert _json(cli, "models", "show", "clf@champion", "-p", "proj")["ref"] == "clf/2"  # type: ignore[index]
 
     # The weak model, evaluated against the new champion, fails to beat it.
-    again = _json_exit(cli, 1, "models", "evaluate", "clf", "1", *EVALUATE)
+    again = _json_exit(cli, 1, "models", "evaluate", "clf/1", *EVALUATE)
     beats = next(r for r in again["results"] if r["kind"] == "beats_champion")
     assert not beats["passed"]
     assert "not significant" in beats["reason"]
 
-    no_reason = cli("models", "promote", "clf", "1", "--force", "-p", "proj")
+    no_reason = cli("models", "promote", "clf/1", "--force", "-p", "proj")
     assert no_reason.exit_code == 1
     assert "needs a reason" in no_reason.stderr
-    forced = cli("models", "promote", "clf", "1", "--force", "--reason", "hotfix", "-p", "proj")
+    forced = cli("models", "promote", "clf/1", "--force", "--reason", "hotfix", "-p", "proj")
     assert forced.exit_code == 0, forced.output
     assert "forced" in forced.stdout and "@champion → clf/1 (was clf/2)" in forced.stdout
 
@@ -192,18 +192,18 @@ def test_evaluating_the_champion_says_so_and_promoting_it_again_moves_nothing(
 ) -> None:
     """Issue 12 item 18a: 'evaluate' on the champion says it is the champion."""
     cli("models", "policy", "clf", "--set", str(models), "-p", "proj")
-    assert cli("models", "approve", "clf", "2", "-p", "proj").exit_code == 0
-    forced = cli("models", "promote", "clf", "2", "--force", "--reason", "first", "-p", "proj")
+    assert cli("models", "approve", "clf/2", "-p", "proj").exit_code == 0
+    forced = cli("models", "promote", "clf/2", "--force", "--reason", "first", "-p", "proj")
     assert forced.exit_code == 0, forced.output
-    first = _json_exit(cli, 0, "models", "evaluate", "clf", "2", *EVALUATE)
+    first = _json_exit(cli, 0, "models", "evaluate", "clf/2", *EVALUATE)
     beats = next(r for r in first["results"] if r["kind"] == "beats_champion")  # type: ignore[attr-defined]
     assert beats["passed"]
     assert beats["reason"].startswith("the candidate already is @champion; comparing it")
-    shown = cli("models", "evaluate", "clf", "@champion", *EVALUATE)
+    shown = cli("models", "evaluate", "clf@champion", *EVALUATE)
     assert shown.exit_code == 0, shown.output
     assert "no champion" not in shown.stdout and "already is @champion" in shown.stdout
 
-    again = cli("models", "promote", "clf", "2", "-p", "proj")
+    again = cli("models", "promote", "clf/2", "-p", "proj")
     assert again.exit_code == 0, again.output
     assert again.stdout.strip() == "@champion already is clf/2; nothing moved."
     history = _json(cli, "models", "history", "clf", "-p", "proj")
@@ -218,40 +218,38 @@ def _json_exit(cli: Cli, code: int, *args: str) -> dict[str, object]:
 
 
 def test_reject_blocks_approval_and_promotion(cli: Cli, models: Path) -> None:
-    rejected = cli("models", "reject", "clf", "1", "-m", "too weak", "-p", "proj")
+    rejected = cli("models", "reject", "clf/1", "--comment", "too weak", "-p", "proj")
     assert rejected.exit_code == 0, rejected.output
     assert "Rejected clf/1" in rejected.stdout
-    twice = cli("models", "reject", "clf", "1", "-p", "proj")
+    twice = cli("models", "reject", "clf/1", "-p", "proj")
     assert twice.exit_code == 1
     assert "already rejected" in twice.stderr
-    approve = cli("models", "approve", "clf", "1", "-p", "proj")
+    approve = cli("models", "approve", "clf/1", "-p", "proj")
     assert approve.exit_code == 1
     assert "rejected" in approve.stderr
-    promote = cli("models", "promote", "clf", "1", "--force", "--reason", "x", "-p", "proj")
+    promote = cli("models", "promote", "clf/1", "--force", "--reason", "x", "-p", "proj")
     assert promote.exit_code == 1
     assert "cannot be promoted" in promote.stderr
 
 
 def test_evaluate_with_a_missing_column_is_one_line(cli: Cli, models: Path) -> None:
-    result = cli(
-        "models", "evaluate", "clf", "2", "--data", "clf-eval:1", "-t", "nope", "-p", "proj"
-    )
+    result = cli("models", "evaluate", "clf/2", "--data", "clf-eval:1", "-t", "nope", "-p", "proj")
     assert result.exit_code == 1
     assert "Column 'nope' is not in dataset 'clf-eval:1'" in result.stderr
 
 
 def test_card_markdown_and_html(cli: Cli, models: Path, tmp_path: Path) -> None:
     cli("models", "policy", "clf", "--set", str(models), "-p", "proj")
-    cli("models", "evaluate", "clf", "2", *EVALUATE)
+    cli("models", "evaluate", "clf/2", *EVALUATE)
     described = cli("models", "describe", "clf", "--intended-use", "Tests <only>", "-p", "proj")
     assert described.exit_code == 0, described.output
-    markdown = cli("models", "card", "clf", "2", "-p", "proj")
+    markdown = cli("models", "card", "clf/2", "-p", "proj")
     assert markdown.exit_code == 0, markdown.output
     for section in ("# Model card: clf/2", "## Intended use", "Tests <only>", "## Fairness"):
         assert section in markdown.stdout
     assert 'loopml.models.load("clf/2", project="proj")' in markdown.stdout
 
-    html = cli("models", "card", "clf", "2", "--html", "-p", "proj")
+    html = cli("models", "card", "clf/2", "--html", "-p", "proj")
     assert html.exit_code == 0, html.output
     path = Path(html.stdout.split(": ", 1)[1].strip())
     assert path.parent.name == "cards" and path.name == "clf-2.html"
@@ -259,10 +257,10 @@ def test_card_markdown_and_html(cli: Cli, models: Path, tmp_path: Path) -> None:
     assert "Tests &lt;only&gt;" in page and "site = north" in page
 
     target = tmp_path / "card.md"
-    written = cli("models", "card", "clf", "1", "-o", str(target), "-p", "proj")
+    written = cli("models", "card", "clf/1", "-o", str(target), "-p", "proj")
     assert written.exit_code == 0, written.output
     assert target.read_text().startswith("# Model card: clf/1")
-    missing = cli("models", "card", "clf", "@champion", "-p", "proj")
+    missing = cli("models", "card", "clf@champion", "-p", "proj")
     assert missing.exit_code == 1
     assert "has no alias 'champion'" in missing.stderr
 
@@ -277,9 +275,48 @@ def test_a_tampered_model_is_refused(cli: Cli, models: Path, loopml_home: Path) 
             blob = blobs / entry["digest"][:2] / entry["digest"]
             blob.chmod(0o644)
             blob.write_bytes(blob.read_bytes() + b"tampered")
-    result = cli("models", "evaluate", "clf", "2", *EVALUATE)
+    result = cli("models", "evaluate", "clf/2", *EVALUATE)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
     assert "error: Blob " in result.stderr  # ArtifactIntegrityError names the bad blob
     assert "restored from a copy" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "ref", ["clf/1", "clf@champion", "models:/clf/1", "models:/clf@champion", "clf/champion"]
+)
+def test_every_version_command_takes_the_three_reference_forms(
+    cli: Cli, models: Path, ref: str
+) -> None:
+    seeded = cli("models", "promote", "clf/1", "--force", "--reason", "seed", "-p", "proj")
+    assert seeded.exit_code == 0, seeded.output
+    shown = _json(cli, "models", "card", ref, "-p", "proj")
+    assert shown == {"ref": "clf/1", "format": "markdown", "markdown": shown["markdown"]}  # type: ignore[index]
+    approved = _json(cli, "models", "approve", ref, "--comment", "fine", "-p", "proj")
+    assert approved["ref"] == "clf/1" and approved["decision"] == "approved"  # type: ignore[index]
+    assert approved["comment"] == "fine"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "approve", "reject", "promote", "card"])
+def test_the_old_name_version_form_names_the_new_one(cli: Cli, command: str) -> None:
+    result = cli("models", command, "clf", "2", "-p", "proj")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: Invalid value for 'MODEL_REF': 'clf' names a model, not a version; write "
+        f"clf/2, clf@champion or models:/clf/2. (see 'loopml models {command} --help')\n"
+    )
+
+
+def test_decisions_description_and_cards_print_json(cli: Cli, models: Path, tmp_path: Path) -> None:
+    rejected = _json(cli, "models", "reject", "models:/clf/1", "--comment", "weak", "-p", "proj")
+    assert rejected["decision"] == "rejected" and rejected["status"] == "rejected"  # type: ignore[index]
+    assert rejected["identity"] and rejected["role"] is None  # type: ignore[index]
+
+    described = _json(cli, "models", "describe", "clf", "-d", "A classifier.", "-p", "proj")
+    assert described["name"] == "clf" and described["description"] == "A classifier."  # type: ignore[index]
+
+    target = tmp_path / "card.html"
+    written = _json(cli, "models", "card", "clf/2", "--html", "-o", str(target), "-p", "proj")
+    assert written == {"ref": "clf/2", "format": "html", "path": str(target)}
+    assert "clf/2" in target.read_text()

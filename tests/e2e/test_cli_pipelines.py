@@ -8,6 +8,7 @@ reference that ``resume`` can import again), or as ``path/to/file.py:PIPELINE``.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -91,7 +92,7 @@ def _latest(cli: Cli) -> dict[str, object]:
 
 
 def test_run_prints_a_line_per_event_then_reuses_the_cache(cli: Cli, flows: Flows) -> None:
-    result = cli("pipelines", "run", flows.ref(), "-p", "n=3")
+    result = cli("pipelines", "run", flows.ref(), "-P", "n=3")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"Running pipeline pipe (4 steps) from {flows.ref()} on the local executor" in out
@@ -103,20 +104,20 @@ def test_run_prints_a_line_per_event_then_reuses_the_cache(cli: Cli, flows: Flow
     assert "4 steps, 4 ran, 0 cached." in out
     assert run["params"] == {"n": 3}  # "3" typed by the pipeline's annotation
 
-    again = cli("pipelines", "run", flows.ref(), "-p", "n=3")
+    again = cli("pipelines", "run", flows.ref(), "-P", "n=3")
     assert again.exit_code == 0, again.output
     assert f"↺ make     cached    from run {str(run['id'])[:8]}" in again.stdout
     assert "4 steps, 0 ran, 4 cached." in again.stdout
     assert "▶" not in again.stdout
 
-    fresh = cli("pipelines", "run", flows.ref(), "-p", "n=3", "--no-cache")
+    fresh = cli("pipelines", "run", flows.ref(), "-P", "n=3", "--no-cache")
     assert fresh.exit_code == 0, fresh.output
     assert "4 steps, 4 ran, 0 cached." in fresh.stdout
 
 
 def test_list_and_show(cli: Cli, flows: Flows) -> None:
-    assert cli("pipelines", "run", flows.ref(), "-p", "n=4").exit_code == 0
-    assert cli("pipelines", "run", flows.ref(), "-p", "n=4").exit_code == 0
+    assert cli("pipelines", "run", flows.ref(), "-P", "n=4").exit_code == 0
+    assert cli("pipelines", "run", flows.ref(), "-P", "n=4").exit_code == 0
     runs = json.loads(cli("pipelines", "list", "--json").stdout)
     assert [r["status"] for r in runs] == ["finished", "finished"]
     cached, ran = runs
@@ -150,11 +151,27 @@ def test_list_and_show(cli: Cli, flows: Flows) -> None:
     assert "double" in out
 
 
+def test_runs_show_of_a_step_run_names_its_pipeline_run_and_step(cli: Cli, flows: Flows) -> None:
+    assert cli("pipelines", "run", flows.ref(), "--param", "n=2").exit_code == 0
+    run = _latest(cli)
+    step_run = run["steps"]["double"]["run_id"]  # type: ignore[index]
+
+    shown = json.loads(cli("runs", "show", step_run, "--json").stdout)
+    assert shown["tags"]["loopml.pipeline.run_id"] == run["id"]
+    assert shown["tags"]["loopml.pipeline.name"] == "pipe"
+    assert shown["tags"]["loopml.pipeline.step"] == "double"
+    text = cli("runs", "show", step_run)
+    assert text.exit_code == 0, text.output
+    assert re.search(rf"loopml\.pipeline\.run_id +{run['id']}", text.stdout)
+    assert re.search(r"loopml\.pipeline\.step +double", text.stdout)
+    assert re.search(r"python_version +\d", text.stdout)  # the pipeline's context
+
+
 def test_a_failed_step_says_how_to_resume_and_resume_reuses_finished_steps(
     cli: Cli, flows: Flows
 ) -> None:
     flows.breaking(True)
-    result = cli("pipelines", "run", flows.ref(), "-p", "n=3")
+    result = cli("pipelines", "run", flows.ref(), "-P", "n=3")
     assert result.exit_code == 1
     run = _latest(cli)
     lines = result.stderr.splitlines()
@@ -191,10 +208,10 @@ def test_a_failed_step_says_how_to_resume_and_resume_reuses_finished_steps(
         (["{module}:missing"], "Module '{module}' has no 'missing'"),
         (["{module}:make"], "'{module}:make' is a Step, not a pipeline"),
         (["{module}:pipe"], "Pipeline 'pipe' needs parameter 'n' (int)"),
-        (["{module}:pipe", "-p", "n=three"], "Parameter 'n' of pipeline 'pipe' must be int"),
-        (["{module}:pipe", "-p", "n=1", "-p", "m=2"], "Pipeline 'pipe' has no parameter(s)"),
-        (["{module}:pipe", "-p", "n"], "The -p option takes KEY=VALUE"),
-        (["{module}:pipe", "-p", "n=1", "-p", "n=2"], "Parameter 'n' is given twice"),
+        (["{module}:pipe", "-P", "n=three"], "Parameter 'n' of pipeline 'pipe' must be int"),
+        (["{module}:pipe", "-P", "n=1", "-P", "m=2"], "Pipeline 'pipe' has no parameter(s)"),
+        (["{module}:pipe", "-P", "n"], "The --param/-P option takes KEY=VALUE"),
+        (["{module}:pipe", "-P", "n=1", "-P", "n=2"], "Parameter 'n' is given twice"),
         (["missing.py:pipe"], "No pipeline file missing.py"),
     ],
 )
@@ -210,7 +227,7 @@ def test_bad_references_and_params_are_one_line(
 
 def test_ray_missing_is_one_line(cli: Cli, flows: Flows, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    result = cli("pipelines", "run", flows.ref(), "-p", "n=1", "--executor", "ray")
+    result = cli("pipelines", "run", flows.ref(), "-P", "n=1", "--executor", "ray")
     _one_error_line(result, "The ray executor needs Ray: pip install 'loopml[ray]'.")
 
 
@@ -224,7 +241,7 @@ def test_run_a_file_in_a_real_process(tmp_path: Path) -> None:
     script = tmp_path / "flows.py"
     script.write_text(FLOWS)
     done = subprocess.run(
-        [str(LOOPML), "pipelines", "run", f"{script}:pipe", "-p", "n=3"],
+        [str(LOOPML), "pipelines", "run", f"{script}:pipe", "-P", "n=3"],
         capture_output=True,
         text=True,
         env=subprocess_env(),
@@ -277,7 +294,7 @@ def test_reproduce_a_run_from_its_commit(tmp_path: Path) -> None:
             check=False,
         )
 
-    assert loopml("pipelines", "run", "flows.py:pipe", "-p", "n=4").returncode == 0
+    assert loopml("pipelines", "run", "flows.py:pipe", "-P", "n=4").returncode == 0
     (run,) = json.loads(loopml("pipelines", "list", "--json").stdout)
     (repo / "flows.py").write_text(FLOWS.replace("sum(xs)", "sum(xs) + 1"))  # not committed
 
@@ -288,3 +305,21 @@ def test_reproduce_a_run_from_its_commit(tmp_path: Path) -> None:
     assert report["commit"] == run["git_commit"]
     assert {s["step"] for s in report["steps"]} == {"make", "total", "double", "total_2"}
     assert all(s["matches"] for s in report["steps"])
+
+
+def test_run_and_resume_print_the_run_as_json(cli: Cli, flows: Flows) -> None:
+    flows.breaking(True)
+    failed = cli("pipelines", "run", flows.ref(), "-P", "n=3", "--project", "flows", "--json")
+    assert failed.exit_code == 1
+    record = json.loads(failed.stdout)
+    assert record["status"] == "failed" and record["steps"]["total"]["status"] == "failed"
+    assert failed.stderr.startswith(f"error: pipeline run {record['id']} failed at step 'total'")
+
+    flows.breaking(False)
+    resumed = cli("pipelines", "resume", record["id"], "--json")
+    assert resumed.exit_code == 0, resumed.output
+    finished = json.loads(resumed.stdout)
+    assert (finished["id"], finished["status"]) == (record["id"], "finished")
+    assert finished["params"] == {"n": 3}
+    again = cli("pipelines", "run", flows.ref(), "-P", "n=3", "-p", "flows", "--json")
+    assert {step["status"] for step in json.loads(again.stdout)["steps"].values()} == {"cached"}

@@ -33,3 +33,9 @@ def test_note_needs_text(cli: Cli, seeded: Seeded) -> None:
     result = cli("projects", "note", "proj", "")
     assert result.exit_code == 1
     assert result.stderr == "error: A note needs some text; got an empty note.\n"
+
+
+def test_note_json(cli: Cli, seeded: Seeded) -> None:
+    result = cli("projects", "note", "proj", "Baseline.", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"project": "proj", "note": "Baseline."}

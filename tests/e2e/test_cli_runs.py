@@ -237,3 +237,9 @@ def test_a_run_whose_process_stopped_is_listed_as_lost(cli: Cli, seeded: Seeded)
     runs = json.loads(cli("runs", "list", "-p", "proj", "--json", env=env).stdout)
     assert {run["name"]: run["status"] for run in runs}["live-run"] == "lost"
     assert "lost" in cli("runs", "list", "-p", "proj", env=env).stdout
+
+
+def test_note_json(cli: Cli, seeded: Seeded) -> None:
+    result = cli("runs", "note", seeded.bad[:8], "Too *high*.", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"run_id": seeded.bad, "note": "Too *high*."}

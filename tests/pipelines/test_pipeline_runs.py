@@ -61,6 +61,21 @@ def test_each_step_is_a_finished_child_run_with_its_params_and_resources(
     assert dict(loopml.get_run(chain_run.steps["load"].run_id or "").params) == {"n": "4"}
 
 
+def test_each_step_run_names_its_pipeline_run_and_step_and_shares_its_context(
+    chain_run: PipelineRun,
+) -> None:
+    pipeline_context = dict(loopml.get_run(chain_run.id).context)
+    pipeline_context.pop("captured_at")
+    for name, record in chain_run.steps.items():
+        child = loopml.get_run(record.run_id or "")
+        assert child.tags["loopml.pipeline.run_id"] == chain_run.id
+        assert child.tags["loopml.pipeline.name"] == "chain"
+        assert child.tags["loopml.pipeline.step"] == name
+        context = dict(child.context)
+        context.pop("captured_at")
+        assert context == pipeline_context, name
+
+
 def test_metrics_logged_inside_a_step_belong_to_its_child_run(chain_run: PipelineRun) -> None:
     scale = loopml.get_run(chain_run.steps["scale"].run_id or "")
     assert scale.metrics == {"count": 4.0, "factor": 3.0}

@@ -131,13 +131,13 @@ def test_metric_threshold_passes_a_good_model_and_fails_a_weak_one(
     assert not weak.passed
     assert weak.metrics["accuracy"] < 0.8
     assert {"accuracy", "f1", "auc"} <= set(weak.metrics)
-    [(name, reason)] = weak.failures()
+    [(name, reason)] = weak.failures
     assert name == "accuracy >= 0.8"
     assert "needs >= 0.8" in reason
     assert _promote_refused(registry, "credit/1") == ["accuracy >= 0.8"]
 
     good = registry.evaluate("credit/2", test, project=P, target=TARGET)
-    assert good.passed, good.failures()
+    assert good.passed, good.failures
     [result] = good.results
     assert (result.kind, result.dataset, result.evaluation) == ("metric_threshold", test, 1)
     assert result.details["value"] == pytest.approx(good.metrics["accuracy"])
@@ -186,7 +186,7 @@ def test_beats_champion_refuses_noise_and_accepts_a_real_margin(
 
     noise = registry.evaluate("credit/2", test, project=P, target=TARGET)
     assert not noise.passed
-    [(name, reason)] = noise.failures()
+    [(name, reason)] = noise.failures
     assert name == check.name
     assert {
         "bootstrap": "the lower bound is not above the margin 0.02",
@@ -195,7 +195,7 @@ def test_beats_champion_refuses_noise_and_accepts_a_real_margin(
     assert _promote_refused(registry, "credit/2") == [check.name]
 
     real = registry.evaluate("credit/3", test, project=P, target=TARGET)
-    assert real.passed, real.failures()
+    assert real.passed, real.failures
     assert real.results[0].details["improvement"] > 0.1
     registry.promote("credit/3", project=P)
     assert registry.get_version("credit@champion", project=P).version == 3
@@ -239,7 +239,7 @@ def test_beats_champion_on_a_lower_is_better_metric(
     registry.promote("credit/1", project=P, force=True, reason="first model")
 
     result = registry.evaluate("credit/2", test, project=P, target=TARGET)
-    assert result.passed, result.failures()
+    assert result.passed, result.failures
     assert "lower is better" in result.results[0].reason
 
 
@@ -416,7 +416,7 @@ def test_every_failing_check_is_listed_and_a_later_evaluation_decides(
         project=P,
     )
     result = registry.evaluate("credit/1", test, project=P, target=TARGET)
-    failing = [name for name, _ in result.failures()]
+    failing = [name for name, _ in result.failures]
     assert failing == ["accuracy >= 0.99", "p95 latency <= 1e-06 ms"]
     assert _promote_refused(registry, "credit/1") == failing
 

@@ -28,7 +28,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from loopml.tracking import _autolog, _fluent
-from loopml.tracking._autolog import autolog
+from loopml.tracking._autolog import _common, autolog
 from loopml.tracking._records import Run
 
 PROJECT = "autolog-tests"
@@ -44,7 +44,7 @@ def tracking_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setattr(_fluent, "_client", None)
     monkeypatch.setattr(_fluent, "_client_pid", None)
     monkeypatch.setattr(_fluent, "_stack", [])
-    monkeypatch.setattr(_autolog, "_reported", set())  # each test sees its first warning
+    monkeypatch.setattr(_common, "_reported", set())  # each test sees its first warning
     try:
         yield home
     finally:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
+
+# Typer 0.29 carries its own copy of Click; its usage errors are only importable from there.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from loopml.cli import (
@@ -18,11 +23,12 @@ from loopml.cli import (
     _pipelines,
     _predict,
     _projects,
+    _quickstart,
     _runs,
     _serve,
     _settings,
 )
-from loopml.cli._output import debug_enabled, report_error
+from loopml.cli._output import debug_enabled, report_error, report_usage_error
 from loopml.errors import LoopmlError
 
 __all__ = ["app", "main"]
@@ -30,20 +36,60 @@ __all__ = ["app", "main"]
 # Typer's own signals pass through: --help and Exit, usage errors (exit 2), Ctrl-C.
 _TYPER_SIGNALS = (typer.Exit, typer.Abort, typer.TyperException)
 
+_DEBUG = "--debug"
+
+
+def debug_first(args: list[str]) -> list[str]:
+    """Move every ``--debug`` before a ``--`` to the front, where the root option reads it.
+
+    So ``loopml runs show X --debug`` works like ``loopml --debug runs show X``.
+    Words after ``--`` are arguments, left where they are.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    head = args[:end]
+    if _DEBUG not in head:
+        return args
+    return [_DEBUG, *(arg for arg in head if arg != _DEBUG), *args[end:]]
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """Turn a usage error into one red line naming the command's --help, and exit 2."""
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # 'loopml runs' alone: the help is the answer
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "loopml"
+        report_usage_error(exc.format_message(), where)
+        raise typer.Exit(exc.exit_code) from None
+
 
 class _LoopmlGroup(TyperGroup):
-    """The root group: turns errors into one red line on stderr and exit code 1."""
+    """The root group: one red line on stderr for every error, ``--debug`` anywhere.
+
+    Errors of loopml and of the environment exit 1, usage errors (an unknown
+    option, a missing argument, a bad value) exit 2.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:  # a typer.Context; Any to match Typer's own signature
+        with _one_line_usage_errors():
+            return super().make_context(info_name, debug_first(list(args)), parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:  # a typer.Context; Any to match Typer's own signature
+        debug = debug_enabled(ctx.params.get("debug", False))
         try:
-            return super().invoke(ctx)
+            with _one_line_usage_errors():
+                return super().invoke(ctx)
         except _TYPER_SIGNALS:
             raise
         except (LoopmlError, OSError) as exc:
             # OSError: the environment (permissions, full disk) — the message says it all.
-            report_error(exc, expected=True, debug=debug_enabled(ctx.params.get("debug", False)))
+            report_error(exc, expected=True, debug=debug)
         except Exception as exc:
-            report_error(exc, expected=False, debug=debug_enabled(ctx.params.get("debug", False)))
+            report_error(exc, expected=False, debug=debug)
         raise typer.Exit(1)
 
 
@@ -70,7 +116,11 @@ def _version(value: bool) -> None:
 def _root(
     debug: Annotated[
         bool,
-        typer.Option("--debug", help="Show full tracebacks on errors (or set LOOPML_DEBUG=1)."),
+        typer.Option(
+            "--debug",
+            help="Show full tracebacks on errors, wherever it is on the command line "
+            "(or set LOOPML_DEBUG=1).",
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -95,6 +145,7 @@ app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)
 app.command("serve")(_serve.serve)
 app.command("predict")(_predict.predict)
+app.command("quickstart")(_quickstart.quickstart)
 
 
 def main() -> None:

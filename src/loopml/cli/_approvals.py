@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loopml.cli._format import fmt_time, short_id
+from loopml.cli._options import Comment, Json
 from loopml.cli._output import out, print_json, to_jsonable
 
 if TYPE_CHECKING:
@@ -40,9 +41,6 @@ class Status(StrEnum):
 
 
 _Id = Annotated[int, typer.Argument(help="The approval id (see 'loopml approvals list').")]
-_Comment = Annotated[
-    str | None, typer.Option("--comment", "-m", help="Why: kept with the decision.")
-]
 
 
 def _client() -> ApprovalClient:
@@ -57,7 +55,7 @@ def list_approvals(
     status: Annotated[
         Status | None, typer.Option("--status", "-s", help="Only approvals in this state.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Json = False,
 ) -> None:
     """List approvals, newest first: what is asked, of whom, and what was decided."""
     approvals = _client().list(status.value if status else None)
@@ -73,21 +71,19 @@ def list_approvals(
 
 
 @app.command("approve")
-def approve(approval_id: _Id, comment: _Comment = None) -> None:
+def approve(approval_id: _Id, comment: Comment = None, as_json: Json = False) -> None:
     """Approve: the gate opens, and 'loopml pipelines resume RUN_ID' goes past it."""
-    _decide(approval_id, "approved", comment)
+    _decide(approval_id, "approved", comment, as_json=as_json)
 
 
 @app.command("reject")
-def reject(approval_id: _Id, comment: _Comment = None) -> None:
+def reject(approval_id: _Id, comment: Comment = None, as_json: Json = False) -> None:
     """Reject: 'loopml pipelines resume RUN_ID' then ends the run as rejected."""
-    _decide(approval_id, "rejected", comment)
+    _decide(approval_id, "rejected", comment, as_json=as_json)
 
 
 @app.command("roles")
-def roles(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
+def roles(as_json: Json = False) -> None:
     """Show the approver roles and who holds them (the file LOOPML_APPROVER_ROLES names)."""
     from loopml.approvals import current_identity, load_roles, roles_file
 
@@ -119,9 +115,16 @@ def roles(
 
 
 def _decide(
-    approval_id: int, decision: Literal["approved", "rejected"], comment: str | None
+    approval_id: int,
+    decision: Literal["approved", "rejected"],
+    comment: str | None,
+    *,
+    as_json: bool,
 ) -> None:
     approval = _client().decide(approval_id, decision, comment)
+    if as_json:
+        print_json(to_jsonable(approval))
+        return
     console = out()
     style = _STYLES[approval.status]
     who = f" by {approval.decided_by}" if approval.decided_by else ""

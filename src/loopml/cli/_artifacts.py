@@ -10,6 +10,7 @@ from rich.table import Table
 
 from loopml.cli._client import open_client
 from loopml.cli._format import fmt_bytes, short_id
+from loopml.cli._options import Json
 from loopml.cli._output import out, print_json
 
 __all__ = ["app"]
@@ -22,7 +23,7 @@ _RunId = Annotated[str, typer.Argument(help="The run id.")]
 @app.command("list")
 def list_artifacts(
     run_id: _RunId,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Json = False,
 ) -> None:
     """List the files and folders logged to a run."""
     with open_client() as client:
@@ -52,13 +53,14 @@ def get(
     dest: Annotated[
         Path,
         typer.Option(
-            "--dest", "-d", help="Folder to download into (created if missing); it gets DEST/NAME."
+            "--dest", help="Folder to download into (created if missing); it gets DEST/NAME."
         ),
     ] = Path(),
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="Replace an existing DEST/NAME instead of refusing."),
     ] = False,
+    as_json: Json = False,
 ) -> None:
     """Download a run artifact as DEST/NAME (NAME: the path's last part), verified.
 
@@ -66,7 +68,9 @@ def get(
     an existing DEST/NAME is refused unless --overwrite.
     """
     with open_client() as client:
-        target = client.download_artifact(
-            client.resolve_run_id(run_id), path, dest, overwrite=overwrite
-        )
+        run_id = client.resolve_run_id(run_id)
+        target = client.download_artifact(run_id, path, dest, overwrite=overwrite)
+    if as_json:
+        print_json({"run_id": run_id, "path": path, "downloaded_to": str(target.absolute())})
+        return
     out().print(f"Downloaded {path} to {target}", highlight=False)

@@ -29,7 +29,8 @@ from loopml._private_fs import make_private_dirs
 from loopml.cli import _data_views as data_views
 from loopml.cli import _pipeline_views as pipeline_views
 from loopml.cli._format import fmt_duration, fmt_value, short_id, status_text
-from loopml.cli._output import out
+from loopml.cli._options import Json
+from loopml.cli._output import out, print_json
 from loopml.errors import PromotionRefused
 
 if TYPE_CHECKING:
@@ -58,12 +59,13 @@ POLICY = f"""\
 """The demo model's promotion policy."""
 
 
-def demo() -> None:
+def demo(as_json: Json = False) -> None:
     """Run a training pipeline over a versioned dataset twice: the second run is fully cached.
 
     The pipeline registers a dataset, quarantines a bad delivery, splits the good
     version, trains two candidate models in parallel and compares them; the winner
     is promoted, served with the other as a canary, and the routes compared live.
+    With --json the narration goes to stderr and one JSON summary to stdout at the end.
     """
     from loopml import settings
     from loopml.cli import _demo_pipeline as flow
@@ -72,7 +74,7 @@ def demo() -> None:
     from loopml.errors import StepFailed
     from loopml.store import redacted
 
-    console = out()
+    console = Console(stderr=True, soft_wrap=False) if as_json else out()
     steps = " → ".join(flow.demo_training.build(flow.demo_training.resolve_params({})).nodes)
     console.print(
         f"Demo pipeline [bold]{flow.demo_training.name}[/] in project [bold]{PROJECT}[/]: {steps}",
@@ -123,6 +125,34 @@ def demo() -> None:
     for command, what in hints:
         console.print(f"  [bold]{command}[/]  [dim]# {what}[/]", highlight=False)
     console.print(f"Model card: {card}", highlight=False, soft_wrap=True)
+    if as_json:
+        print_json(_summary(first, second, card, other, ENDPOINT))
+
+
+def _summary(
+    first: PipelineRun, second: PipelineRun, card: Path, canary: str, endpoint: str
+) -> dict[str, Any]:
+    """What ``demo --json`` prints: the runs, the champion, the endpoint and the stores."""
+    from loopml import settings
+    from loopml.registry._api import get_client
+    from loopml.store import redacted
+
+    champion = get_client().get_model(MODEL, project=PROJECT).aliases.get("champion")
+    steps = [s for s in second.steps.values() if s.kind == "step"]
+    return {
+        "project": PROJECT,
+        "pipeline_runs": [first.id, second.id],
+        "second_run_cached_steps": sum(s.status == "cached" for s in steps),
+        "steps": len(steps),
+        "dataset": DATASET,
+        "model": MODEL,
+        "champion": None if champion is None else f"{MODEL}/{champion}",
+        "canary": canary,
+        "model_card": str(card),
+        "endpoint": endpoint,
+        "store_uri": redacted(settings.store_uri()),
+        "artifact_uri": redacted(settings.artifact_uri()),
+    }
 
 
 def _run(console: Console, *, cache: bool) -> PipelineRun:
@@ -333,7 +363,7 @@ def _registry(console: Console, run: PipelineRun) -> tuple[Path, str]:
         results[ranked[1]] = _evaluate(registry, other.ref, evaluation)
     console.print(_registry_table(versions, results))
     loser = results[ranked[1]]
-    for check, reason in loser.failures():
+    for check, reason in loser.failures:
         console.print(f"  [red]✗[/] {other.ref} {check}: {reason}", highlight=False, soft_wrap=True)
     champion = registry.get_model(MODEL, project=PROJECT).aliases.get("champion")
     console.print(

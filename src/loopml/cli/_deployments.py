@@ -139,11 +139,11 @@ def set_deployment(
         float | None, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill.")
     ] = None,
     reason: Annotated[
-        str | None, typer.Option("--reason", "-m", help="Why: kept with the revision.")
+        str | None, typer.Option("--reason", help="Why: kept with the revision.")
     ] = None,
     file: Annotated[
         Path | None,
-        typer.Option("--file", "-f", help="A YAML spec: endpoint, routes, settings."),
+        typer.Option("--file", help="A YAML spec: endpoint, routes, settings."),
     ] = None,
     as_json: _Json = False,
 ) -> None:
@@ -238,7 +238,7 @@ def rollback(
     ] = None,
     project: _Project = None,
     reason: Annotated[
-        str | None, typer.Option("--reason", "-m", help="Why: kept with the revision.")
+        str | None, typer.Option("--reason", help="Why: kept with the revision.")
     ] = None,
     as_json: _Json = False,
 ) -> None:

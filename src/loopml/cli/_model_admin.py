@@ -21,6 +21,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from loopml.cli import _model_views as views
+from loopml.cli._options import Json, ModelOrVersionRef, ModelVersionRef, Project
 from loopml.cli._output import out, print_json, to_jsonable
 from loopml.errors import InvalidParameter, ModelError, PolicyWarning
 
@@ -31,17 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["archive", "policy", "requirements", "unarchive"]
 
-_Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-_Project = Annotated[
-    str | None, typer.Option("--project", "-p", help="Project (default: LOOPML_PROJECT).")
-]
 _Name = Annotated[str, typer.Argument(help="The model name.", metavar="NAME")]
-_Ref = Annotated[
-    str,
-    typer.Argument(
-        help="The version: NAME/VERSION, NAME@ALIAS or models:/NAME/VERSION.", metavar="REF"
-    ),
-]
 _Reason = Annotated[
     str | None, typer.Option("--reason", help="Why: kept with the record.", metavar="TEXT")
 ]
@@ -59,25 +50,12 @@ def _registry() -> RegistryClient:
     return get_client()
 
 
-def _check_ref(ref: str) -> str:
-    """``ref`` if it names one version (``credit/2``, ``credit@champion``); not a bare name."""
-    from loopml.registry._refs import parse_model_ref
-
-    parsed = parse_model_ref(ref)
-    if parsed.version is None and parsed.alias is None:
-        raise InvalidParameter(
-            f"{ref!r} names a model, not one of its versions; use {parsed.name}/VERSION, "
-            f"{parsed.name}@ALIAS or models:/{parsed.name}/VERSION."
-        )
-    return ref
-
-
 # -- models policy ---------------------------------------------------------------------------
 
 
 def policy(
     name: _Name,
-    project: _Project = None,
+    project: Project = None,
     set_file: Annotated[
         Path | None,
         typer.Option("--set", help="Store the policy in this YAML file.", metavar="FILE"),
@@ -87,7 +65,7 @@ def policy(
         typer.Option("--clear", help="Remove the policy on purpose (needs --reason; recorded)."),
     ] = False,
     reason: _Reason = None,
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """Print a model's promotion policy, store one with --set FILE, or --clear it with a reason.
 
@@ -184,13 +162,13 @@ def _policy_json(name: str, current: Policy, model: Model) -> dict[str, object]:
 
 
 def archive(
-    ref: _Ref, reason: _Reason = None, project: _Project = None, as_json: _Json = False
+    ref: ModelVersionRef, reason: _Reason = None, project: Project = None, as_json: Json = False
 ) -> None:
     """Archive a version: kept, but no longer approved, promoted or aliased (recorded).
 
     A version an alias points at is refused; the message names the alias to move first.
     """
-    version = _registry().archive(_check_ref(ref), project=_project_name(project), reason=reason)
+    version = _registry().archive(ref, project=_project_name(project), reason=reason)
     if as_json:
         print_json(views.version_json(version))
         return
@@ -202,10 +180,10 @@ def archive(
 
 
 def unarchive(
-    ref: _Ref, reason: _Reason = None, project: _Project = None, as_json: _Json = False
+    ref: ModelVersionRef, reason: _Reason = None, project: Project = None, as_json: Json = False
 ) -> None:
     """Bring an archived version back, with the status it had before (recorded)."""
-    version = _registry().unarchive(_check_ref(ref), project=_project_name(project), reason=reason)
+    version = _registry().unarchive(ref, project=_project_name(project), reason=reason)
     if as_json:
         print_json(views.version_json(version))
         return
@@ -218,18 +196,18 @@ def unarchive(
 
 
 def requirements(
-    ref: _Ref,
-    project: _Project = None,
+    ref: ModelOrVersionRef,
+    project: Project = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write requirements.txt to this file instead."),
     ] = None,
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """Print the pip requirements a version needs, as a requirements.txt (pinned at register)."""
     from loopml.registry._requirements import requirements_text
 
-    version = _registry().get_version(_check_ref(ref), project=_project_name(project))
+    version = _registry().get_version(ref, project=_project_name(project))
     if version.requirements is None:
         raise ModelError(
             f"Model {version.ref} was registered before loopml recorded requirements; "

@@ -358,7 +358,7 @@ def evaluation_renderables(result: EvaluationResult, data: str) -> list[Renderab
         metrics_table(result.metrics, f"Metrics of {ref} on {data}"),
         checks_table(result.results, f"Policy checks (evaluation {result.evaluation})"),
     ]
-    failed = len(result.failures())
+    failed = len(result.failures)
     if result.passed:
         verdict = Text.assemble(("✓ ", "green"), f"{ref} passes every check of its policy.")
     else:

@@ -17,6 +17,13 @@ from rich.text import Text
 from loopml._private_fs import make_private_dirs
 from loopml.cli import _model_admin
 from loopml.cli import _model_views as views
+from loopml.cli._options import (
+    Comment,
+    Json,
+    ModelOrVersionRef,
+    ModelVersionRef,
+    Project,
+)
 from loopml.cli._output import out, print_json, to_jsonable
 from loopml.errors import PromotionRefused
 
@@ -30,19 +37,8 @@ app = typer.Typer(
     help="Register, evaluate, approve and promote model versions.", no_args_is_help=True
 )
 
-_Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-_Project = Annotated[
-    str | None, typer.Option("--project", "-p", help="Project (default: LOOPML_PROJECT).")
-]
 _Name = Annotated[str, typer.Argument(help="The model name.", metavar="NAME")]
-_Version = Annotated[
-    str,
-    typer.Argument(help="The version number (or @alias, e.g. @champion).", metavar="VERSION"),
-]
 _Alias = Annotated[str, typer.Option("--alias", "-a", help="The alias to move.")]
-_Comment = Annotated[
-    str | None, typer.Option("--comment", "-m", help="Why: kept with the decision.")
-]
 
 
 def _project_name(project: str | None) -> str:
@@ -57,16 +53,11 @@ def _registry() -> RegistryClient:
     return get_client()
 
 
-def _ref(name: str, version: str) -> str:
-    """``NAME VERSION`` → ``name/3`` or ``name@champion``."""
-    return f"{name}{version}" if version.startswith("@") else f"{name}/{version}"
-
-
 # -- models list / versions / show ------------------------------------------------------
 
 
 @app.command("list")
-def list_models(project: _Project = None, as_json: _Json = False) -> None:
+def list_models(project: Project = None, as_json: Json = False) -> None:
     """List the models of a project: latest version, aliases and policy."""
     project = _project_name(project)
     models = _registry().list_models(project=project)
@@ -84,7 +75,7 @@ def list_models(project: _Project = None, as_json: _Json = False) -> None:
 
 
 @app.command("versions")
-def list_versions(name: _Name, project: _Project = None, as_json: _Json = False) -> None:
+def list_versions(name: _Name, project: Project = None, as_json: Json = False) -> None:
     """List every version of a model, oldest first, rejected and archived ones included."""
     versions = _registry().list_versions(name, project=_project_name(project))
     if as_json:
@@ -94,16 +85,7 @@ def list_versions(name: _Name, project: _Project = None, as_json: _Json = False)
 
 
 @app.command("show")
-def show(
-    ref: Annotated[
-        str,
-        typer.Argument(
-            help="NAME (latest usable version), NAME/VERSION or NAME@ALIAS.", metavar="REF"
-        ),
-    ],
-    project: _Project = None,
-    as_json: _Json = False,
-) -> None:
+def show(ref: ModelOrVersionRef, project: Project = None, as_json: Json = False) -> None:
     """Show a version: metadata, source run params and metrics, latest policy results."""
     project = _project_name(project)
     registry = _registry()
@@ -129,34 +111,31 @@ app.command("policy")(_model_admin.policy)
 
 @app.command("evaluate")
 def evaluate(
-    name: _Name,
-    version: _Version,
+    ref: ModelVersionRef,
     data: Annotated[
         str,
-        typer.Option(
-            "--data", "-d", help="The dataset version to evaluate on, e.g. 'credit-test:1'."
-        ),
+        typer.Option("--data", help="The dataset version to evaluate on, e.g. 'credit-test:1'."),
     ],
     target: Annotated[str, typer.Option("--target", "-t", help="The label column.")],
     sensitive: Annotated[
         list[str] | None,
-        typer.Option("--sensitive", "-s", help="A column fairness checks group by (repeat)."),
+        typer.Option("--sensitive", help="A column fairness checks group by (repeat)."),
     ] = None,
-    project: _Project = None,
+    project: Project = None,
     trust: Annotated[
         bool,
         typer.Option(
             "--trust", help="Load pickled (pyfunc) versions registered by someone other than you."
         ),
     ] = False,
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """Compute metrics on a dataset version and run the model's policy; store the results.
 
     Exits with status 1 when a check fails (after printing every check).
     """
     result = _registry().evaluate(
-        _ref(name, version),
+        ref,
         data,
         project=_project_name(project),
         target=target,
@@ -178,43 +157,54 @@ def evaluate(
 
 @app.command("approve")
 def approve(
-    name: _Name,
-    version: _Version,
-    comment: _Comment = None,
+    ref: ModelVersionRef,
+    comment: Comment = None,
     role: Annotated[
         str | None,
         typer.Option(
             "--role",
-            "-r",
             help="Approve in this approver role; the approver-roles file "
             "(LOOPML_APPROVER_ROLES) must give it to you.",
         ),
     ] = None,
-    project: _Project = None,
+    project: Project = None,
+    as_json: Json = False,
 ) -> None:
     """Approve a version as the current identity (approving twice is refused)."""
-    approved = _registry().approve(
-        _ref(name, version), project=_project_name(project), comment=comment, role=role
-    )
-    _decided("Approved", approved, comment, role)
+    approved = _registry().approve(ref, project=_project_name(project), comment=comment, role=role)
+    _decided("Approved", approved, comment, role, as_json=as_json)
 
 
 @app.command("reject")
 def reject(
-    name: _Name, version: _Version, comment: _Comment = None, project: _Project = None
+    ref: ModelVersionRef, comment: Comment = None, project: Project = None, as_json: Json = False
 ) -> None:
     """Reject a version: it can no longer be approved or promoted."""
-    rejected = _registry().reject(
-        _ref(name, version), project=_project_name(project), comment=comment
-    )
-    _decided("Rejected", rejected, comment)
+    rejected = _registry().reject(ref, project=_project_name(project), comment=comment)
+    _decided("Rejected", rejected, comment, as_json=as_json)
 
 
 def _decided(
-    what: str, version: ModelVersion, comment: str | None, role: str | None = None
+    what: str,
+    version: ModelVersion,
+    comment: str | None,
+    role: str | None = None,
+    *,
+    as_json: bool,
 ) -> None:
     from loopml.approvals import current_identity
 
+    if as_json:
+        print_json(
+            {
+                "decision": what.lower(),
+                "identity": current_identity(),
+                "role": role,
+                "comment": comment,
+                **views.version_json(version),
+            }
+        )
+        return
     line = Text(f"{what} ", style="green" if what == "Approved" else "magenta")
     line.append(f"{version.ref} as {current_identity() or 'unknown'}")
     if role:
@@ -230,8 +220,7 @@ def _decided(
 
 @app.command("promote")
 def promote(
-    name: _Name,
-    version: _Version,
+    ref: ModelVersionRef,
     alias: _Alias = "champion",
     force: Annotated[
         bool, typer.Option("--force", help="Skip the policy (needs --reason; recorded).")
@@ -239,20 +228,21 @@ def promote(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why a forced promotion is needed.")
     ] = None,
-    project: _Project = None,
-    as_json: _Json = False,
+    project: Project = None,
+    as_json: Json = False,
 ) -> None:
     """Point an alias at a version whose latest evaluation passed its policy.
 
     A refused promotion lists every failing check, then exits with status 1.
     """
+    from loopml.registry._refs import parse_model_ref
+
     project = _project_name(project)
     registry = _registry()
+    name = parse_model_ref(ref).name
     previous = registry.get_model(name, project=project).aliases.get(alias)
     try:
-        promoted = registry.promote(
-            _ref(name, version), project=project, alias=alias, force=force, reason=reason
-        )
+        promoted = registry.promote(ref, project=project, alias=alias, force=force, reason=reason)
     except PromotionRefused as exc:
         if as_json:
             print_json(
@@ -262,7 +252,7 @@ def promote(
                 }
             )
         else:
-            title = f"Failing checks of {_ref(name, version)}"
+            title = f"Failing checks of {ref}"
             out().print(views.failures_table(exc.failures, title))
         raise
     if as_json:
@@ -283,7 +273,7 @@ def promote(
 
 @app.command("rollback")
 def rollback(
-    name: _Name, alias: _Alias = "champion", project: _Project = None, as_json: _Json = False
+    name: _Name, alias: _Alias = "champion", project: Project = None, as_json: Json = False
 ) -> None:
     """Move an alias back to the version it pointed at before its last move."""
     project = _project_name(project)
@@ -303,8 +293,8 @@ def history(
     alias: Annotated[
         str | None, typer.Option("--alias", "-a", help="Only the moves of this alias.")
     ] = None,
-    project: _Project = None,
-    as_json: _Json = False,
+    project: Project = None,
+    as_json: Json = False,
 ) -> None:
     """List every alias move, policy change and archiving of a model, oldest first.
 
@@ -340,16 +330,20 @@ def describe(
     description: Annotated[
         str | None, typer.Option("--description", "-d", help="Free text about the model.")
     ] = None,
-    project: _Project = None,
+    project: Project = None,
+    as_json: Json = False,
 ) -> None:
     """Set the user-written parts of a model's card (options left out are kept)."""
-    _registry().describe(
+    model = _registry().describe(
         name,
         project=_project_name(project),
         description=description,
         intended_use=intended_use,
         limitations=limitations,
     )
+    if as_json:
+        print_json(views.model_json(model))
+        return
     out().print(f"Updated the description of model {name!r}.", highlight=False)
 
 
@@ -362,8 +356,7 @@ def card_path(name: str, version: int) -> Path:
 
 @app.command("card")
 def card(
-    name: _Name,
-    version: _Version,
+    ref: ModelVersionRef,
     html: Annotated[
         bool,
         typer.Option("--html", help="Write a self-contained HTML page instead of Markdown."),
@@ -376,17 +369,23 @@ def card(
             help="Write the card to this file (HTML default: LOOPML_HOME/cards/NAME-N.html).",
         ),
     ] = None,
-    project: _Project = None,
+    project: Project = None,
+    as_json: Json = False,
 ) -> None:
     """Generate a version's model card: use, data, metrics, fairness, policy, lineage.
 
     Markdown goes to stdout unless --output is given; HTML is always written to a file.
+    With --json, stdout gets {ref, format, path} (and the Markdown as "markdown" when
+    no file is written).
     """
     from loopml.registry._card import build_card
 
-    built = build_card(_registry(), _ref(name, version), _project_name(project))
+    built = build_card(_registry(), ref, _project_name(project))
     if not html and output is None:
-        typer.echo(built.to_markdown(), nl=False)
+        if as_json:
+            print_json({"ref": built.ref, "format": "markdown", "markdown": built.to_markdown()})
+        else:
+            typer.echo(built.to_markdown(), nl=False)
         return
     if output is None:  # under LOOPML_HOME, private like the rest of it
         target = card_path(built.name, built.version)
@@ -395,6 +394,15 @@ def card(
         target = output
         target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(built.to_html() if html else built.to_markdown(), encoding="utf-8")
+    if as_json:
+        print_json(
+            {
+                "ref": built.ref,
+                "format": "html" if html else "markdown",
+                "path": str(target.absolute()),
+            }
+        )
+        return
     out().print(f"Model card of {built.ref}: {target}", highlight=False, soft_wrap=True)
 
 

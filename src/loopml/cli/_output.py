@@ -17,7 +17,14 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["debug_enabled", "out", "print_json", "report_error", "to_jsonable"]
+__all__ = [
+    "debug_enabled",
+    "out",
+    "print_json",
+    "report_error",
+    "report_usage_error",
+    "to_jsonable",
+]
 
 _DEBUG_HINT = "rerun with --debug (or LOOPML_DEBUG=1) to see the traceback."
 
@@ -98,3 +105,14 @@ def report_error(exc: BaseException, *, expected: bool, debug: bool) -> None:
     console.print(f"error: {message}", style="red", markup=False)
     if not expected and not debug:
         console.print(f"hint: {_DEBUG_HINT}", style="dim", markup=False)
+
+
+def report_usage_error(message: str, command_path: str) -> None:
+    """Print a usage error as one red line that names the command's ``--help``.
+
+    Args:
+        message: what is wrong, e.g. ``No such option: --foo``.
+        command_path: the command as typed so far, e.g. ``loopml runs list``.
+    """
+    line = f"error: {message} (see '{command_path} --help')"
+    _err().print(line, style="red", markup=False)

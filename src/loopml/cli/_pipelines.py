@@ -21,6 +21,7 @@ from rich.table import Table
 
 from loopml.cli import _pipeline_views as views
 from loopml.cli._format import fmt_duration, fmt_time, short_id
+from loopml.cli._options import Json, Project
 from loopml.cli._output import out, print_json
 from loopml.errors import InvalidParameter
 
@@ -43,7 +44,6 @@ class ExecutorName(StrEnum):
     ray = "ray"
 
 
-_Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 _RunId = Annotated[
     str,
     typer.Argument(
@@ -57,9 +57,6 @@ _Executor = Annotated[
 _MaxWorkers = Annotated[
     int | None,
     typer.Option("--max-workers", min=1, help="Steps run at once on the local executor."),
-]
-_Project = Annotated[
-    str | None, typer.Option("--project", help="Project (default: LOOPML_PROJECT).")
 ]
 
 
@@ -79,7 +76,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--param",
-            "-p",
+            "-P",
             help="A parameter as KEY=VALUE (repeat for several); the text is converted "
             "to the parameter's annotated type.",
             metavar="KEY=VALUE",
@@ -91,13 +88,15 @@ def run(
         typer.Option("--no-cache", help="Run every step, even those an earlier run cached."),
     ] = False,
     max_workers: _MaxWorkers = None,
-    project: _Project = None,
+    project: Project = None,
+    as_json: Json = False,
 ) -> None:
     """Run a pipeline and show its DAG live: step status, durations and cached steps.
 
     Exits 0 when the run finished or waits at an approval gate, 1 when a step
     failed (fix it, then 'loopml pipelines resume RUN_ID') or the pipeline could
-    not start.
+    not start. With --json there is no live view: the run's record (as
+    'loopml pipelines show --json' prints it) goes to stdout when it ends, failed too.
     """
     from loopml.pipelines import load_pipeline
 
@@ -106,12 +105,13 @@ def run(
     graph = pipeline.build(params)
     console = out()
     steps = sum(node.kind == "step" for node in graph.nodes.values())
-    console.print(
-        f"Running pipeline [bold]{pipeline.name}[/] ({steps} steps) from {reference} "
-        f"on the {executor.value} executor, cache {'off' if no_cache else 'on'} …",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if not as_json:
+        console.print(
+            f"Running pipeline [bold]{pipeline.name}[/] ({steps} steps) from {reference} "
+            f"on the {executor.value} executor, cache {'off' if no_cache else 'on'} …",
+            highlight=False,
+            soft_wrap=True,
+        )
     view = views.DagView(graph.describe()["nodes"], f"Pipeline {pipeline.name}", source_lookup())
 
     def start(on_event: Callable[[Event], None]) -> PipelineRun:
@@ -124,7 +124,7 @@ def run(
             on_event=on_event,
         )
 
-    raise typer.Exit(finish(console, view, start))
+    raise typer.Exit(finish(console, view, start, as_json=as_json))
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -138,9 +138,11 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise InvalidParameter(f"The -p option takes KEY=VALUE, e.g. -p lr=0.1; got {pair!r}.")
+            raise InvalidParameter(
+                f"The --param/-P option takes KEY=VALUE, e.g. -P lr=0.1; got {pair!r}."
+            )
         if key in params:
-            raise InvalidParameter(f"Parameter {key!r} is given twice (-p {key}=…).")
+            raise InvalidParameter(f"Parameter {key!r} is given twice (-P {key}=…).")
         params[key] = value
     return params
 
@@ -153,22 +155,24 @@ def resume(
     run_id: _RunId,
     executor: _Executor = ExecutorName.local,
     max_workers: _MaxWorkers = None,
+    as_json: Json = False,
 ) -> None:
     """Continue a failed, interrupted or approval-waiting run; finished steps are reused.
 
     Past an approved gate the run goes on; at a rejected one it ends as rejected.
-    Exits like 'loopml pipelines run'.
+    Exits, and prints with --json, like 'loopml pipelines run'.
     """
     import loopml.pipelines
 
     recorded = loopml.pipelines.get_pipeline_run(run_id)
     console = out()
-    console.print(
-        f"Resuming pipeline run [bold]{recorded.id}[/] ({recorded.pipeline}, "
-        f"{views.step_summary(recorded)}) on the {executor.value} executor …",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if not as_json:
+        console.print(
+            f"Resuming pipeline run [bold]{recorded.id}[/] ({recorded.pipeline}, "
+            f"{views.step_summary(recorded)}) on the {executor.value} executor …",
+            highlight=False,
+            soft_wrap=True,
+        )
     view = views.DagView(
         recorded.graph.get("nodes", []), f"Pipeline {recorded.pipeline}", source_lookup()
     )
@@ -179,7 +183,7 @@ def resume(
             recorded.id, executor=executor.value, max_workers=max_workers, on_event=on_event
         )
 
-    raise typer.Exit(finish(console, view, start))
+    raise typer.Exit(finish(console, view, start, as_json=as_json))
 
 
 # -- pipelines reproduce ---------------------------------------------------------------
@@ -192,7 +196,7 @@ def reproduce(
     keep_worktree: Annotated[
         bool, typer.Option("--keep-worktree", help="Leave the checked-out commit on disk.")
     ] = False,
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """Re-run a recorded run from its git commit, parameters and data, cache off, and
     compare every step's outputs with the original's.
@@ -240,14 +244,14 @@ def reproduce(
 
 @app.command("list")
 def list_runs(
-    project: _Project = None,
+    project: Project = None,
     pipeline: Annotated[
         str | None, typer.Option("--pipeline", help="Only runs of this pipeline.")
     ] = None,
     max_results: Annotated[
         int, typer.Option("--max", "-n", min=1, help="Show at most this many runs.")
     ] = 50,
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """List the pipeline runs of a project, newest first."""
     import loopml.pipelines
@@ -266,7 +270,7 @@ def list_runs(
 
 
 @app.command("show")
-def show(run_id: _RunId, as_json: _Json = False) -> None:
+def show(run_id: _RunId, as_json: Json = False) -> None:
     """Show a pipeline run: its DAG with status, timings and where cached steps came from."""
     import loopml.pipelines
 
@@ -400,16 +404,39 @@ def finish(
     console: Console,
     view: views.DagView,
     start: Callable[[Callable[[Event], None]], PipelineRun],
+    *,
+    as_json: bool = False,
 ) -> int:
-    """Run with a live view, then say how it ended; return the exit code."""
+    """Run with a live view, then say how it ended; return the exit code.
+
+    With ``as_json``, no view: the run's record goes to stdout as JSON when it ends.
+    """
     from loopml.errors import StepFailed
 
+    if as_json:
+        return _finish_json(start)
     try:
         finished = execute_live(console, view, start)
     except StepFailed as exc:
         report_failure(exc)
         return 1
     return report_outcome(console, finished)
+
+
+def _finish_json(start: Callable[[Callable[[Event], None]], PipelineRun]) -> int:
+    """Run without a view; print the run's record as JSON (a failed one too: exit 1)."""
+    import loopml.pipelines
+    from loopml.errors import StepFailed
+
+    try:
+        finished = start(lambda event: None)
+    except StepFailed as exc:
+        report_failure(exc)
+        failed = loopml.pipelines.get_pipeline_run(exc.run_id)
+        print_json(views.pipeline_run_json(failed, source_lookup()))
+        return 1
+    print_json(views.pipeline_run_json(finished, source_lookup()))
+    return 0
 
 
 def report_outcome(console: Console, run: PipelineRun) -> int:

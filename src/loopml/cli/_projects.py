@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from loopml.cli._client import open_client
+from loopml.cli._options import Json
 from loopml.cli._output import out, print_json
 
 __all__ = ["app"]
@@ -16,9 +17,7 @@ app = typer.Typer(help="List and annotate projects.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_projects(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
+def list_projects(as_json: Json = False) -> None:
     """List every project in the store."""
     with open_client() as client:
         names = client.list_projects()
@@ -39,8 +38,12 @@ def list_projects(
 def note(
     project: Annotated[str, typer.Argument(help="The project name.")],
     text: Annotated[str, typer.Argument(help="The note, in Markdown.")],
+    as_json: Json = False,
 ) -> None:
     """Attach a Markdown note to a project."""
     with open_client() as client:
         client.log_note("project", project, text)
+    if as_json:
+        print_json({"project": project, "note": text})
+        return
     out().print(f"Added a note to project {project!r}.", highlight=False)

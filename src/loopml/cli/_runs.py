@@ -8,6 +8,7 @@ import typer
 
 from loopml.cli import _run_views as views
 from loopml.cli._client import open_client
+from loopml.cli._options import Json, Project
 from loopml.cli._output import out, print_json, to_jsonable
 from loopml.errors import InvalidParameter
 
@@ -15,7 +16,6 @@ __all__ = ["app"]
 
 app = typer.Typer(help="List, inspect, compare and annotate runs.", no_args_is_help=True)
 
-_Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 _RunId = Annotated[
     str, typer.Argument(help="The run id (as printed by 'loopml runs list --json').")
 ]
@@ -23,21 +23,19 @@ _RunId = Annotated[
 
 @app.command("list")
 def list_runs(
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Project (default: LOOPML_PROJECT).")
-    ] = None,
+    project: Project = None,
     filter: Annotated[
         str | None,
         typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"."),
     ] = None,
     order_by: Annotated[
         list[str] | None,
-        typer.Option("--order-by", "-o", help='e.g. "metrics.auc DESC"; repeat for ties.'),
+        typer.Option("--order-by", help='e.g. "metrics.auc DESC"; repeat for ties.'),
     ] = None,
     max_results: Annotated[
         int, typer.Option("--max", "-n", min=1, help="Show at most this many runs.")
     ] = 100,
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """List the runs of a project, newest first unless --order-by says otherwise."""
     with open_client() as client:
@@ -55,7 +53,7 @@ def list_runs(
 
 
 @app.command("show")
-def show(run_id: _RunId, as_json: _Json = False) -> None:
+def show(run_id: _RunId, as_json: Json = False) -> None:
     """Show everything recorded about a run: params, metrics, context, artifacts, notes."""
     with open_client() as client:
         run = client.get_run(client.resolve_run_id(run_id))
@@ -68,7 +66,7 @@ def show(run_id: _RunId, as_json: _Json = False) -> None:
 @app.command("compare")
 def compare(
     run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.", metavar="RUN_ID")],
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """Compare runs side by side; params that differ are highlighted."""
     if len(run_ids) < 2:
@@ -85,11 +83,15 @@ def compare(
 def note(
     run_id: _RunId,
     text: Annotated[str, typer.Argument(help="The note, in Markdown.")],
+    as_json: Json = False,
 ) -> None:
     """Attach a Markdown note to a run."""
     with open_client() as client:
         run_id = client.resolve_run_id(run_id)
         client.log_note("run", run_id, text)
+    if as_json:
+        print_json({"run_id": run_id, "note": text})
+        return
     out().print(f"Added a note to run {run_id}.")
 
 
@@ -97,7 +99,7 @@ def note(
 def history(
     run_id: _RunId,
     key: Annotated[str, typer.Argument(help="The metric key, e.g. 'loss'.")],
-    as_json: _Json = False,
+    as_json: Json = False,
 ) -> None:
     """Show every logged point of one metric of a run, in step order."""
     with open_client() as client:

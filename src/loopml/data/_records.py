@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loopml._html import Section, clip, html_table, number, when
+
 if TYPE_CHECKING:
     from loopml.data._profile import Profile
 
@@ -60,3 +62,32 @@ class DatasetVersion:
     def ref(self) -> str:
         """The reference ``name:N``."""
         return f"{self.name}:{self.version}"
+
+    def __repr__(self) -> str:
+        # Short: the profile alone runs to kilobytes. The HTML view has the details.
+        status = "" if self.status == "ready" else f" {self.status}"
+        return (
+            f"<DatasetVersion {clip(self.name)}:{self.version}{status} "
+            f"{number(self.row_count)} rows x {number(self.column_count)} cols "
+            f"sha256:{self.content_hash[:12]}…>"
+        )
+
+    def _repr_html_(self) -> str:
+        checks = {None: "no checks ran", True: "passed", False: "failed"}[self.report_passed]
+        return html_table(
+            f"DatasetVersion {self.ref}",
+            [
+                ("project", self.project),
+                ("status", self.status),
+                ("rows", number(self.row_count)),
+                ("columns", number(self.column_count)),
+                ("size", f"{number(self.size_bytes)} bytes"),
+                ("checks", checks),
+                ("content hash", f"sha256:{self.content_hash}"),
+                ("source", self.source),
+                ("parents", ", ".join(self.parents) or None),
+                ("description", self.description),
+                ("created", f"{when(self.created_at)} by {self.creator or 'unknown'}"),
+            ],
+            Section("Columns", ("column", "type"), self.columns),
+        )

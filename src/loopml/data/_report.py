@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from loopml._html import Section, clip, html_table, number
 from loopml._urls import redact_url
 
 if TYPE_CHECKING:
@@ -221,6 +222,39 @@ class ValidationReport:
     def failed_checks(self) -> tuple[CheckResult, ...]:
         """The checks that did not pass."""
         return tuple(c for c in self.checks if not c.passed)
+
+    def __repr__(self) -> str:
+        # Short: every check carries a sample of failing rows.
+        failed = self.failed_checks
+        against = f" against {clip(self.against)}" if self.against else ""
+        if failed:
+            names = clip(", ".join(c.name for c in failed))
+            outcome = f"failed {len(failed)} of {len(self.checks)} checks ({names})"
+        else:
+            outcome = f"passed {len(self.checks)} checks"
+        return f"<ValidationReport {outcome}, {number(self.row_count)} rows{against}>"
+
+    def _repr_html_(self) -> str:
+        diff = self.schema_diff
+        checks = [
+            (c.name, "passed" if c.passed else "FAILED", number(c.failing_count), c.message)
+            for c in sorted(self.checks, key=lambda c: c.passed)  # failures first
+        ]
+        retyped = [f"{k} ({v.get('expected')} → {v.get('got')})" for k, v in diff.retyped.items()]
+        return html_table(
+            "ValidationReport",
+            [
+                ("outcome", "passed" if self.passed else f"{len(self.failed_checks)} failed"),
+                ("rows", number(self.row_count)),
+                ("source", self.source),
+                ("against", self.against),
+                ("missing columns", ", ".join(diff.missing) or None),
+                ("extra columns", ", ".join(diff.extra) or None),
+                ("retyped columns", ", ".join(retyped) or None),
+                ("created", self.created_at),
+            ],
+            Section("Checks", ("check", "outcome", "failing rows", "message"), checks),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary (see :meth:`from_dict`)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopml._html import Section, clip, html_table, when
 from loopml.pipelines._task import StoredValue
 
 __all__ = ["PipelineRun", "StepRecord"]
@@ -57,6 +59,41 @@ class PipelineRun:
     graph: dict[str, Any]
     steps: dict[str, StepRecord] = field(default_factory=dict)
     resumed_from: str | None = None
+
+    def __repr__(self) -> str:
+        # Short: the graph and the steps' stored outputs run to kilobytes.
+        counts = Counter(record.status for record in self.steps.values())
+        steps = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+        return f"<PipelineRun {self.id[:8]} {clip(self.pipeline)} {self.status} steps: {steps}>"
+
+    def _repr_html_(self) -> str:
+        steps = [
+            (
+                r.name,
+                r.status,
+                None if r.duration_seconds is None else f"{r.duration_seconds:.2f}s",
+                r.attempts,
+                (r.cached_from or r.run_id or "")[:8],
+                r.error,
+            )
+            for r in self.steps.values()
+        ]
+        return html_table(
+            f"PipelineRun {self.id}",
+            [
+                ("pipeline", self.pipeline),
+                ("reference", self.reference),
+                ("status", self.status),
+                ("executor", self.executor),
+                ("cache", "on" if self.use_cache else "off"),
+                ("git commit", self.git_commit),
+                ("started", when(self.start_time)),
+                ("ended", when(self.end_time) or None),
+                ("resumed from", self.resumed_from),
+            ],
+            Section("Params", ("param", "value"), sorted(self.params.items())),
+            Section("Steps", ("step", "status", "duration", "attempts", "run", "error"), steps),
+        )
 
     def output(self, step: str, index: int = 0, *, trust_executable: bool = False) -> Any:
         """Load output ``index`` of ``step`` from the artifact store.

@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from loopml.pipelines._executors import Executor
     from loopml.pipelines._pipeline import Pipeline
 
-__all__ = ["Event", "Runner"]
+__all__ = ["PIPELINE_NAME_TAG", "PIPELINE_RUN_TAG", "PIPELINE_STEP_TAG", "Event", "Runner"]
+
+PIPELINE_RUN_TAG = "loopml.pipeline.run_id"
+"""Tag of a step run: the id of its pipeline run."""
+PIPELINE_NAME_TAG = "loopml.pipeline.name"
+"""Tag of a step run: the name of its pipeline."""
+PIPELINE_STEP_TAG = "loopml.pipeline.step"
+"""Tag of a step run: the name of its step."""
 
 _MAX_LOG_ARTIFACT = 1 << 20
 
@@ -76,6 +83,7 @@ class Runner:
         self.client = client or get_client()
         self._executor: Executor | None = None
         self._source: str | None = None  # the pipeline's file: its repository is the code
+        self._pipeline_name: str | None = None
 
     # -- entry points -----------------------------------------------------------------
 
@@ -91,6 +99,7 @@ class Runner:
         """Record a new pipeline run and run it."""
         client = self.client
         self._source = _source_file(pipeline)
+        self._pipeline_name = pipeline.name
         run_id = client.create_run(
             project=project,
             name=pipeline.name,
@@ -133,6 +142,7 @@ class Runner:
             )
         pipeline = load_pipeline(recorded.reference)
         self._source = _source_file(pipeline)
+        self._pipeline_name = recorded.pipeline
         graph = pipeline.build(pipeline.resolve_params(recorded.params))
         for child in _state.mark_stale_steps(self.client.store, run_id):
             # A step whose process was killed: its run ended when the process did.
@@ -351,14 +361,26 @@ class Runner:
         return self._executor_for().submit(task), (node, child, key, started)
 
     def _child_run(self, run_id: str, node: Node) -> str:
-        """A step run with the code context of this process (see the module docstring)."""
-        return self.client.create_run(
+        """A step run with the code context of this process, tagged with its pipeline and step.
+
+        Its git, entry-point and environment context is captured here, in the process
+        running the pipeline (as the pipeline run's was), so a resumed step records
+        the code that resumed it. The ``loopml.pipeline.*`` tags name the pipeline
+        run, the pipeline and the step, so any run of a step (and ``loopml runs show``)
+        says where it belongs.
+        """
+        child = self.client.create_run(
             name=node.name,
             kind="step",
             parent_id=run_id,
             params={k: _param_text(v) for k, v in node.constants.items()},
             source=self._source,
         )
+        tags = {PIPELINE_RUN_TAG: run_id, PIPELINE_STEP_TAG: node.name}
+        if self._pipeline_name is not None:
+            tags[PIPELINE_NAME_TAG] = self._pipeline_name
+        set_loopml_tags(self.client, child, tags)
+        return child
 
     def _record_result(
         self, run_id: str, node: Node, child: str, key: str, started: int, result: StepResult

@@ -125,9 +125,12 @@ def function_payload(step: Step) -> bytes:
 
     ``@loopml.step`` replaces the module attribute with the Step, which defeats
     cloudpickle's by-reference test, so importable steps are referenced here
-    explicitly; scripts and file-loaded modules ship their code.
+    explicitly; scripts and file-loaded modules ship their code, with its file name
+    and source so that a failing step's traceback shows them (``_shipping``).
     """
     import cloudpickle
+
+    from loopml.pipelines._shipping import dumps_by_value
 
     function = step.function
     module_name = getattr(function, "__module__", None) or "__main__"
@@ -142,8 +145,7 @@ def function_payload(step: Step) -> bytes:
                 _StepFunctionReference(module_name, function.__qualname__)
             )
             return payload
-    by_value: bytes = cloudpickle.dumps(function)
-    return by_value
+    return dumps_by_value(function)
 
 
 @overload

@@ -1,6 +1,7 @@
 """The model registry: versions, flavors, signatures, aliases, policies, approvals.
 
-``loopml.models`` is this module.
+Scripts reach it as ``loopml.models`` (:mod:`loopml.models` re-exports this module's
+public names).
 
 Example:
     >>> import loopml
@@ -41,8 +42,14 @@ from loopml.registry._policy import (
     MetricThreshold,
     Policy,
 )
-from loopml.registry._promotion import EvaluationResult
-from loopml.registry._records import AliasEvent, Model, ModelEvent, ModelVersion, PolicyResult
+from loopml.registry._records import (
+    AliasEvent,
+    EvaluationResult,
+    Model,
+    ModelEvent,
+    ModelVersion,
+    PolicyResult,
+)
 from loopml.registry._signature import ColumnSpec, Signature, infer_signature
 
 __all__ = [

@@ -438,7 +438,7 @@ def _how_to_load(version: ModelVersion) -> tuple[str, ...]:
         "predictions = model.predict(frame)  # checked against the signature",
         "",
         f"# loopml models show {version.ref} --project {project}",
-        f"# loopml models card {version.name} {version.version} --project {project} --html",
+        f"# loopml models card {version.ref} --project {project} --html",
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from loopml.errors import InvalidParameter, ModelError, UntrustedModelError
 from loopml.registry._archive import ArchiveOps
 from loopml.registry._base import current_identity, version_record, versions_query
-from loopml.registry._flavors import flavor_for
+from loopml.registry._flavors import flavor_for, get_flavor
 from loopml.registry._onnx import convert_to_onnx
 from loopml.registry._paths import model_file
 from loopml.registry._promotion import PromotionOps
@@ -223,7 +223,9 @@ class RegistryClient(PromotionOps, ArchiveOps):
         """``runs:/RUN/PATH`` → (run id, model object) for models logged by loopml.
 
         Unpickling runs code, so only the pickle autolog logged (its digest is the
-        run's ``loopml.autolog.model_digest`` tag) is loaded without ``trust``.
+        run's ``loopml.autolog.model_digest`` tag) is loaded without ``trust``. A
+        folder whose ``loopml-model.json`` names a non-executable flavor (XGBoost's
+        and LightGBM's autolog) is loaded by that flavor, without unpickling.
         """
         run_id, _, path = reference.removeprefix("runs:/").partition("/")
         if not run_id or not path:
@@ -255,6 +257,15 @@ class RegistryClient(PromotionOps, ArchiveOps):
             meta = json.loads(meta_path.read_text())
             if not isinstance(meta, dict):
                 raise ModelError(f"{reference!r} has a loopml-model.json that is not an object.")
+            if meta.get("flavor", "sklearn") != "sklearn":
+                # XGBoost/LightGBM autolog logs the flavor's own files: no pickle.
+                flavor = get_flavor(meta["flavor"])
+                if flavor.executable:
+                    raise UntrustedModelError(
+                        f"{reference!r} names the executable flavor {flavor.name!r}; "
+                        "register the object itself instead."
+                    )
+                return run_id, flavor.load(local)
             pickled = model_file(
                 local, meta.get("pickle_file", "model.pkl"), "'pickle_file' of loopml-model.json"
             )

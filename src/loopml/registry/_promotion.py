@@ -31,7 +31,7 @@ from loopml.registry._measure import (
 )
 from loopml.registry._policy import Approvals, EvaluationData
 from loopml.registry._policy_ops import PolicyOps
-from loopml.registry._records import AliasEvent, ModelVersion, PolicyResult
+from loopml.registry._records import AliasEvent, EvaluationResult, ModelVersion, PolicyResult
 from loopml.registry._refs import check_alias, check_model_name
 from loopml.store import next_number, now_ms, tables
 
@@ -43,31 +43,6 @@ _alias = tables.MODEL_ALIAS
 _event = tables.ALIAS_EVENT
 _result = tables.POLICY_RESULT
 _approval = tables.APPROVAL
-
-
-class EvaluationResult:
-    """Metrics and policy outcomes of one evaluation of a version."""
-
-    def __init__(
-        self,
-        version: ModelVersion,
-        evaluation: int,
-        metrics: dict[str, float],
-        results: list[PolicyResult],
-    ) -> None:
-        self.version = version
-        self.evaluation = evaluation
-        self.metrics = metrics
-        self.results = results
-
-    @property
-    def passed(self) -> bool:
-        """Whether every check passed."""
-        return all(r.passed for r in self.results)
-
-    def failures(self) -> list[tuple[str, str]]:
-        """``(check, reason)`` of every failing check."""
-        return [(r.name, r.reason) for r in self.results if not r.passed]
 
 
 class PromotionOps(PolicyOps):

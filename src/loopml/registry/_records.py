@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loopml._html import Section, clip, html_table, when
+
 if TYPE_CHECKING:
     from loopml.registry._signature import Signature
 
-__all__ = ["AliasEvent", "Model", "ModelEvent", "ModelVersion", "PolicyResult"]
+__all__ = ["AliasEvent", "EvaluationResult", "Model", "ModelEvent", "ModelVersion", "PolicyResult"]
 
 STATUSES = ("candidate", "approved", "rejected", "archived")
 
@@ -97,6 +99,34 @@ class ModelVersion:
         """``name/version``."""
         return f"{self.name}/{self.version}"
 
+    def __repr__(self) -> str:
+        aliases = "".join(f" @{clip(a, 20)}" for a in self.aliases[:3])
+        metrics = ", ".join(f"{clip(k, 20)}={_short(v)}" for k, v in sorted(self.metrics.items()))
+        shown = f" {clip(metrics, 60)}" if metrics else ""
+        return (
+            f"<ModelVersion {clip(self.name)}/{self.version} {self.status} "
+            f"{clip(self.flavor, 20)}{aliases}{shown}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return html_table(
+            f"ModelVersion {self.ref}",
+            [
+                ("project", self.project),
+                ("status", self.status),
+                ("aliases", ", ".join(f"@{a}" for a in self.aliases) or None),
+                ("flavor", self.flavor + (" (executable)" if self.executable else "")),
+                ("source run", self.source_run_id),
+                ("datasets", ", ".join(self.datasets) or None),
+                ("git commit", self.git_commit),
+                ("description", self.description),
+                ("registered", f"{when(self.created_at)} by {self.registered_by or 'unknown'}"),
+            ],
+            Section("Metrics", ("metric", "value"), sorted(self.metrics.items())),
+            Section("Params", ("param", "value"), sorted(self.params.items())),
+            Section("Tags", ("tag", "value"), sorted(self.tags.items())),
+        )
+
 
 @dataclass(frozen=True)
 class AliasEvent:
@@ -124,3 +154,61 @@ class PolicyResult:
     reason: str
     details: dict[str, Any]
     evaluated_at: int
+
+
+class EvaluationResult:
+    """Metrics and policy outcomes of one evaluation of a version."""
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        evaluation: int,
+        metrics: dict[str, float],
+        results: list[PolicyResult],
+    ) -> None:
+        self.version = version
+        self.evaluation = evaluation
+        self.metrics = metrics
+        self.results = results
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check passed."""
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """``(check, reason)`` of every failing check."""
+        return [(r.name, r.reason) for r in self.results if not r.passed]
+
+    def __repr__(self) -> str:
+        failed = [name for name, _ in self.failures]
+        outcome = (
+            f"passed {len(self.results)} checks"
+            if not failed
+            else f"failed {len(failed)} of {len(self.results)} checks ({clip(', '.join(failed))})"
+        )
+        return (
+            f"<EvaluationResult {clip(self.version.name)}/{self.version.version} "
+            f"evaluation {self.evaluation}: {outcome}>"
+        )
+
+    def _repr_html_(self) -> str:
+        checks = [
+            (r.name, r.kind, "passed" if r.passed else "FAILED", r.dataset, r.reason)
+            for r in self.results
+        ]
+        return html_table(
+            f"EvaluationResult {self.version.ref}",
+            [
+                ("evaluation", self.evaluation),
+                ("outcome", "passed" if self.passed else f"{len(self.failures)} check(s) failed"),
+                ("status", self.version.status),
+            ],
+            Section("Checks", ("check", "kind", "outcome", "dataset", "reason"), checks),
+            Section("Metrics", ("metric", "value"), sorted(self.metrics.items())),
+        )
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else clip(value, 12)

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopml._html import Section, clip, html_table, when
+
 __all__ = ["JSONMapping", "Metric", "Note", "Run", "RunArtifact", "RunStatus"]
 
 RunStatus = str
@@ -146,3 +148,34 @@ class Run:
         if self.end_time is None:
             return None
         return (self.end_time - self.start_time) / 1000
+
+    def __repr__(self) -> str:
+        # Short: the captured context (every installed package) runs to kilobytes.
+        name = f" {clip(self.name)!r}" if self.name else ""
+        return (
+            f"<Run {self.id[:8]}{name} {self.status} project={clip(self.project)} "
+            f"params={len(self.params)} metrics={len(self.metrics)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        duration = self.duration_seconds
+        failure = self.failure or {}
+        failed = f"{failure.get('type')}: {failure['message']}" if "message" in failure else None
+        return html_table(
+            f"Run {self.id}",
+            [
+                ("name", self.name),
+                ("project", self.project),
+                ("kind", self.kind),
+                ("status", self.status),
+                ("user", self.user),
+                ("parent", self.parent_id),
+                ("started", when(self.start_time)),
+                ("duration", None if duration is None else f"{duration:.2f}s"),
+                ("failure", failed),
+                ("artifacts", len(self.artifacts) or None),
+            ],
+            Section("Params", ("param", "value"), sorted(self.params.items())),
+            Section("Metrics", ("metric", "latest"), sorted(self.metrics.items())),
+            Section("Tags", ("tag", "value"), sorted(self.tags.items())),
+        )

@@ -1,0 +1,158 @@
+"""What XGBoost and LightGBM autolog share: the native ``train`` flow and what boosters report.
+
+Both libraries report evaluation results as ``{data set: {metric: [value per
+iteration]}}``; each series becomes a metric history ``DATASET-METRIC`` (say
+``validation_0-logloss``) with step = iteration (0-based). Feature importances
+go into the artifact ``feature_importance.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from loopml.tracking._autolog._common import (
+    SCHEMA_FILE,
+    Config,
+    is_number,
+    open_run,
+    safely,
+)
+from loopml.tracking._fluent import ActiveRun, get_client
+from loopml.tracking._records import Metric
+from loopml.tracking._validate import MAX_KEY_LENGTH
+
+__all__ = [
+    "IMPORTANCE_FILE",
+    "eval_history",
+    "log_best",
+    "log_eval_history",
+    "log_feature_importance",
+    "log_input_schema",
+    "logged_train",
+]
+
+IMPORTANCE_FILE = "feature_importance.json"
+
+_BATCH = 1000  # metric points per write
+
+
+def logged_train(
+    config: Config,
+    name: str,
+    params: Mapping[str, str],
+    call: Callable[[], Any],
+    details: Callable[[ActiveRun, Any], None],
+    log_model: Callable[[ActiveRun, Any], None],
+) -> Any:
+    """Run a native ``train`` (``call``) and log it into the run :func:`open_run` picks.
+
+    Args:
+        config: what to log.
+        name: the name of a run this call starts itself.
+        params: the training params, as text.
+        call: trains and returns the booster.
+        details: logs what the booster reports (eval history, best iteration …).
+        log_model: stores the booster as the artifact ``model``.
+
+    Returns:
+        What ``call`` returned; its exception, if it raised (the run it started is
+        then failed, or killed by a ``KeyboardInterrupt``).
+    """
+    opened = safely("start a run", open_run, config, name, params)
+    if opened is None:
+        return call()
+    run, owned = opened
+    safely("log the params", lambda: get_client().log_params(run.id, params))
+    try:
+        booster = call()
+    except BaseException as exc:
+        if owned:
+            status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+            safely("end the run", run.end, status, exc)
+        raise
+    safely("log the training details", details, run, booster)
+    if config.log_models:
+        safely("log the model", log_model, run, booster)
+    if owned:
+        safely("end the run", run.end, "finished")
+    return booster
+
+
+def eval_history(results: Any) -> dict[str, list[float]]:
+    """``{DATASET-METRIC: values}`` from a ``{data set: {metric: values}}`` report.
+
+    Keys longer than a metric key may be, and values that are not finite numbers
+    (XGBoost's ``cv`` reports ``(mean, std)`` pairs), are left out.
+    """
+    history: dict[str, list[float]] = {}
+    if not isinstance(results, Mapping):
+        return history
+    for data_name, metrics in results.items():
+        if not isinstance(metrics, Mapping):
+            continue
+        for metric_name, values in metrics.items():
+            key = f"{data_name}-{metric_name}"
+            if len(key) > MAX_KEY_LENGTH or not isinstance(values, Sequence):
+                continue
+            if all(is_number(value) for value in values):
+                history[key] = [float(value) for value in values]
+    return history
+
+
+def log_eval_history(run: ActiveRun, results: Any) -> None:
+    """Log every series of an evaluation report as a metric history (step = iteration)."""
+    points = [
+        Metric(key, value, step)
+        for key, values in eval_history(results).items()
+        for step, value in enumerate(values)
+    ]
+    for start in range(0, len(points), _BATCH):
+        get_client().log_batch(run.id, points[start : start + _BATCH])
+
+
+def log_best(run: ActiveRun, metrics: Mapping[str, Any]) -> None:
+    """Log those of ``metrics`` (best iteration, best scores) that are finite numbers."""
+    found = {key: float(value) for key, value in metrics.items() if is_number(value)}
+    if found:
+        get_client().log_metrics(run.id, found)
+
+
+def log_feature_importance(
+    run: ActiveRun, features: Sequence[str] | None, importance: Mapping[str, Mapping[str, float]]
+) -> None:
+    """Log ``feature_importance.json``: the feature names and each kind of importance.
+
+    Args:
+        run: the run.
+        features: the model's feature names in column order (None if it has none).
+        importance: ``{kind ("gain", "weight", "split" …): {feature: importance}}``.
+    """
+    kinds = {
+        kind: {str(feature): float(value) for feature, value in values.items() if is_number(value)}
+        for kind, values in importance.items()
+    }
+    if features is None and not any(kinds.values()):
+        return
+    names = None if features is None else [str(feature) for feature in features]
+    get_client().log_dict(run.id, {"features": names, "importance": kinds}, IMPORTANCE_FILE)
+
+
+def log_input_schema(
+    run: ActiveRun,
+    kind: str,
+    rows: int,
+    names: Sequence[str] | None,
+    types: Sequence[str] | None,
+    columns: int,
+) -> None:
+    """Tag ``input_rows``/``input_columns`` and log ``input_schema.json`` for a native data set."""
+    schema: dict[str, Any] = {"type": kind, "rows": int(rows), "columns": int(columns)}
+    if names is not None:
+        kinds = list(types) if types is not None and len(types) == len(names) else None
+        schema["schema"] = [
+            {"name": str(name), "dtype": None if kinds is None else str(kinds[i])}
+            for i, name in enumerate(names)
+        ]
+    get_client().set_tags(run.id, {"input_rows": int(rows), "input_columns": int(columns)})
+    get_client().log_dict(run.id, schema, SCHEMA_FILE)
