@@ -126,7 +126,8 @@ def test_archive_and_unarchive_by_one_reference(cli: Cli, clf: None) -> None:
     sdk.promote("clf/2", force=True, reason="first", project="proj")
     refused = _error_line(cli("models", "archive", "clf@champion", *P))
     assert "clf/2 is @champion" in refused and "Move @champion first" in refused
-    assert "a model, not one of its versions" in _error_line(cli("models", "archive", "clf", *P))
+    bare = _error_line(cli("models", "archive", "clf", *P), code=2)  # a usage error
+    assert "'clf' names a model, not a version" in bare
 
     archived = cli("models", "archive", "models:/clf/1", "--reason", "weak", *P)
     assert archived.exit_code == 0, archived.output
