@@ -145,6 +145,7 @@ def test_unknown_metrics_are_warned_about_with_the_closest_known_one(
     with pytest.warns(PolicyWarning) as caught:
         registry.set_policy("credit", "- aucc >= 0.8\n- accuracy >= 0.5\n", project=P)
     assert len(caught) == 1
+    assert caught[0].filename == __file__  # points at the caller, not at loopml
     message = str(caught[0].message)
     assert "names the metric 'aucc', which no version has reported" in message
     assert "Did you mean 'auc'?" in message
@@ -201,3 +202,26 @@ def test_a_self_approval_names_the_way_forward(
     assert "separation_of_duties: false" in message
     assert "loopml models policy credit --set FILE" in message
     assert registry.approvals_of(registry.get_version("credit/1", project=P)) == []
+
+
+def test_the_sdk_clears_with_a_reason_and_warns_at_the_callers_line(
+    fluent_store: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import loopml
+
+    monkeypatch.setenv("LOOPML_ARTIFACT_URI", str(tmp_path / "sdk-artifacts"))
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=40)})
+    model = LogisticRegression().fit(X, (X["a"] > 0).astype("int64"))
+    loopml.models.register(model, "credit", project=P, input_example=X[:5])
+    with pytest.warns(PolicyWarning, match="'f1_score'") as caught:
+        loopml.models.set_policy("credit", "- f1_score >= 0.5\n", project=P)
+    assert caught[0].filename == __file__
+    with pytest.raises(EmptyPolicyError):
+        loopml.models.set_policy("credit", "[]", project=P)
+    loopml.models.clear_policy("credit", reason="experiment over", project=P)
+    history = loopml.models.policy_history("credit", project=P)
+    assert [(e.action, e.reason) for e in history] == [
+        ("policy_set", None),
+        ("policy_clear", "experiment over"),
+    ]

@@ -14,8 +14,10 @@ such a check can only fail, and the usual cause is a typo.
 from __future__ import annotations
 
 import difflib
+import inspect
 import warnings
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from sqlalchemy import Connection, select, update
 
@@ -44,6 +46,7 @@ MAX_POLICY_TEXT = 256 * 1024
 """The longest policy text accepted, in characters (a policy is a short list of checks)."""
 
 _EVALUATIONS_READ = 1000  # the newest evaluations whose metric names count as reported
+_PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
 class PolicyOps(RegistryBase):
@@ -110,7 +113,7 @@ class PolicyOps(RegistryBase):
             )
             reported = self._reported_metrics(conn, model_id)
         for message in unknown_metric_messages(name, parsed, *reported):
-            warnings.warn(message, PolicyWarning, stacklevel=2)
+            warnings.warn(message, PolicyWarning, stacklevel=_outside_loopml())
         return parsed
 
     def clear_policy(self, name: str, *, project: str, reason: str | None) -> Policy:
@@ -220,6 +223,17 @@ def _parse(name: str, policy: object) -> tuple[Policy, str]:
             f"'loopml models policy {name} --clear --reason \"...\"'."
         )
     return parsed, text
+
+
+def _outside_loopml() -> int:
+    """The ``stacklevel`` of the nearest caller outside loopml, for a warning to point at."""
+    level = 1
+    frame = inspect.currentframe()
+    frame = frame.f_back if frame is not None else None  # the frame that warns: level 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _next_revision(conn: Connection, model_id: int) -> int:
