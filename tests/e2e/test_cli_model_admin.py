@@ -81,6 +81,8 @@ def test_clear_needs_a_reason_and_shows_everywhere(cli: Cli, clf: None, tmp_path
     assert data["last_change"]["reason"] == "gate moved to CI"
     show = cli("models", "show", "clf/1", *P)
     assert "cleared on purpose" in show.stdout
+    change = json.loads(cli("models", "show", "clf/1", *P, "--json").stdout)["policy_change"]
+    assert (change["action"], change["reason"]) == ("policy_clear", "gate moved to CI")
     assert "cleared" in cli("models", "list", *P).stdout
 
     table = cli("models", "history", "clf", *P)

@@ -71,10 +71,12 @@ def policy(
 
     An empty policy file is refused: clearing a gate is done with --clear, and recorded.
     """
-    project = _project_name(project)
-    registry = _registry()
     if set_file is not None and clear:
         raise InvalidParameter("Give either --set FILE or --clear, not both.")
+    if reason is not None and set_file is None and not clear:
+        raise InvalidParameter("--reason goes with --set FILE or --clear.")
+    project = _project_name(project)
+    registry = _registry()
     if clear:
         registry.clear_policy(name, project=project, reason=reason)
         _print_stored(registry, name, project, as_json)
@@ -87,8 +89,6 @@ def policy(
         _print_warnings(caught)
         _print_stored(registry, name, project, as_json)
         return
-    if reason is not None:
-        raise InvalidParameter("--reason goes with --set FILE or --clear.")
     model = registry.get_model(name, project=project)
     current = registry.get_policy(name, project=project)
     if as_json:

@@ -97,6 +97,7 @@ def show(ref: ModelOrVersionRef, project: Project = None, as_json: Json = False)
         data = views.version_json(version)
         data["model_aliases"] = model.aliases
         data["policy_results"] = to_jsonable(results)
+        data["policy_change"] = to_jsonable(model.policy_event)
         data["approvals"] = [{"identity": i, "role": r} for i, r in approvals]
         print_json(data)
         return
