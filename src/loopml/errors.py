@@ -32,6 +32,7 @@ __all__ = [
     "PipelineDefinitionError",
     "PipelineError",
     "PolicyWarning",
+    "PortUnavailable",
     "PredictionLogUnavailable",
     "PredictionTooLarge",
     "ProjectNotFound",
@@ -355,6 +356,13 @@ class PredictionLogUnavailable(LoopmlError, OSError):
 
     The record is not logged; the log retries in the background and accepts
     records again once a fresh WAL file could be created and synced.
+    """
+
+
+class PortUnavailable(ServingError, OSError):
+    """Raised by ``loopml serve`` (:func:`loopml.serving._listen.bind_socket`) when the
+    address and port asked for cannot be bound: in use by another process, not an
+    address of this machine, or a port this user may not bind.
     """
 
 

@@ -245,11 +245,11 @@ def test_each_demo_serves_the_champion_with_a_canary_and_compares_them(demo: Dem
 
 
 def test_the_served_traffic_is_logged_and_joined_with_its_feedback(in_demo: Demo) -> None:
-    from loopml.serving import predictions
+    from loopml.serving._predlog import read_predictions
     from loopml.tracking import get_client
 
     client = get_client()
-    logged = predictions(client.store, client.artifacts, ENDPOINT, with_feedback=True)
+    logged = read_predictions(client.store, client.artifacts, ENDPOINT, with_feedback=True)
     assert len(logged) == 2 * REQUESTS  # every request of both demos, once
     assert logged["label"].notna().all()
     primary = logged[logged["route"] == PRIMARY]

@@ -40,11 +40,9 @@ SHORT_FLAGS: dict[str, frozenset[str]] = {
 }
 SHORT_OF = {long: short for short, longs in SHORT_FLAGS.items() for long in longs}
 
+
 # Commands another helper of issue 13 gives --json; remove an entry once it is merged
 # (strict: the test then fails until the entry goes).
-JSON_PENDING = {"serve": "loopml serve gets --json from the serving work of issue 13"}
-
-
 def _walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
     subcommands = getattr(command, "commands", None)
     if subcommands is None:
@@ -77,19 +75,7 @@ def test_the_tree_has_every_command() -> None:
     assert {"runs list", "models promote", "pipelines run", "demo", "gc"} <= names
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            path,
-            id=" ".join(path),
-            marks=[pytest.mark.xfail(reason=JSON_PENDING[" ".join(path)], strict=True)]
-            if " ".join(path) in JSON_PENDING
-            else [],
-        )
-        for path, _ in COMMANDS
-    ],
-)
+@pytest.mark.parametrize("path", [path for path, _ in COMMANDS], ids=_ids(COMMANDS))
 def test_every_command_takes_json(path: tuple[str, ...]) -> None:
     command = dict(COMMANDS)[path]
     names = {opt for option in _options(command) for opt in option.opts}

@@ -19,7 +19,7 @@ from loopml.serving._feedback import (
     feedback_history,
     record_feedback,
 )
-from loopml.serving._predlog import PredictionLog, PredictionRecord, predictions
+from loopml.serving._predlog import PredictionLog, PredictionRecord, read_predictions
 from loopml.store import Store, open_store
 
 
@@ -123,8 +123,8 @@ def test_join_with_predictions(store: Store, tmp_path: Path) -> None:
                 )
             )
     record_feedback(store, "fraud", [("r1", 1), ("r3", 0), ("unknown", 1)])
-    frame = predictions(store, artifacts, "fraud", with_feedback=True)
+    frame = read_predictions(store, artifacts, "fraud", with_feedback=True)
     assert frame["request_id"].tolist() == ["r0", "r1", "r2", "r3"]
     assert frame["label"].tolist() == [None, 1, None, 0]
     assert frame["feedback_at"].isna().tolist() == [True, False, True, False]
-    assert "label" not in predictions(store, artifacts, "fraud").columns
+    assert "label" not in read_predictions(store, artifacts, "fraud").columns

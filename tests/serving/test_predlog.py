@@ -28,7 +28,7 @@ from loopml.serving._predlog import (
     PredictionLog,
     PredictionRecord,
     SetAside,
-    predictions,
+    read_predictions,
 )
 from loopml.serving._wal import MAGIC, MAX_FRAME, encode_frame, read_wal, wal_files, wal_name
 from loopml.store import Store, open_store, tables
@@ -81,7 +81,7 @@ def test_round_trip(store: Store, artifacts: ArtifactStore, tmp_path: Path) -> N
             log.append(record)
         log.flush()
         assert [p.name for p in (tmp_path / "wal").iterdir()] == ["LOCK"]
-    frame = predictions(store, artifacts, "fraud")
+    frame = read_predictions(store, artifacts, "fraud")
     expected = [r for r in records if r.endpoint == "fraud"]
     assert list(frame.columns) == [
         "request_id",
@@ -107,12 +107,12 @@ def test_round_trip(store: Store, artifacts: ArtifactStore, tmp_path: Path) -> N
         for row in frame.itertuples()
     ]
     assert got == expected
-    assert len(predictions(store, artifacts, "churn")) == 45 - len(expected)
-    window = predictions(
+    assert len(read_predictions(store, artifacts, "churn")) == 45 - len(expected)
+    window = read_predictions(
         store, artifacts, "fraud", since_ms=1_700_000_000_010, until_ms=1_700_000_000_020
     )
     assert window["ts"].tolist() == [r.ts for r in expected if 10 <= r.ts - 1_700_000_000_000 < 20]
-    assert predictions(store, artifacts, "nope").empty
+    assert read_predictions(store, artifacts, "nope").empty
 
 
 def _json(text: str) -> object:
@@ -128,9 +128,9 @@ def test_unflushed_records_are_read_from_the_wal_folder(
     with PredictionLog(folder, sqlite_store, artifacts, "h", flush_interval=60) as log:
         for i in range(5):
             log.append(_record(i))
-        assert predictions(sqlite_store, artifacts, "fraud").empty
-        assert len(predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
-    assert len(predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
+        assert read_predictions(sqlite_store, artifacts, "fraud").empty
+        assert len(read_predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
+    assert len(read_predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
 
 
 @settings(
@@ -159,10 +159,10 @@ def test_float_rows_are_logged_as_bytes_and_read_back_as_their_columns(
         (wal,) = folder.glob("wal-*.log")
         (written,) = read_wal(wal)
         assert "inputs_json" not in written  # the float64 bytes, not decimal text
-        unflushed = predictions(sqlite_store, artifacts, endpoint, wal_folder=folder)
+        unflushed = read_predictions(sqlite_store, artifacts, endpoint, wal_folder=folder)
         assert orjson.loads(unflushed["inputs"].iloc[0]) == expected
         log.flush()
-    (flushed,) = predictions(sqlite_store, artifacts, endpoint)["inputs"]
+    (flushed,) = read_predictions(sqlite_store, artifacts, endpoint)["inputs"]
     assert flushed == orjson.dumps(rows.columns_json(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
     assert orjson.loads(flushed) == expected
 
@@ -197,7 +197,7 @@ def test_group_commit_under_concurrency(
         for worker in workers:
             worker.join()
         assert log.syncs < threads * each  # appends shared their fdatasync
-    frame = predictions(sqlite_store, artifacts, "fraud")
+    frame = read_predictions(sqlite_store, artifacts, "fraud")
     assert len(frame) == threads * each
     assert frame["request_id"].is_unique
 
@@ -257,7 +257,7 @@ def test_sigkill_loses_no_acknowledged_prediction(
     assert _segment_count(sqlite_store) > 0  # the child flushed some segments itself
     with PredictionLog(folder, sqlite_store, artifacts, "restart") as log:
         assert log.recover() > 0  # the open WAL file held acknowledged records
-    frame = predictions(sqlite_store, artifacts, "fraud")
+    frame = read_predictions(sqlite_store, artifacts, "fraud")
     assert frame["request_id"].is_unique
     assert set(acked) <= set(frame["request_id"])
     # No duplicates across segments either (not just after de-duplication on read).
@@ -293,7 +293,7 @@ def test_torn_tail_loses_only_the_partial_record(
     with PredictionLog(folder, sqlite_store, artifacts, "h") as log:
         assert log.recover() == 4
         log.append(_record(99))  # new files are numbered after the recovered ones
-    ids = predictions(sqlite_store, artifacts, "fraud")["request_id"].tolist()
+    ids = read_predictions(sqlite_store, artifacts, "fraud")["request_id"].tolist()
     assert ids == ["req-00000", "req-00001", "req-00002", "req-00003", "req-00099"]
     assert (folder / QUARANTINE / wal_name(7)).read_bytes() == torn  # kept aside, intact
 
@@ -333,7 +333,7 @@ def test_recovery_poison_is_set_aside_and_every_readable_record_recovered(
     with PredictionLog(folder, store, artifacts, "h") as log:
         log.on_quarantine(seen.append)
         assert log.recover() == 5  # every intact, well-formed record
-    ids = predictions(store, artifacts, "fraud")["request_id"].tolist()
+    ids = read_predictions(store, artifacts, "fraud")["request_id"].tolist()
     assert sorted(ids) == [f"req-{i:05d}" for i in (0, 1, 3, 4, 5)]
     kept = folder / QUARANTINE
     assert {p.name: p.read_bytes() for p in kept.iterdir()} == files  # intact
@@ -416,7 +416,7 @@ def test_a_damaged_staged_segment_is_set_aside(
     broken.write_bytes(b"PAR1 not really")
     with PredictionLog(folder, sqlite_store, artifacts, "h") as log:
         assert log.recover() == 3
-    assert len(predictions(sqlite_store, artifacts, "fraud")) == 3
+    assert len(read_predictions(sqlite_store, artifacts, "fraud")) == 3
     assert [p.name for p in (folder / QUARANTINE).iterdir()] == [f"{wal.stem}-{broken.name}"]
 
 
@@ -431,7 +431,9 @@ def test_a_prediction_too_large_to_log_is_refused_and_the_others_are_logged(
             log.append_many([small, big])
         assert refused.value.request_ids == ("big",)
         log.flush()
-    assert predictions(sqlite_store, artifacts, "fraud")["request_id"].tolist() == ["req-00001"]
+    assert read_predictions(sqlite_store, artifacts, "fraud")["request_id"].tolist() == [
+        "req-00001"
+    ]
     with pytest.raises(InvalidParameter, match="max_record_bytes"):
         PredictionLog(tmp_path / "b", sqlite_store, artifacts, "h", max_record_bytes=MAX_FRAME + 1)
 
@@ -520,8 +522,8 @@ def test_reflush_after_a_crash_does_not_duplicate(
     log.close()  # retries: the same bytes again, so the same digest
     assert _segment_count(store) == 2
     assert not list(folder.glob("*.segments"))
-    assert len(predictions(store, artifacts, "fraud")) == 10
-    assert len(predictions(store, artifacts, "churn")) == 10
+    assert len(read_predictions(store, artifacts, "fraud")) == 10
+    assert len(read_predictions(store, artifacts, "churn")) == 10
 
 
 def test_crash_after_staging_before_wal_removal(
@@ -535,7 +537,7 @@ def test_crash_after_staging_before_wal_removal(
     with PredictionLog(folder, sqlite_store, artifacts, "h") as log:
         assert log.recover() == 6
         assert log.recover() == 0
-    assert len(predictions(sqlite_store, artifacts, "fraud")) == 6
+    assert len(read_predictions(sqlite_store, artifacts, "fraud")) == 6
     assert _segment_count(sqlite_store) == 1
 
 

@@ -13,8 +13,8 @@ from sklearn.linear_model import LinearRegression
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
-from loopml.serving import DeploymentClient, predictions
-from loopml.serving._predlog import QUARANTINE, PredictionRecord, _frame_fields
+from loopml.serving import DeploymentClient
+from loopml.serving._predlog import QUARANTINE, PredictionRecord, _frame_fields, read_predictions
 from loopml.serving._wal import MAGIC, encode_frame, wal_files, wal_name
 from loopml.store import open_store
 
@@ -60,7 +60,7 @@ def test_serve_starts_on_a_poisoned_log_and_reports_what_it_set_aside(tmp_path: 
             metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
             server.stop()
         output = server.output()
-        logged = predictions(store, artifacts, "pairs")
+        logged = read_predictions(store, artifacts, "pairs")
     finally:
         store.close()
     assert sorted(logged["request_id"]) == ["old-1", "old-3", "old-4"]

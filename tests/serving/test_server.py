@@ -23,7 +23,8 @@ from sklearn.preprocessing import StandardScaler
 from loopml.artifacts import ArtifactStore
 from loopml.errors import DeploymentNotFound
 from loopml.registry import RegistryClient
-from loopml.serving import DeploymentClient, feedback, feedback_history, predictions
+from loopml.serving import DeploymentClient, feedback, feedback_history
+from loopml.serving._predlog import read_predictions
 from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
 
@@ -99,7 +100,7 @@ def test_every_payload_shape_predicts_like_the_model(served: Served) -> None:
     assert len(ids) == 3
 
     served.stop()  # closes the prediction log: every record becomes a segment
-    logged = predictions(served.store, served.artifacts, "cancer")
+    logged = read_predictions(served.store, served.artifacts, "cancer")
     answered = logged[logged["route"] == "primary:cancer/1"]
     assert set(answered["request_id"]) == ids
     assert all(json.loads(o) == served.expected for o in answered["output"])
@@ -181,7 +182,7 @@ def test_feedback_joins_predictions_and_a_correction_counts(served: Served) -> N
     assert httpx.post(url, json={"items": []}).status_code == 422
 
     served.stop()
-    joined = predictions(served.store, served.artifacts, "cancer", with_feedback=True)
+    joined = read_predictions(served.store, served.artifacts, "cancer", with_feedback=True)
     row = joined[joined["request_id"] == request_id].iloc[0]
     assert row["label"] == 1
     assert [f.request_id for f in feedback(served.store, "cancer")] == [request_id]
@@ -277,7 +278,7 @@ def test_cli_serve_runs_uvicorn_and_flushes_the_log_on_shutdown(
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == model.predict(sample).tolist()
         assert server.terminate(signal.SIGINT) == 0, server.output()  # Ctrl-C
-    logged = predictions(tracking.store, tracking.artifacts, "cancer")
+    logged = read_predictions(tracking.store, tracking.artifacts, "cancer")
     assert list(logged["request_id"]) == [answer.json()["request_id"]]
 
 

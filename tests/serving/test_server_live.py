@@ -23,8 +23,9 @@ from server_support import map_with_clients, start_in_thread
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
-from loopml.serving import DeploymentClient, predictions
+from loopml.serving import DeploymentClient
 from loopml.serving._batching import BatchPolicy
+from loopml.serving._predlog import read_predictions
 from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
 
@@ -180,7 +181,7 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(world: 
     assert 0.02 * calls <= call_seconds < request_seconds  # requests also wait in the queue
     # 16 clients and a 20 ms model: calls gather what queued meanwhile.
     assert calls < len(xs) / 2
-    logged = predictions(world.store, world.artifacts, "e")
+    logged = read_predictions(world.store, world.artifacts, "e")
     assert len(logged) == len(xs)
     assert logged["request_id"].is_unique
 
@@ -221,7 +222,7 @@ def test_a_bad_request_in_a_batch_fails_alone(world: World) -> None:
         else:
             assert response.status_code == 422, response.text
             assert "'x'" in response.json()["error"]["message"]
-    assert len(predictions(world.store, world.artifacts, "e")) == 58
+    assert len(read_predictions(world.store, world.artifacts, "e")) == 58
 
 
 def test_max_batch_size_and_wait_come_from_the_deployment(world: World) -> None:

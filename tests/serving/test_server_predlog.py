@@ -23,9 +23,9 @@ from sklearn.linear_model import LinearRegression
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
-from loopml.serving import DeploymentClient, predictions
+from loopml.serving import DeploymentClient
 from loopml.serving._payloads import PayloadLimits
-from loopml.serving._predlog import QUARANTINE, PredictionLog
+from loopml.serving._predlog import QUARANTINE, PredictionLog, read_predictions
 from loopml.serving._server import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store
@@ -50,7 +50,7 @@ class Served:
 
     def logged(self) -> pd.DataFrame:
         self.log.flush()
-        return predictions(self.store, self.artifacts, ENDPOINT)
+        return read_predictions(self.store, self.artifacts, ENDPOINT)
 
 
 def _serve(tmp_path: Path, **log_options: int) -> Iterator[Served]:
@@ -93,7 +93,7 @@ def _split_body(rows: int) -> bytes:
 
 def test_oversized_request_is_never_acknowledged_then_dropped(served: Served) -> None:
     """Issue 12 item 1: a 10 MB dataframe_split (~1.75 M two-float rows) is answered
-    only if every row of it is in predictions(...) after the flush."""
+    only if every row of it is in read_predictions(...) after the flush."""
     rows = (DEFAULT_MAX_BODY_BYTES - 120) // 6
     body = _split_body(rows)
     assert 0.95 * DEFAULT_MAX_BODY_BYTES < len(body) <= DEFAULT_MAX_BODY_BYTES

@@ -55,7 +55,12 @@ def predict(
         ),
     ] = None,
     proba: Annotated[
-        bool, typer.Option("--proba", help="Also write one proba_<class> column per class.")
+        bool,
+        typer.Option(
+            "--probabilities",
+            "--proba",
+            help="Also write one proba_<class> column per class (the model needs predict_proba).",
+        ),
     ] = False,
     project: Annotated[
         str | None, typer.Option("--project", "-p", help="Project (default: LOOPML_PROJECT).")

@@ -7,9 +7,18 @@ and hands it to uvicorn. The app recovers the prediction log at start-up and
 closes it, writing every logged prediction as a segment, on shutdown (Ctrl-C or
 SIGTERM).
 
-With ``--workers N`` uvicorn runs N processes; each builds its own app from
-:func:`worker_app` and claims its own prediction-log folder (``worker-0``,
-``worker-1`` … under the log folder), recovering any folder no running worker holds.
+``--model``/``-m`` serves a model version (``credit/3``, ``credit@champion``,
+``models:/credit/3``) without a deployment: an endpoint named after the model, with
+one primary route to it, kept in memory only (an alias is followed as it moves).
+
+The port is bound first (``--port 0``: any free port), so a busy port is one red
+line; once the server answers, a line gives its URL (with ``--json``, one JSON
+object on stdout: ``url``, ``host``, ``port``, ``pid``, ``endpoints``, ``workers``).
+
+Every server process (with ``--workers N``, each of the N, which build their apps
+from :func:`worker_app`) claims a prediction-log folder of its own (``worker-0``,
+``worker-1`` … under the log folder; :mod:`loopml.serving._claim`) and recovers any
+folder no running process holds, so several servers share one home.
 ``/metrics`` then sums every worker's figures, which they keep in a fresh temporary
 folder (see :mod:`loopml.serving._metrics`) removed when the server stops.
 
@@ -27,6 +36,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +46,6 @@ import typer
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from loopml.serving._predlog import PredictionLog
 
 __all__ = ["serve", "worker_app"]
 
@@ -55,7 +63,9 @@ def serve(
         ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (0: any free port, announced).")
+    ] = 8080,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Server processes (each loads the models).")
     ] = 1,
@@ -66,7 +76,8 @@ def serve(
         Path | None,
         typer.Option(
             "--log-folder",
-            help="Local folder of the prediction log (default: LOOPML_HOME/predictions).",
+            help="Local folder of the prediction log; each server process writes in a "
+            "worker-N folder of its own inside (default: LOOPML_HOME/predictions).",
         ),
     ] = None,
     poll_interval: Annotated[
@@ -130,15 +141,31 @@ def serve(
             "prediction log and every request in /metrics).",
         ),
     ] = False,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Serve this model version without a deployment (credit/3, credit@champion, "
+            "models:/credit/3), as an endpoint named after the model; repeatable.",
+            metavar="MODEL",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Announce the server as one JSON line on stdout."),
+    ] = False,
 ) -> None:
-    """Serve predictions for deployed endpoints over HTTP (/v1, Open Inference v2, /metrics)."""
-    import uvicorn
+    """Serve predictions for deployed endpoints over HTTP (/v1, Open Inference v2, /metrics).
 
+    With --model and no ENDPOINT, only the models are served.
+    """
     from loopml import settings
-    from loopml.serving._protocol import PROTOCOL_PATH, HttpLimits
+    from loopml.serving._listen import bind_socket
 
     config: dict[str, Any] = {
-        "endpoints": endpoints or None,
+        "endpoints": endpoints or ([] if models else None),
+        "models": list(models or ()),
         "project": settings.project(project),
         "log_folder": str(
             log_folder if log_folder is not None else settings.home() / "predictions"
@@ -162,37 +189,113 @@ def serve(
             "keep_alive": settings.get("LOOPML_SERVE_KEEP_ALIVE"),
         },
     }
-    limits = HttpLimits(**config["http_limits"])
     _warn_exposure(host, config)
+    sock = bind_socket(host, port)
+    try:
+        _run(config, sock, host, workers, access_log=access_log, as_json=as_json)
+    finally:
+        sock.close()
+
+
+def _run(
+    config: dict[str, Any],
+    sock: socket.socket,
+    host: str,
+    workers: int,
+    *,
+    access_log: bool,
+    as_json: bool,
+) -> None:
+    """Build the app(s) and serve on ``sock`` until Ctrl-C or SIGTERM."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from loopml.serving._listen import AnnouncingServer
+    from loopml.serving._protocol import PROTOCOL_PATH, HttpLimits
+
+    limits = HttpLimits(**config["http_limits"])
+    port = int(sock.getsockname()[1])
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "access_log": access_log,
+        **limits.uvicorn_options(),
+    }
+    _log_to_stderr()
     if workers == 1:
-        app = _build(config, Path(config["log_folder"]))
-        typer.echo(f"Serving on http://{host}:{port} (Ctrl-C to stop).", err=True)
-        _exit_zero_on_sigterm()
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=access_log,
-            **limits.uvicorn_options(),
+        app = _build(config)
+        server = AnnouncingServer(
+            uvicorn.Config(app, **options),
+            lambda: _announce(config, host, port, workers, as_json=as_json),
         )
+        _exit_zero_on_sigterm()
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+        if not server.started:
+            raise typer.Exit(3)  # uvicorn logged why (the app's start-up failed)
         return
     _check_deployments(config)
     os.environ[_WORKER_CONFIG] = json.dumps(config)
-    typer.echo(
-        f"Serving on http://{host}:{port} with {workers} workers (Ctrl-C to stop).", err=True
-    )
     with _metrics_shared_by_workers():
-        uvicorn.run(
+        worker_config = uvicorn.Config(
             f"{__name__}:worker_app",
             factory=True,
-            host=host,
-            port=port,
             workers=workers,
-            log_level="info",
-            access_log=access_log,
-            **{**limits.uvicorn_options(), "http": PROTOCOL_PATH},  # workers import it
+            **{**options, "http": PROTOCOL_PATH},  # workers import it
         )
+        # Connections wait in the backlog until a worker has loaded the models.
+        sock.listen(worker_config.backlog)
+        _announce(config, host, port, workers, as_json=as_json)
+        with contextlib.suppress(KeyboardInterrupt):
+            Multiprocess(worker_config, sockets=[sock]).run()
+
+
+def _announce(config: dict[str, Any], host: str, port: int, workers: int, *, as_json: bool) -> None:
+    """Say where the server answers: a line on stderr, or a JSON object on stdout."""
+    from loopml.serving._listen import server_url
+
+    url = server_url(host, port)
+    if as_json:
+        served = [*(config["endpoints"] or ()), *(_model_name(m) for m in config["models"])]
+        line = {
+            "event": "serving",
+            "url": url,
+            "host": host,
+            "port": port,
+            "pid": os.getpid(),
+            "endpoints": served or None,
+            "workers": workers,
+        }
+        typer.echo(json.dumps(line))
+        return
+    with_workers = "" if workers == 1 else f" with {workers} workers"
+    typer.echo(f"Serving on {url}{with_workers} (Ctrl-C to stop).", err=True)
+
+
+def _model_name(ref: str) -> str:
+    from loopml.registry._refs import parse_model_ref
+
+    return parse_model_ref(ref).name
+
+
+def _log_to_stderr() -> None:
+    """Show loopml's own INFO lines (model swaps, recovery) like uvicorn's on stderr."""
+    import logging
+
+    from uvicorn.logging import DefaultFormatter
+
+    logger = logging.getLogger("loopml")
+    if any(getattr(h, _HANDLER_MARK, False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+    setattr(handler, _HANDLER_MARK, True)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+_HANDLER_MARK = "_loopml_serve"
 
 
 def _allowed_hosts(host: str, extra: str) -> list[str]:
@@ -267,8 +370,8 @@ def _metrics_shared_by_workers() -> Iterator[None]:
 
 def worker_app() -> FastAPI:
     """The app of one ``--workers`` process (uvicorn calls this in each worker)."""
-    config = json.loads(os.environ[_WORKER_CONFIG])
-    return _build(config, _claim_log(config))
+    _log_to_stderr()
+    return _build(json.loads(os.environ[_WORKER_CONFIG]))
 
 
 def _or_setting(value: Any, name: str) -> Any:
@@ -277,8 +380,12 @@ def _or_setting(value: Any, name: str) -> Any:
     return settings.get(name) if value is None else value
 
 
-def _build(config: dict[str, Any], log: Path | PredictionLog) -> FastAPI:
+def _build(config: dict[str, Any]) -> FastAPI:
+    """The app of one server process, on a log folder of its own under the log folder."""
+    import socket as socket_module
+
     from loopml.serving._batching import BatchPolicy
+    from loopml.serving._claim import claim_log
     from loopml.serving._payloads import PayloadLimits
     from loopml.serving._protocol import HttpLimits, LimitedHttpTools
     from loopml.serving._server import ServerOptions, create_app
@@ -299,48 +406,30 @@ def _build(config: dict[str, Any], log: Path | PredictionLog) -> FastAPI:
     )
     # Before uvicorn accepts a connection: in a --workers process, it imports the class.
     LimitedHttpTools.configure(HttpLimits(**config["http_limits"]))
+    log, orphans = claim_log(
+        Path(config["log_folder"]),
+        tracking.store,
+        tracking.artifacts,
+        socket_module.gethostname(),
+    )
     return create_app(
-        tracking.store, tracking.artifacts, config["endpoints"], config["project"], log, options
+        tracking.store,
+        tracking.artifacts,
+        config["endpoints"],
+        config["project"],
+        log,
+        options,
+        models=config["models"],
+        orphans=orphans,
     )
 
 
 def _check_deployments(config: dict[str, Any]) -> None:
     """Fail in the parent, with one red line, when an endpoint has no deployment."""
-    from loopml.serving._deployments import get_client
+    from loopml.serving._deployments import get_client, model_deployment
 
     deployments = get_client()
     for name in config["endpoints"] or ():
         deployments.get(name, project=config["project"])
-
-
-def _claim_log(config: dict[str, Any]) -> PredictionLog:
-    """Open the first ``worker-N`` log folder no running worker holds; recover the others."""
-    import socket
-
-    from loopml.errors import InvalidParameter
-    from loopml.serving._predlog import PredictionLog
-    from loopml.tracking import get_client
-
-    tracking = get_client()
-    base = Path(config["log_folder"])
-    source = socket.gethostname()
-
-    def open_log(folder: Path) -> PredictionLog | None:
-        try:
-            return PredictionLog(folder, tracking.store, tracking.artifacts, source)
-        except InvalidParameter:
-            return None  # another worker holds it
-
-    claimed = None
-    index = 0
-    while claimed is None:
-        claimed = open_log(base / f"worker-{index}")
-        index += 1
-    for folder in [base, *sorted(base.glob("worker-*"))]:
-        if folder == claimed.folder or not folder.is_dir():
-            continue
-        orphan = open_log(folder)
-        if orphan is not None:
-            with orphan:
-                orphan.recover()
-    return claimed
+    for ref in config["models"]:
+        model_deployment(ref, config["project"])

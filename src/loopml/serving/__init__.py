@@ -3,7 +3,8 @@
 ``create_app`` builds the FastAPI inference app that ``loopml serve`` runs
 (micro-batching per route, hot swap on new revisions and alias moves, ``/metrics``);
 ``ServerOptions`` and ``BatchPolicy`` tune it. ``compare_routes`` compares routes on
-live traffic joined with feedback; ``score_file`` scores a file in chunks.
+live traffic joined with feedback; ``score_file`` scores a file in chunks;
+``predictions("credit")`` reads what an endpoint answered, joined with its feedback.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from loopml.serving._feedback import (
     feedback_history,
     record_feedback,
 )
-from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord, predictions
+from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord
+from loopml.serving._reading import predictions
 from loopml.serving._routes import (
     DeploymentSettings,
     DeploymentSpec,

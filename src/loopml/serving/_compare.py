@@ -47,7 +47,7 @@ from loopml.errors import InvalidParameter
 from loopml.registry._client import RegistryClient
 from loopml.registry._stats import METRICS, Metric, bootstrap_interval
 from loopml.serving._deployments import DeploymentClient
-from loopml.serving._predlog import SHADOW_MARK, predictions
+from loopml.serving._predlog import SHADOW_MARK, read_predictions
 from loopml.serving._significance import Sample, difference_interval, method, two_sided_p
 from loopml.store import Store
 
@@ -289,7 +289,7 @@ def compare_routes(
     """
     options = _Options.checked(confidence, min_labelled, n_resamples, seed)
     DeploymentClient(store, RegistryClient(store, artifacts)).get(endpoint, project=project)
-    frame = predictions(store, artifacts, endpoint, since_ms=since_ms, with_feedback=True)
+    frame = read_predictions(store, artifacts, endpoint, since_ms=since_ms, with_feedback=True)
     if frame.empty:
         when = "" if since_ms is None else f" since {_when(since_ms)}"
         raise InvalidParameter(
@@ -309,7 +309,7 @@ def compare_predictions(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> RouteComparison:
-    """Compare the routes in a frame of ``predictions(..., with_feedback=True)``.
+    """Compare the routes in a frame of :func:`~loopml.serving.predictions`.
 
     :func:`compare_routes` reads the frame from the log; this is the same analysis
     for a frame at hand (filtered, say, to one customer segment).
@@ -338,7 +338,7 @@ def compare_predictions(
     if missing:
         raise _bad(
             "frame",
-            f"a frame of predictions(..., with_feedback=True) with the columns {list(_COLUMNS)}",
+            f"a frame of loopml.serving.predictions(...) with the columns {list(_COLUMNS)}",
             f"a frame without {missing}",
         )
     if frame.empty:

@@ -42,10 +42,20 @@ from loopml.store import Store, next_number, now_ms, tables
 if TYPE_CHECKING:
     from loopml.registry._client import RegistryClient
 
-__all__ = ["Deployment", "DeploymentClient", "Resolver", "get_client"]
+__all__ = [
+    "MODEL_REVISION",
+    "Deployment",
+    "DeploymentClient",
+    "Resolver",
+    "get_client",
+    "model_deployment",
+]
 
 Resolver = Callable[[str, str], object]
 """``resolve(ref, project)``: raises :class:`ModelNotFound` when ``ref`` names no version."""
+
+MODEL_REVISION = 0
+"""The revision of a :func:`model_deployment` (stored revisions start at 1)."""
 
 _WEIGHT_TOLERANCE = 1e-6
 _WRITE_ATTEMPTS = 5
@@ -305,6 +315,36 @@ def _record(endpoint: str, project: str, row: Row[Any]) -> Deployment:
         created_at=int(row.created_at),
         actor=row.actor,
         reason=row.reason,
+    )
+
+
+def model_deployment(ref: str, project: str) -> Deployment:
+    """A deployment kept in memory only: one primary route to ``ref``, named after its model.
+
+    ``loopml serve -m credit@champion`` serves it as the endpoint ``credit``, so its
+    predictions are logged, labelled and read back (``predictions("credit")``) like a
+    deployed endpoint's. It is never stored, so it has no history, no rollback and
+    nothing to compare; its revision is :data:`MODEL_REVISION`.
+
+    Args:
+        ref: a model reference (``credit/3``, ``credit@champion``, ``models:/credit/3``).
+        project: the project of the model.
+
+    Raises:
+        InvalidParameter: ``ref`` is not a model reference.
+    """
+    from loopml.registry._refs import parse_model_ref
+
+    parsed = parse_model_ref(ref)
+    return Deployment(
+        endpoint=check_endpoint(parsed.name),
+        project=project,
+        revision=MODEL_REVISION,
+        routes=(Route(str(parsed), 100.0, "primary"),),
+        settings=DeploymentSettings(),
+        created_at=now_ms(),
+        actor=current_identity(),
+        reason=f"loopml serve --model {parsed}",
     )
 
 

@@ -19,23 +19,24 @@ import asyncio
 import functools
 import gc
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
 from loopml.artifacts import ArtifactStore
-from loopml.errors import DeploymentNotFound, LoopmlError, ModelError
+from loopml.errors import DeploymentNotFound, InvalidParameter, LoopmlError, ModelError
 from loopml.registry._client import RegistryClient
 from loopml.registry._loaded import LoadedModel
 from loopml.serving._batching import Batcher
-from loopml.serving._deployments import Deployment, DeploymentClient
+from loopml.serving._deployments import MODEL_REVISION, Deployment, DeploymentClient
 from loopml.serving._metrics import ServerMetrics
 from loopml.serving._routes import Route
 from loopml.serving._routing import Router
 from loopml.store import Store
 
-__all__ = ["BatcherFactory", "LiveEndpoint", "LiveEndpoints", "route_label"]
+__all__ = ["BatcherFactory", "LiveEndpoint", "LiveEndpoints", "route_label", "swap_line"]
 
 _log = logging.getLogger(__name__)
 
@@ -116,6 +117,13 @@ class LiveEndpoints:
         trust: load executable (pickled) flavors registered by another identity.
         make_batcher: builds a route's batcher.
         metrics: the server's metrics (swaps, failures, revision).
+        fixed: deployments kept in memory, served besides ``names``
+            (:func:`~loopml.serving._deployments.model_deployment`); their routes'
+            references are followed like stored ones'.
+
+    Raises:
+        InvalidParameter: two ``fixed`` deployments, or one and a name of ``names``,
+            share an endpoint name.
     """
 
     def __init__(
@@ -128,10 +136,20 @@ class LiveEndpoints:
         trust: bool,
         make_batcher: BatcherFactory,
         metrics: ServerMetrics,
+        fixed: Sequence[Deployment] = (),
     ) -> None:
         self._registry = RegistryClient(store, artifacts)
         self._deployments = DeploymentClient(store, self._registry)
         self._names = None if names is None else list(dict.fromkeys(names))
+        self._fixed = {d.endpoint: d for d in fixed}
+        clash = [*self._names, *self._fixed] if self._names is not None else list(self._fixed)
+        if len(self._fixed) < len(fixed) or len(set(clash)) < len(clash):
+            served = [d.endpoint for d in fixed] + (self._names or [])
+            raise InvalidParameter(
+                "Each endpoint is served once, but these are asked for more than once: "
+                f"{', '.join(sorted({n for n in served if served.count(n) > 1}))} "
+                "(a model is served as the endpoint of its name)."
+            )
         self._project = project
         self._trust = trust
         self._make_batcher = make_batcher
@@ -160,6 +178,13 @@ class LiveEndpoints:
             ModelNotFound: a route names no model version.
             ModelError: a model fails to load or to predict its input example.
         """
+        for name in self._fixed:
+            if name in {d.endpoint for d in self._deployments.list(project=self._project)}:
+                raise InvalidParameter(
+                    f"Project {self._project!r} has a deployment named {name!r}, the endpoint "
+                    f"a served model {name!r} would take; serve the deployment with "
+                    f"`loopml serve {name}`, or change it with `loopml deployments set`."
+                )
         targets = self._targets(strict=True)
         if not targets:
             raise DeploymentNotFound(
@@ -168,7 +193,9 @@ class LiveEndpoints:
             )
         for name, target in targets.items():
             assert isinstance(target, _Target)
-            self._switch(name, target, self._load_models(target))
+            started = time.perf_counter()
+            models = self._load_models(target)
+            self._switch(name, target, models, time.perf_counter() - started)
 
     async def refresh(self) -> list[str]:
         """Switch every endpoint whose revision or resolved versions changed.
@@ -185,12 +212,13 @@ class LiveEndpoints:
                 continue
             if current is not None and current.target.key == target.key:
                 continue
+            started = time.perf_counter()
             try:
                 models = await run_in_threadpool(self._load_models, target)
             except Exception as exc:
                 self._failed(name, exc)
                 continue
-            self._switch(name, target, models)
+            self._switch(name, target, models, time.perf_counter() - started)
             self._failures.pop(name, None)
             switched.append(name)
         if switched:
@@ -212,7 +240,11 @@ class LiveEndpoints:
 
     def _targets(self, *, strict: bool) -> dict[str, _Target | Exception]:
         if self._names is None:
-            deployments = self._deployments.list(project=self._project)
+            deployments = [
+                d
+                for d in self._deployments.list(project=self._project)
+                if d.endpoint not in self._fixed
+            ]
         else:
             deployments = []
             for name in self._names:
@@ -221,6 +253,7 @@ class LiveEndpoints:
                 except LoopmlError:
                     if strict:
                         raise
+        deployments.extend(self._fixed.values())
         targets: dict[str, _Target | Exception] = {}
         for deployment in deployments:
             try:
@@ -249,7 +282,10 @@ class LiveEndpoints:
             models[ref] = model
         return models
 
-    def _switch(self, name: str, target: _Target, models: dict[str, LoadedModel]) -> None:
+    def _switch(
+        self, name: str, target: _Target, models: dict[str, LoadedModel], seconds: float
+    ) -> None:
+        """Serve ``target`` on ``name`` from now on; ``seconds``: its models' load time."""
         self._models.update(models)
         previous = self._live.get(name)
         same_settings = (
@@ -274,12 +310,7 @@ class LiveEndpoints:
         self._metrics.revision.labels(name).set(target.deployment.revision)
         if previous is not None:
             self._metrics.swaps.labels(name).inc()
-            _log.info(
-                "Endpoint %s now serves revision %d (%s).",
-                name,
-                target.deployment.revision,
-                ", ".join(f"{m} → {v}" for m, v in target.versions.items()),
-            )
+        _log.info(swap_line(name, previous.target if previous else None, target, seconds))
 
     def _failed(self, name: str, exc: Exception) -> None:
         if self._failures.get(name) == str(exc):
@@ -287,6 +318,34 @@ class LiveEndpoints:
         self._failures[name] = str(exc)
         self._metrics.swap_failures.labels(name).inc()
         _log.error("Endpoint %s keeps its current models: %s", name, exc)
+
+
+def swap_line(name: str, old: _Target | None, new: _Target, seconds: float) -> str:
+    """The one line logged when an endpoint starts serving, or swaps, its models.
+
+    ``Endpoint credit: revision 3 → 4, credit@champion: credit/2 → credit/3 (models
+    loaded and warmed up in 0.41 s).`` Only versions not loaded before are loaded.
+    """
+    revision = _revision(new)
+    took = f"loaded and warmed up in {seconds:.2f} s"
+    if old is None:
+        served = ", ".join(f"{m} → {v}" for m, v in new.versions.items())
+        return f"Endpoint {name} serves {revision}: {served} ({took})."
+    if old.deployment.revision != new.deployment.revision:
+        revision = f"{_revision(old)} → {revision}"
+    changes = [
+        f"{m}: {old.versions.get(m, 'new route')} → {v}"
+        for m, v in new.versions.items()
+        if old.versions.get(m) != v
+    ]
+    changes += [f"{m}: {v} → no route" for m, v in old.versions.items() if m not in new.versions]
+    what = ", ".join(changes) if changes else "same model versions"
+    return f"Endpoint {name}: {revision}, {what} (models {took})."
+
+
+def _revision(target: _Target) -> str:
+    number = target.deployment.revision
+    return "no deployment" if number == MODEL_REVISION else f"revision {number}"
 
 
 def _warm_up(model: LoadedModel, example: object) -> None:

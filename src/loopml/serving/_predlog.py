@@ -89,7 +89,7 @@ __all__ = [
     "PredictionLog",
     "PredictionRecord",
     "SetAside",
-    "predictions",
+    "read_predictions",
 ]
 
 _log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class PredictionLog:
         ...     _ = log.recover()
         ...     log.append(PredictionRecord("r1", "fraud", "champion", "fraud/3",
         ...                                 {"amount": 12.5}, 0.93, 4.2))
-        >>> len(predictions(store, artifacts, "fraud"))
+        >>> len(read_predictions(store, artifacts, "fraud"))
         1
     """
 
@@ -709,7 +709,7 @@ def _stage(wal: Path, staged: Path) -> tuple[int, int]:
 # -- reading ---------------------------------------------------------------------
 
 
-def predictions(
+def read_predictions(
     store: Store,
     artifacts: ArtifactStore,
     endpoint: str,

@@ -60,6 +60,7 @@ from loopml.registry._client import RegistryClient
 from loopml.registry._loaded import LoadedModel
 from loopml.registry._refs import parse_model_ref
 from loopml.serving._deployments import DeploymentClient
+from loopml.serving._probabilities import class_labels
 from loopml.serving._routes import Route
 from loopml.store import Store
 
@@ -318,12 +319,7 @@ def _prediction_columns(model: LoadedModel, predictions: Any) -> list[tuple[str,
 
 def _proba_columns(model: LoadedModel, probabilities: Any) -> list[tuple[str, Any]]:
     array = np.asarray(probabilities, dtype=np.float64)
-    classes = getattr(model.native, "classes_", None)
-    labels = (
-        [str(c) for c in classes]
-        if classes is not None and len(classes) == array.shape[1]
-        else [str(j) for j in range(array.shape[1])]
-    )
+    labels = class_labels(model, array.shape[1])
     return [(f"proba_{label}", array[:, j]) for j, label in enumerate(labels)]
 
 

@@ -77,7 +77,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter, ModelError, PredictionTooLarge
 from loopml.registry._loaded import LoadedModel
 from loopml.serving._batching import Batcher, BatchPolicy, LogUnavailable, Outcome, Overloaded
-from loopml.serving._deployments import Deployment
+from loopml.serving._deployments import Deployment, model_deployment
 from loopml.serving._feedback import MAX_LABEL_DEPTH, RequestIds, record_feedback
 from loopml.serving._guard import LOOPBACK_HOSTS, RequestGuard
 from loopml.serving._live import LiveEndpoint, LiveEndpoints, route_label
@@ -98,6 +98,12 @@ from loopml.serving._payloads import (
     row_count,
 )
 from loopml.serving._predlog import SHADOW_MARK, PredictionLog, SetAside
+from loopml.serving._probabilities import (
+    BODY_FIELD,
+    QUERY_FIELD,
+    class_probabilities,
+    wants_probabilities,
+)
 from loopml.serving._routes import Route
 from loopml.store import Store
 
@@ -194,8 +200,11 @@ def create_app(
     project: str,
     log: Path | PredictionLog,
     options: ServerOptions | None = None,
+    *,
+    models: Sequence[str] = (),
+    orphans: Sequence[PredictionLog] = (),
 ) -> FastAPI:
-    """Build the inference server for ``endpoints`` of ``project``.
+    """Build the inference server for ``endpoints`` of ``project`` (and ``models``).
 
     Models are loaded and warmed up here, so a bad deployment fails before the
     server starts. The prediction log is recovered when the app starts and closed
@@ -210,6 +219,10 @@ def create_app(
         log: the local WAL folder of the prediction log (one server per folder), or
             a :class:`PredictionLog` already opened on one; the app closes it.
         options: batching, limits and polling (defaults: :class:`ServerOptions`).
+        models: model references to serve without a deployment, each as the endpoint
+            of its model's name (:func:`~loopml.serving._deployments.model_deployment`).
+        orphans: logs that crashed servers left (opened, so held): recovered when the
+            app starts, before ``log``'s own records, counted in its metrics, then closed.
 
     Returns:
         The FastAPI app (run it with uvicorn).
@@ -218,7 +231,9 @@ def create_app(
         DeploymentNotFound: an endpoint has no deployment.
         ModelNotFound: a route names a model version that no longer exists.
         ModelError: a model cannot be loaded or fails on its input example.
-        InvalidParameter: the log folder is in use by another server.
+        InvalidParameter: the log folder is in use by another server, a model is not
+            a reference, or an endpoint would be served twice (a model named like a
+            deployment of the project, say).
     """
     options = options or ServerOptions()
     prediction_log = (
@@ -227,10 +242,16 @@ def create_app(
         else PredictionLog(log, store, artifacts, options.source or socket.gethostname())
     )
     try:
-        server = _Server(store, artifacts, endpoints, project, prediction_log, options)
+        fixed = [model_deployment(ref, project) for ref in models]
+        server = _Server(store, artifacts, endpoints, project, prediction_log, options, fixed)
     except BaseException:
         prediction_log.close()
+        for orphan in orphans:
+            orphan.close()
         raise
+    server.orphans = list(orphans)
+    for orphan in orphans:
+        orphan.on_quarantine(server.count_set_aside)
     return _build_app(server, options)
 
 
@@ -245,9 +266,12 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
         # instead of waiting up to 5 ms for its turn.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(_SWITCH_INTERVAL)
-        recovered = await run_in_threadpool(server.log.recover)
-        if recovered:
-            _log.info("Recovered %d logged predictions from %s.", recovered, server.log.folder)
+        for log in [server.log, *server.orphans]:
+            recovered = await run_in_threadpool(log.recover)
+            if recovered:
+                _log.info("Recovered %d logged predictions from %s.", recovered, log.folder)
+        for orphan in server.orphans:
+            await run_in_threadpool(orphan.close)
         watcher = (
             asyncio.create_task(server.live.watch(options.poll_interval))
             if options.poll_interval > 0
@@ -291,7 +315,11 @@ def _build_app(server: _Server, options: ServerOptions) -> FastAPI:
         """Predict the rows of the body (answered by :class:`_InferenceApp` directly)."""
         headers = request.headers
         status, body, answer_headers = await server.predict(
-            name, headers.get("content-type"), headers.get("content-length"), request.receive
+            name,
+            headers.get("content-type"),
+            headers.get("content-length"),
+            request.receive,
+            request.url.query,
         )
         return Response(body, status_code=status, headers=answer_headers, media_type=_JSON)
 
@@ -408,6 +436,7 @@ class _InferenceApp(FastAPI):
             None if content_type is None else content_type.decode("latin-1"),
             None if length is None else length.decode("latin-1"),
             receive,
+            scope["query_string"],
         )
         await _send(send, status, body, headers)
 
@@ -445,6 +474,20 @@ class _Answer:
     request_id: str
     route: str
     outcome: Outcome
+    probabilities: tuple[list[Any], list[Any]] | None = None  # (classes, rows) when asked
+
+
+def _asked_in_query(query: bytes | str) -> bool | None:
+    try:
+        return wants_probabilities(query)
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            "invalid_query",
+            f"The query parameter {QUERY_FIELD!r} must be {exc}.",
+            field=QUERY_FIELD,
+            expected="true or false",
+        ) from None
 
 
 class _Server:
@@ -458,11 +501,13 @@ class _Server:
         project: str,
         log: PredictionLog,
         options: ServerOptions,
+        fixed: Sequence[Deployment] = (),
     ) -> None:
         self.store = store
         self.log = log
         self.metrics = ServerMetrics()
-        log.on_quarantine(self._count_set_aside)
+        self.orphans: list[PredictionLog] = []
+        log.on_quarantine(self.count_set_aside)
         self._limit = options.max_body_bytes
         self._payload_limits = options.payload
         self._default_batch = options.batch
@@ -473,16 +518,17 @@ class _Server:
         self._shadows: set[asyncio.Future[Outcome]] = set()
         self._answering = 0  # requests between parsed and answered (event loop only)
         self.request_ids = RequestIds.of_store(store)
-        self.live = LiveEndpoints(
-            store,
-            artifacts,
-            endpoints,
-            project,
-            trust=options.trust,
-            make_batcher=self._make_batcher,
-            metrics=self.metrics,
-        )
         try:
+            self.live = LiveEndpoints(
+                store,
+                artifacts,
+                endpoints,
+                project,
+                trust=options.trust,
+                make_batcher=self._make_batcher,
+                metrics=self.metrics,
+                fixed=fixed,
+            )
             self.live.load()
         except BaseException:
             self._executor.shutdown(wait=False)
@@ -548,7 +594,12 @@ class _Server:
                 return b"".join(chunks)
 
     async def predict(
-        self, name: str, content_type: str | None, content_length: str | None, receive: Receive
+        self,
+        name: str,
+        content_type: str | None,
+        content_length: str | None,
+        receive: Receive,
+        query: bytes | str = b"",
     ) -> tuple[int, bytes, dict[str, str]]:
         """Answer ``POST /v1/endpoints/{name}/predict``: status, JSON body and headers.
 
@@ -557,11 +608,12 @@ class _Server:
         """
         try:
             live = self.endpoint(name)
+            asked = _asked_in_query(query)
             body = await self._receive_body(content_length, receive)
-            payload = await self.off_loop(
+            payload, in_body = await self.off_loop(
                 len(body), self._predict_payload, live, content_type, body
             )
-            answer = await self.answer(live, payload)
+            answer = await self.answer(live, payload, probabilities=bool(asked or in_body))
         except ApiError as exc:
             self.count_error(name, exc.body["code"], exc.status)
             return exc.status, _dumps({"error": exc.body}), exc.headers or {}
@@ -577,6 +629,8 @@ class _Server:
             "route": answer.route,
             "predictions": answer.outcome.predictions,
         }
+        if answer.probabilities is not None:
+            answered["classes"], answered["probabilities"] = answer.probabilities
         return 200, _dumps(answered), {"X-Request-Id": answer.request_id}
 
     async def off_loop(self, size: int, parse: Callable[..., _T], *args: Any) -> _T:
@@ -588,19 +642,29 @@ class _Server:
 
     def _predict_payload(
         self, live: LiveEndpoint, content_type: str | None, body: bytes
-    ) -> Payload:
+    ) -> tuple[Payload, bool]:
+        """The request's columns, and whether its body asks for class probabilities."""
         names, limits = live.input_names, self._payload_limits
         kind = (content_type or "").split(";")[0].strip().lower()
         if kind in _CSV_TYPES:
             columns: Payload = _parse(parse_csv, body, names, limits)
-            return columns
+            return columns, False
         if live.takes_float_rows:
             rows: FloatRows | None = _parse(parse_float_split, body, names, limits)
-            if rows is not None:
-                return rows
+            if rows is not None:  # only the payload's keys: no BODY_FIELD
+                return rows, False
         document = _parse(parse_json, body, limits.max_depth)
         found: Payload = _parse(parse_predict_body, document, names, limits)
-        return found
+        asked = document.get(BODY_FIELD, False)
+        if not isinstance(asked, bool):
+            raise ApiError(
+                422,
+                "invalid_body",
+                f"The field {BODY_FIELD!r} must be true or false; got {asked!r:.40}.",
+                field=BODY_FIELD,
+                expected="true or false",
+            )
+        return found, asked
 
     def parse_infer(self, live: LiveEndpoint, body: bytes) -> tuple[object, Payload]:
         """The decoded body of an OIP ``infer`` request and its columns."""
@@ -614,22 +678,33 @@ class _Server:
             413, "body_too_large", f"The request body must be at most {self._limit} bytes."
         )
 
-    async def answer(self, live: LiveEndpoint, payload: Payload) -> _Answer:
+    async def answer(
+        self, live: LiveEndpoint, payload: Payload, *, probabilities: bool = False
+    ) -> _Answer:
         self._answering += 1
         try:
-            return await self._answer(live, payload)
+            return await self._answer(live, payload, probabilities)
         finally:
             self._answering -= 1
 
-    async def _answer(self, live: LiveEndpoint, payload: Payload) -> _Answer:
+    async def _answer(self, live: LiveEndpoint, payload: Payload, probabilities: bool) -> _Answer:
         started = time.perf_counter()
         sticky = live.deployment.settings.sticky_key
         key = first_value(payload, sticky) if sticky is not None else None
         route = live.router.choose(None if key is None else str(key))
         batcher = live.batchers[route.model]
+        if probabilities and not batcher.model.has_proba:
+            raise ApiError(
+                422,
+                "probabilities_unavailable",
+                f"Model {batcher.version} ({batcher.model.version.flavor}) has no "
+                "predict_proba; ask without probabilities.",
+                field=BODY_FIELD,
+            )
         request_id = self.request_ids.issue(live.deployment.endpoint)
         rows = row_count(payload)
         outcome = await self._submit(batcher, request_id, payload, rows)
+        classes = await self._probabilities(batcher.model, payload) if probabilities else None
         for shadow in live.router.shadows():
             self._shadow(
                 live.batchers[shadow.model],
@@ -639,7 +714,16 @@ class _Server:
             )
         batcher.answered.inc()
         batcher.latency.observe(time.perf_counter() - started)
-        return _Answer(request_id, batcher.route, outcome)
+        return _Answer(request_id, batcher.route, outcome, classes)
+
+    async def _probabilities(
+        self, model: LoadedModel, payload: Payload
+    ) -> tuple[list[Any], list[Any]]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, class_probabilities, model, payload)
+        except (InvalidParameter, ModelError) as exc:
+            raise ApiError(422, "invalid_input", str(exc)) from None
 
     async def _submit(
         self, batcher: Batcher, request_id: str, payload: Payload, rows: int
@@ -675,7 +759,8 @@ class _Server:
         if not future.cancelled() and future.exception() is not None:
             _log.warning("A shadow prediction failed: %s", future.exception())
 
-    def _count_set_aside(self, found: SetAside) -> None:
+    def count_set_aside(self, found: SetAside) -> None:
+        """Count a file the prediction log set aside (a listener of the log)."""
         self.metrics.log_set_aside_files.inc()
         self.metrics.log_set_aside_bytes.inc(found.unreadable_bytes)
 
