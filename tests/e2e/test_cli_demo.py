@@ -213,7 +213,10 @@ def test_the_registry_records_the_demo(in_demo: Demo) -> None:
     assert versions[0]["aliases"] == ["champion"]
     assert all(v["source_run_id"] and v["datasets"] for v in versions)
     history = json.loads(_loopml("models", "history", MODEL, "-p", "demo", "--json").stdout)
-    assert [(e["action"], e["to_version"]) for e in history] == [("promote", 1)]
+    moves = [(e["action"], e["to_version"]) for e in history if e["kind"] == "alias"]
+    assert moves == [("promote", 1)]
+    policy = [(e["action"], e["revision"]) for e in history if e["kind"] == "policy"]
+    assert policy == [("policy_set", 1), ("policy_set", 2)]  # one set per demo run
 
 
 ENDPOINT = "breast-cancer"
