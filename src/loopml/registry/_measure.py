@@ -17,12 +17,54 @@ _LATENCY_SAMPLES = 50
 
 
 def predictions(model: LoadedModel, features: Any) -> tuple[Any, Any]:
-    pred = model.predict(features)
+    """The model's predictions and probabilities (None without ``predict_proba``).
+
+    A version with a signature picks its own columns from ``features``; one without
+    is given the columns its native model was fitted on, when it names them.
+
+    Raises:
+        SignatureError: the data does not match the signature.
+        ModelError: the model could not predict on the data (its own error, explained).
+    """
+    from loopml.errors import LoopmlError
+
+    features = _fitted_columns(model, features)
+    try:
+        pred = model.predict(features)
+    except LoopmlError:
+        raise
+    except Exception as exc:  # the model's own library: say what it was given
+        raise ModelError(
+            f"Model {model.version.ref} could not predict on the evaluation data "
+            f"({type(exc).__name__}: {exc}). It was given the columns "
+            f"{list(getattr(features, 'columns', []))}; "
+            + (
+                "its signature selects the inputs, so check their values."
+                if model.signature is not None
+                else "it has no signature to pick its inputs: register it with "
+                "input_example= (or drop the extra columns from the dataset)."
+            )
+        ) from exc
     try:
         proba = model.predict_proba(features)
     except ModelError:
         proba = None
     return pred, proba
+
+
+def _fitted_columns(model: LoadedModel, features: Any) -> Any:
+    """Without a signature, the columns the native model says it was fitted on."""
+    names = getattr(model.native, "feature_names_in_", None)
+    if model.signature is not None or names is None or not hasattr(features, "columns"):
+        return features
+    wanted = [str(name) for name in names]
+    missing = [name for name in wanted if name not in features.columns]
+    if missing:
+        raise InvalidParameter(
+            f"Model {model.version.ref} was fitted on columns {missing} that the evaluation "
+            f"data lacks (columns: {list(features.columns)})."
+        )
+    return features[wanted]
 
 
 def metrics_of(y_true: Any, pred: Any, proba: Any) -> dict[str, float]:
@@ -89,6 +131,7 @@ def latency_p95(model: LoadedModel, features: Any) -> float | None:
 
     if len(features) == 0:
         return None
+    features = _fitted_columns(model, features)
     timings = []
     for i in range(min(_LATENCY_SAMPLES, len(features))):
         row = features.iloc[[i]]

@@ -378,8 +378,8 @@ def _enforce_column(series: pd.Series[Any], spec: ColumnSpec) -> pd.Series[Any]:
             first = result.index[result.isna().to_numpy()][0]
             raise SignatureError(
                 f"Input column {spec.name!r} has {missing} missing value"
-                f"{'' if missing == 1 else 's'} (first at row {_plain(first)!r}); the model expects "
-                f"{spec.describe()} without missing values."
+                f"{'' if missing == 1 else 's'} (first at row {_plain(first)!r}); the model "
+                f"expects {spec.describe()} without missing values."
             )
     return result
 
