@@ -19,9 +19,11 @@ __all__ = [
     "DataValidationError",
     "DatasetNotFound",
     "DeploymentNotFound",
+    "EmptyPolicyError",
     "FilterSyntaxError",
     "InvalidParameter",
     "LoopmlError",
+    "LoopmlWarning",
     "MaterializerError",
     "MetadataPathError",
     "ModelError",
@@ -29,6 +31,7 @@ __all__ = [
     "ParamConflict",
     "PipelineDefinitionError",
     "PipelineError",
+    "PolicyWarning",
     "PortUnavailable",
     "PredictionLogUnavailable",
     "PredictionTooLarge",
@@ -361,6 +364,32 @@ class PortUnavailable(ServingError, OSError):
     """Raised by ``loopml serve`` (:func:`loopml.serving._listen.bind_socket`) when the
     address and port asked for cannot be bound: in use by another process, not an
     address of this machine, or a port this user may not bind.
+    """
+
+
+class EmptyPolicyError(ModelError, ValueError):
+    """Raised by the registry's ``set_policy`` (and ``loopml models policy --set``) when the
+    policy holds no check: an empty file, ``[]`` or only comments.
+
+    Stored, such a policy would let any version be promoted, so it is refused;
+    ``clear_policy`` (``--clear --reason``) removes a policy on purpose, recorded.
+    Nothing is changed.
+    """
+
+
+class LoopmlWarning(UserWarning):
+    """The base of loopml's warnings: something worked, but probably not as meant.
+
+    Filter them all with ``warnings.filterwarnings("ignore", category=LoopmlWarning)``.
+    """
+
+
+class PolicyWarning(LoopmlWarning):
+    """Warned by the registry's ``set_policy`` when a check names a metric that no version
+    of the model has reported and that evaluation does not compute (a typo, often).
+
+    The policy is stored all the same; the message names the metric, the metrics
+    the versions do report and the closest of them.
     """
 
 

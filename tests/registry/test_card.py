@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 
 import numpy as np
@@ -29,6 +30,7 @@ SECTIONS = (
     "Approvals",
     "Lineage",
     "How to load",
+    "Requirements",
 )
 
 
@@ -89,6 +91,9 @@ def test_the_card_holds_every_section(card: ModelCard) -> None:
         assert f"## {section}" in markdown
     assert "95% CI" in markdown
     assert 'loopml.models.load("m/2", project="p")' in markdown
+    sklearn = f"scikit-learn=={importlib.metadata.version('scikit-learn')}"
+    assert card.requirements is not None and sklearn in card.requirements
+    assert f"```text\n{chr(10).join(card.requirements)}\n```" in markdown
 
 
 def test_the_html_page_escapes_user_text_and_loads_nothing(card: ModelCard) -> None:
@@ -99,6 +104,7 @@ def test_the_html_page_escapes_user_text_and_loads_nothing(card: ModelCard) -> N
     assert "&lt;script&gt;alert(1)&lt;/script&gt; triage" in page
     assert not re.search(r"https?://", page)
     assert "<style>" in page and "<link" not in page
+    assert "scikit-learn==" in page and "loopml models requirements m/2" in page
 
 
 def test_a_card_without_evaluation_says_there_is_no_interval() -> None:

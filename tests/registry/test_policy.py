@@ -473,7 +473,8 @@ def test_separation_of_duties_discounts_the_registering_identity() -> None:
     assert not outcome.passed
     assert outcome.reason == (
         "1 of 2 required approval(s) (bob); the approval by 'alice' does not count: "
-        "that identity registered the version (separation of duties)"
+        "that identity registered the version (separation of duties); another identity "
+        "must approve, or the policy's owner sets separation_of_duties: false"
     )
     self_only = _data(approvals=[("alice", "admin")], registered_by="alice")
     assert not Approvals(separation_of_duties=True).evaluate(self_only).passed

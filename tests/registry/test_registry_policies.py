@@ -160,6 +160,31 @@ def test_evaluate_refuses_a_target_or_sensitive_column_the_data_lacks(
     assert registry.policy_results(version) == []
 
 
+def test_evaluate_gives_a_version_without_signature_the_columns_it_was_fitted_on(
+    registry: RegistryClient, data: DataClient
+) -> None:
+    """The dataset's extra column (an id) is not passed to a model that names its features."""
+    model = _fit(_frame(300, seed=1))
+    registry.register(model, "credit", project=P)  # no input_example: no signature
+    test = data.register("credit-ids", _frame(200, seed=7).assign(id=range(200)), project=P)
+    result = registry.evaluate("credit/1", test.ref, project=P, target=TARGET)
+    assert result.metrics["accuracy"] > 0.7
+    lacking = data.register("credit-lacking", _frame(200, seed=8).drop(columns="x2"), project=P)
+    with pytest.raises(InvalidParameter, match=r"fitted on columns \['x2'\] that the evaluation"):
+        registry.evaluate("credit/1", lacking.ref, project=P, target=TARGET)
+
+
+def test_evaluate_explains_a_model_that_cannot_predict_on_the_data(
+    registry: RegistryClient, data: DataClient
+) -> None:
+    frame = _frame(300, seed=1)
+    model = LogisticRegression(max_iter=5000).fit(frame[FEATURES].to_numpy(), frame[TARGET])
+    registry.register(model, "credit", project=P)  # fitted on an array: no names, no signature
+    test = data.register("credit-ids", _frame(200, seed=7).assign(id=range(200)), project=P)
+    with pytest.raises(ModelError, match=r"could not predict.*no signature.*input_example="):
+        registry.evaluate("credit/1", test.ref, project=P, target=TARGET)
+
+
 # --- beats the champion ------------------------------------------------------------------------
 
 

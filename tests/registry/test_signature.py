@@ -315,3 +315,11 @@ def test_frames_built_from_a_signature_pass_enforce(
             assert str(column.dtype) == ("Int64" if spec.nullable else "int64")
         elif spec.type == "boolean":
             assert str(column.dtype) == ("boolean" if spec.nullable else "bool")
+
+
+def test_errors_name_the_row_label_as_plain_python() -> None:
+    frame = good().set_axis(pd.Index([10, 28], dtype="int64"))
+    frame["age"] = pd.Series(["31", "x"], index=frame.index, dtype=object)
+    with pytest.raises(SignatureError, match=r"at row 10,") as caught:
+        SIG.enforce(frame)
+    assert "np." not in str(caught.value)

@@ -20,16 +20,18 @@ from loopml.cli._output import to_jsonable
 
 if TYPE_CHECKING:
     from loopml.registry._promotion import EvaluationResult
-    from loopml.registry._records import AliasEvent, Model, ModelVersion, PolicyResult
+    from loopml.registry._records import AliasEvent, Model, ModelEvent, ModelVersion, PolicyResult
 
 __all__ = [
     "aliases_text",
     "checks_table",
     "failures_table",
+    "history_json",
     "history_table",
     "metrics_table",
     "model_json",
     "models_table",
+    "policy_event_text",
     "result_json",
     "status_text",
     "version_json",
@@ -102,6 +104,7 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
         "tags": version.tags,
         "registered_by": version.registered_by,
         "created_at": version.created_at,
+        "requirements": None if version.requirements is None else list(version.requirements),
     }
     result: dict[str, Any] = to_jsonable(data)
     return result
@@ -135,11 +138,13 @@ def models_table(models: Sequence[Model], project: str) -> Table:
     table.add_column("description", overflow="fold")
     for model in models:
         checks = len(model.policy or [])
+        cleared = model.policy_event is not None and model.policy_event.action == "policy_clear"
+        empty = Text("cleared", style="bold yellow") if cleared else Text("none", style="dim")
         table.add_row(
             Text(model.name),
             Text("-" if model.latest_version is None else f"{model.name}/{model.latest_version}"),
             aliases_text(model.aliases),
-            f"{checks} check{'s' if checks != 1 else ''}" if checks else Text("none", style="dim"),
+            f"{checks} check{'s' if checks != 1 else ''}" if checks else empty,
             fmt_time(model.created_at, short=True),
             Text(model.description or ""),
         )
@@ -200,6 +205,12 @@ def version_panel(version: ModelVersion, model: Model | None = None) -> Panel:
         more = f" … and {len(inputs) - 6} more" if len(inputs) > 6 else ""
         lines.add_row("inputs", Text(f"{len(inputs)}: {shown}{more}"))
     lines.add_row("digest", Text(version.digest[:16]))
+    if version.requirements is not None:
+        shown = ", ".join(version.requirements[:4])
+        more = (
+            f" … and {len(version.requirements) - 4} more" if len(version.requirements) > 4 else ""
+        )
+        lines.add_row("requirements", Text(f"{shown}{more}" or "-"))
     if version.description:
         lines.add_row("description", Text(version.description))
     if model is not None and model.aliases:
@@ -248,30 +259,96 @@ def failures_table(failures: Sequence[tuple[str, str]], title: str) -> Table:
     return table
 
 
-def history_table(name: str, events: Sequence[AliasEvent]) -> Table:
-    """Every alias move, oldest first."""
-    table = Table(title=f"Alias history of model {name!r}", title_justify="left")
+def history_json(
+    alias_events: Sequence[AliasEvent], model_events: Sequence[ModelEvent]
+) -> list[dict[str, Any]]:
+    """Alias moves (``kind: alias``) and policy/archive changes (``kind: policy``/``version``)."""
+    rows = [{"kind": "alias", **to_jsonable(e)} for e in alias_events]
+    rows += [{"kind": _event_kind(e), **to_jsonable(e)} for e in model_events]
+    return sorted(rows, key=lambda row: int(row["at"]))
+
+
+def _event_kind(event: ModelEvent) -> str:
+    return "policy" if event.action.startswith("policy_") else "version"
+
+
+def history_table(
+    name: str, events: Sequence[AliasEvent], model_events: Sequence[ModelEvent] = ()
+) -> Table:
+    """Every alias move and every policy or archive change, oldest first."""
+    table = Table(title=f"History of model {name!r}", title_justify="left")
     table.add_column("when", no_wrap=True)
-    table.add_column("alias", style="magenta", no_wrap=True)
+    table.add_column("what", style="magenta", no_wrap=True)
     table.add_column("action", no_wrap=True)
     table.add_column("from", justify="right")
     table.add_column("to", justify="right")
     table.add_column("by", overflow="fold")
     table.add_column("reason", overflow="fold")
+    rows: list[tuple[int, list[RenderableType | str]]] = []
     for event in events:
         action = Text(event.action)
         if event.forced:
             action.append(" (forced)", style="bold yellow")
-        table.add_row(
-            fmt_time(event.at),
-            Text(f"@{event.alias}"),
-            action,
-            "-" if event.from_version is None else str(event.from_version),
-            "-" if event.to_version is None else str(event.to_version),
-            Text(event.actor or "-"),
-            Text(event.reason or ""),
+        rows.append(
+            (
+                event.at,
+                [
+                    fmt_time(event.at),
+                    Text(f"@{event.alias}"),
+                    action,
+                    "-" if event.from_version is None else str(event.from_version),
+                    "-" if event.to_version is None else str(event.to_version),
+                    Text(event.actor or "-"),
+                    Text(event.reason or ""),
+                ],
+            )
         )
+    for change in model_events:
+        rows.append((change.at, _model_event_row(name, change)))
+    for _at, row in sorted(rows, key=lambda item: item[0]):
+        table.add_row(*row)
     return table
+
+
+def _model_event_row(name: str, event: ModelEvent) -> list[RenderableType | str]:
+    if event.action.startswith("policy_"):
+        checks = len(event.policy or [])
+        what, before = "policy", ""
+        after = f"rev {event.revision}: {checks} check{'s' if checks != 1 else ''}"
+        if event.action == "policy_clear":
+            after = f"rev {event.revision}: cleared"
+        action = Text(event.action.replace("_", " "), style="bold yellow" if checks == 0 else "")
+    else:
+        what = f"{name}/{event.version}"
+        before = event.status_before or "-"
+        after = "archived" if event.action == "archive" else "restored"
+        action = Text(event.action)
+    return [
+        fmt_time(event.at),
+        Text(what),
+        action,
+        Text(before),
+        Text(after),
+        Text(event.actor or "-"),
+        Text(event.reason or ""),
+    ]
+
+
+def policy_event_text(model: Model) -> Text:
+    """The latest policy change: ``policy: 3 checks (rev 2, set by alice …)`` or its clear."""
+    event = model.policy_event
+    checks = len(model.policy or [])
+    counted = f"{checks} check{'s' if checks != 1 else ''}" if checks else "none"
+    if event is None:
+        return Text(f"Policy: {counted}.", style="" if checks else "dim")
+    who = f"by {event.actor or 'unknown'} at {fmt_time(event.at)}"
+    if event.action == "policy_clear":
+        return Text(
+            f"Policy: cleared on purpose (rev {event.revision}) {who}: {event.reason}",
+            style="bold yellow",
+        )
+    why = f": {event.reason}" if event.reason else ""
+    return Text(f"Policy: {counted} (rev {event.revision}, set {who}{why}).")
 
 
 def evaluation_renderables(result: EvaluationResult, data: str) -> list[RenderableType]:
@@ -299,7 +376,7 @@ def show_renderables(
     approvals: Sequence[tuple[str, str | None]],
 ) -> Group:
     """``models show``: metadata, params, metrics, latest policy results, approvals."""
-    parts: list[RenderableType] = [version_panel(version, model)]
+    parts: list[RenderableType] = [version_panel(version, model), policy_event_text(model)]
     if version.params:
         parts.append(values_table("Params (source run)", version.params))
     if version.metrics:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.syntax import Syntax
 from rich.text import Text
 
 from loopml._private_fs import make_private_dirs
+from loopml.cli import _model_admin
 from loopml.cli import _model_views as views
 from loopml.cli._options import (
     Comment,
@@ -97,6 +97,7 @@ def show(ref: ModelOrVersionRef, project: Project = None, as_json: Json = False)
         data = views.version_json(version)
         data["model_aliases"] = model.aliases
         data["policy_results"] = to_jsonable(results)
+        data["policy_change"] = to_jsonable(model.policy_event)
         data["approvals"] = [{"identity": i, "role": r} for i, r in approvals]
         print_json(data)
         return
@@ -106,45 +107,7 @@ def show(ref: ModelOrVersionRef, project: Project = None, as_json: Json = False)
 # -- models policy / evaluate -------------------------------------------------------------
 
 
-@app.command("policy")
-def policy(
-    name: _Name,
-    project: Project = None,
-    set_file: Annotated[
-        Path | None,
-        typer.Option("--set", help="Store the policy in this YAML file.", metavar="FILE"),
-    ] = None,
-    as_json: Json = False,
-) -> None:
-    """Print a model's promotion policy as YAML, or store a new one with --set FILE."""
-    project = _project_name(project)
-    registry = _registry()
-    if set_file is not None:
-        stored = registry.set_policy(name, set_file.read_text(encoding="utf-8"), project=project)
-        if as_json:
-            print_json({"name": name, **stored.to_dict()})
-        else:
-            count = len(stored.checks)
-            out().print(
-                f"Stored the promotion policy of model {name!r}: {count} check(s).",
-                highlight=False,
-            )
-        return
-    current = registry.get_policy(name, project=project)
-    if as_json:
-        print_json({"name": name, **current.to_dict()})
-        return
-    console = out()
-    if not current.checks:
-        console.print(
-            f"Model {name!r} has no promotion policy; set one with "
-            f"'loopml models policy {name} --set FILE'.",
-            style="dim",
-            highlight=False,
-        )
-        return
-    console.print(f"Promotion policy of model {name!r}", style="bold", highlight=False)
-    console.print(Syntax(current.to_yaml(), "yaml", background_color="default"))
+app.command("policy")(_model_admin.policy)
 
 
 @app.command("evaluate")
@@ -334,17 +297,23 @@ def history(
     project: Project = None,
     as_json: Json = False,
 ) -> None:
-    """List every alias move of a model, oldest first: who, when, from, to, why."""
-    events = _registry().alias_history(name, project=_project_name(project), alias=alias)
+    """List every alias move, policy change and archiving of a model, oldest first.
+
+    Each row says who, when, from, to and why; --alias shows that alias's moves only.
+    """
+    project = _project_name(project)
+    registry = _registry()
+    events = registry.alias_history(name, project=project, alias=alias)
+    changes = [] if alias else registry.model_events(name, project=project)
     if as_json:
-        print_json(to_jsonable(events))
+        print_json(views.history_json(events, changes))
         return
-    if not events:
+    if not events and not changes:
         what = f"@{alias} of model {name!r} has" if alias else f"No alias of model {name!r} has"
         message = f"{what} never moved." if alias else f"{what} moved yet."
         out().print(message, style="dim", highlight=False)
         return
-    out().print(views.history_table(name, events))
+    out().print(views.history_table(name, events, changes))
 
 
 # -- models describe / card ------------------------------------------------------------------
@@ -436,3 +405,8 @@ def card(
         )
         return
     out().print(f"Model card of {built.ref}: {target}", highlight=False, soft_wrap=True)
+
+
+app.command("archive")(_model_admin.archive)
+app.command("unarchive")(_model_admin.unarchive)
+app.command("requirements")(_model_admin.requirements)

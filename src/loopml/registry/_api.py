@@ -12,22 +12,26 @@ if TYPE_CHECKING:
     from loopml.registry._loaded import LoadedModel
     from loopml.registry._policy import Policy
     from loopml.registry._promotion import EvaluationResult
-    from loopml.registry._records import AliasEvent, Model, ModelVersion
+    from loopml.registry._records import AliasEvent, Model, ModelEvent, ModelVersion
     from loopml.registry._signature import Signature
 
 __all__ = [
     "alias_history",
     "approve",
+    "archive",
+    "clear_policy",
     "evaluate",
     "get",
     "get_client",
     "list_models",
     "load",
+    "policy_history",
     "promote",
     "register",
     "reject",
     "rollback",
     "set_policy",
+    "unarchive",
     "versions",
 ]
 
@@ -53,10 +57,13 @@ def register(
     tags: Mapping[str, Any] | None = None,
     convert_onnx: bool = False,
     trust: bool = False,
+    extra_pip: Sequence[str] = (),
 ) -> ModelVersion:
     """Register ``model`` (or ``runs:/RUN_ID/model``) as the next version of ``name``.
 
     Inside an active run, the run is the source (params, metrics, data, commit).
+    The version records the pip requirements it needs (``version.requirements``):
+    its flavor's packages pinned to the installed versions, plus ``extra_pip``.
 
     Example:
         >>> version = loopml.models.register(clf, "credit", input_example=X[:5])  # doctest: +SKIP
@@ -79,6 +86,7 @@ def register(
         tags=tags,
         convert_onnx=convert_onnx,
         trust=trust,
+        extra_pip=extra_pip,
     )
 
 
@@ -115,9 +123,58 @@ def list_models(*, project: str | None = None) -> list[Model]:
     return get_client().list_models(project=settings.project(project))
 
 
-def set_policy(name: str, policy: Policy | str, *, project: str | None = None) -> Policy:
-    """Store a model's promotion policy (a Policy or YAML)."""
-    return get_client().set_policy(name, policy, project=settings.project(project))
+def set_policy(
+    name: str,
+    policy: Policy | str | None = None,
+    *,
+    project: str | None = None,
+    clear: bool = False,
+    reason: str | None = None,
+) -> Policy:
+    """Store a model's promotion policy (a Policy or YAML); recorded with who and when.
+
+    A policy without checks raises :class:`loopml.errors.EmptyPolicyError`: remove
+    a policy on purpose with ``clear=True`` and a ``reason`` (or :func:`clear_policy`).
+    A check naming a metric no version reports is warned about
+    (:class:`loopml.errors.PolicyWarning`).
+
+    Example:
+        >>> loopml.models.set_policy("credit", "- auc >= 0.85\\n")  # doctest: +SKIP
+    """
+    return get_client().set_policy(
+        name, policy, project=settings.project(project), clear=clear, reason=reason
+    )
+
+
+def clear_policy(name: str, *, reason: str, project: str | None = None) -> Policy:
+    """Remove a model's promotion policy on purpose; who, when and ``reason`` are recorded.
+
+    Example:
+        >>> loopml.models.clear_policy("credit", reason="retired gate")  # doctest: +SKIP
+    """
+    return get_client().clear_policy(name, project=settings.project(project), reason=reason)
+
+
+def policy_history(name: str, *, project: str | None = None) -> list[ModelEvent]:
+    """Every set and clear of a model's policy, oldest first (who, when, policy, reason)."""
+    return get_client().policy_history(name, project=settings.project(project))
+
+
+def archive(ref: str, *, reason: str | None = None, project: str | None = None) -> ModelVersion:
+    """Archive a version (``credit/2``): kept, but no longer approved, promoted or aliased.
+
+    Raises :class:`loopml.errors.ModelError` naming the alias to move first when
+    an alias points at the version.
+
+    Example:
+        >>> loopml.models.archive("credit/2", reason="superseded")  # doctest: +SKIP
+    """
+    return get_client().archive(ref, project=settings.project(project), reason=reason)
+
+
+def unarchive(ref: str, *, reason: str | None = None, project: str | None = None) -> ModelVersion:
+    """Bring an archived version back with the status it had before."""
+    return get_client().unarchive(ref, project=settings.project(project), reason=reason)
 
 
 def evaluate(

@@ -199,6 +199,7 @@ def version_record(row: Row[Any], aliases: tuple[str, ...] = ()) -> ModelVersion
         registered_by=row.registered_by,
         created_at=row.created_at,
         aliases=aliases,
+        requirements=None if row.requirements is None else tuple(row.requirements),
     )
 
 

@@ -40,6 +40,7 @@ __all__ = [
 
 _PROFILE_COLUMNS = 5
 _NOT_WRITTEN = "Not written yet."
+_NO_REQUIREMENTS = "Not recorded: the version was registered before loopml captured requirements."
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class ModelCard:
     approvals: tuple[tuple[str, str | None], ...]
     lineage: tuple[CardLineage, ...]
     how_to_load: tuple[str, ...] = field(default_factory=tuple)
+    requirements: tuple[str, ...] | None = None
 
     @property
     def ref(self) -> str:
@@ -180,7 +182,9 @@ class ModelCard:
         env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
         env.filters["num"] = fmt_number
         env.filters["when"] = _when
-        return env.from_string(text).render(card=self, not_written=_NOT_WRITTEN)
+        return env.from_string(text).render(
+            card=self, not_written=_NOT_WRITTEN, requirements_unknown=_NO_REQUIREMENTS
+        )
 
 
 def build_card(client: RegistryClient, ref: str, project: str) -> ModelCard:
@@ -232,6 +236,7 @@ def build_card(client: RegistryClient, ref: str, project: str) -> ModelCard:
         approvals=tuple(client.approvals_of(version)),
         lineage=_lineage(client, version),
         how_to_load=_how_to_load(version),
+        requirements=version.requirements,
     )
 
 
@@ -565,4 +570,16 @@ def _markdown(card: ModelCard) -> list[str]:
         shown = ", ".join(f"{n} ({t})" for n, t in card.inputs[:8])
         more = f" and {len(card.inputs) - 8} more" if len(card.inputs) > 8 else ""
         lines += ["", f"Inputs ({len(card.inputs)} columns): {shown}{more}."]
+    lines += ["", "## Requirements", ""]
+    if card.requirements is None:
+        lines.append(_NO_REQUIREMENTS)
+    else:
+        lines += [
+            "Pinned when the version was registered "
+            f"(`loopml models requirements {card.ref}` writes them as a requirements.txt):",
+            "",
+            "```text",
+            *card.requirements,
+            "```",
+        ]
     return lines

@@ -426,8 +426,14 @@ class Approvals(PolicyCheck):
         summary = f"{len(approvers)} of {self.count} required approval(s){role}"
         if approvers:
             summary += f" ({', '.join(approvers)})"
+        passed = len(approvers) >= self.count
+        if notes and not passed:
+            notes.append(
+                "another identity must approve, or the policy's owner sets "
+                "separation_of_duties: false"
+            )
         reason = "; ".join([summary, *notes])
-        return len(approvers) >= self.count, reason, details
+        return passed, reason, details
 
 
 #: Every check kind by its stable alias.

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from loopml.errors import InvalidParameter, ModelError, UntrustedModelError
+from loopml.registry._archive import ArchiveOps
 from loopml.registry._base import current_identity, version_record, versions_query
 from loopml.registry._flavors import flavor_for, get_flavor
 from loopml.registry._onnx import convert_to_onnx
@@ -25,6 +26,11 @@ from loopml.registry._paths import model_file
 from loopml.registry._promotion import PromotionOps
 from loopml.registry._records import Model, ModelVersion
 from loopml.registry._refs import check_model_name
+from loopml.registry._requirements import (
+    REQUIREMENTS_FILE,
+    model_requirements,
+    requirements_text,
+)
 from loopml.registry._signature import Signature, as_frame, infer_signature
 from loopml.store import Node, add_edge, next_number, now_ms, tables, walk
 
@@ -41,7 +47,7 @@ _dataset_version = tables.DATASET_VERSION
 NODE_KIND = "model_version"
 
 
-class RegistryClient(PromotionOps):
+class RegistryClient(PromotionOps, ArchiveOps):
     """Models and their versions over one metadata store and one artifact store.
 
     Example:
@@ -63,8 +69,13 @@ class RegistryClient(PromotionOps):
         tags: Mapping[str, Any] | None = None,
         convert_onnx: bool = False,
         trust: bool = False,
+        extra_pip: Sequence[str] = (),
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name``, linked to what produced it.
+
+        The pip requirements the model needs (its flavor's packages, pinned to the
+        versions installed here, plus ``extra_pip``) are stored with it, as
+        ``requirements.txt`` in the model folder and as ``version.requirements``.
 
         Args:
             model: a model object (scikit-learn, XGBoost, LightGBM, ONNX bytes, or any
@@ -84,15 +95,19 @@ class RegistryClient(PromotionOps):
                 predict the same on the input example.
             trust: unpickle a ``runs:/`` model that ``loopml.autolog`` did not log
                 (by default only autolog's own pickles, checked by digest, are loaded).
+            extra_pip: more pip requirement lines the model needs (``"pandas>=2"``);
+                a line naming a captured package replaces its pin.
 
         Raises:
             ModelError: no flavor can store the model, or the ONNX conversion differs.
             RunNotFound: ``run_id`` names no run.
+            InvalidParameter: an ``extra_pip`` line is not a pip requirement.
         """
         check_model_name(name)
         if isinstance(model, str) and model.startswith("runs:/"):
             run_id, model = self._load_run_artifact(model, trust=trust)
         flavor = flavor_for(model)
+        requirements = model_requirements(flavor.name, model, extra_pip)
         example = None if input_example is None else as_frame(input_example, signature)
         if signature is None and example is not None:
             signature = infer_signature(example, flavor.predict(model, example))
@@ -103,6 +118,9 @@ class RegistryClient(PromotionOps):
             flavor.save(model, root / "model")
             (root / "model" / "loopml-model.json").write_text(
                 json.dumps({"flavor": flavor.name, "executable": flavor.executable})
+            )
+            (root / "model" / REQUIREMENTS_FILE).write_text(
+                requirements_text(requirements), encoding="utf-8"
             )
             digest = self.artifacts.put_dir(root / "model")
             example_digest = None
@@ -130,6 +148,7 @@ class RegistryClient(PromotionOps):
             "description": description,
             "tags": dict(tags or {}),
             "registered_by": current_identity(),
+            "requirements": requirements,
         }
         version = self._insert_version(name, project, values)
         self._link(version, run_id, source.get("dataset_ids", []))
@@ -347,6 +366,7 @@ class RegistryClient(PromotionOps):
             intended_use=row.intended_use,
             limitations=row.limitations,
             created_at=row.created_at,
+            policy_event=self.last_policy_event(conn, row.id),
         )
 
 

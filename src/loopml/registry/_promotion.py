@@ -8,9 +8,9 @@ per approving identity.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import func, select, update
 
@@ -22,14 +22,18 @@ from loopml.errors import (
     ModelNotFound,
     PromotionRefused,
 )
-from loopml.registry._base import RegistryBase
-from loopml.registry._policy import Approvals, CheckOutcome, EvaluationData, Policy
+from loopml.registry._measure import (
+    jsonable,
+    latency_p95,
+    metrics_of,
+    metrics_outcome,
+    predictions,
+)
+from loopml.registry._policy import Approvals, EvaluationData
+from loopml.registry._policy_ops import PolicyOps
 from loopml.registry._records import AliasEvent, EvaluationResult, ModelVersion, PolicyResult
 from loopml.registry._refs import check_alias, check_model_name
 from loopml.store import next_number, now_ms, tables
-
-if TYPE_CHECKING:
-    from loopml.registry._loaded import LoadedModel
 
 __all__ = ["EvaluationResult", "PromotionOps"]
 
@@ -40,37 +44,9 @@ _event = tables.ALIAS_EVENT
 _result = tables.POLICY_RESULT
 _approval = tables.APPROVAL
 
-_LATENCY_SAMPLES = 50
 
-
-class PromotionOps(RegistryBase):
-    """Promotion policy, evaluation, approvals, aliases."""
-
-    # -- policy ------------------------------------------------------------------------------
-
-    def set_policy(self, name: str, policy: Policy | str, *, project: str) -> Policy:
-        """Store the promotion policy of a model (a Policy, or its YAML text).
-
-        Raises:
-            ModelError: the YAML does not describe a valid policy.
-            ModelNotFound: no model ``name``.
-        """
-        parsed = Policy.from_yaml(policy) if isinstance(policy, str) else policy
-        with self.store.write() as conn:
-            model_id = self._require_model(conn, check_model_name(name), project)
-            conn.execute(
-                update(_model)
-                .where(_model.c.id == model_id)
-                .values(policy=parsed.to_dict()["checks"])
-            )
-        return parsed
-
-    def get_policy(self, name: str, *, project: str) -> Policy:
-        """The model's promotion policy (empty when none was set)."""
-        with self.store.read() as conn:
-            model_id = self._require_model(conn, check_model_name(name), project)
-            stored = conn.execute(select(_model.c.policy).where(_model.c.id == model_id)).scalar()
-        return Policy.from_dict({"checks": stored or []})
+class PromotionOps(PolicyOps):
+    """Evaluation against the promotion policy, approvals, aliases."""
 
     # -- approvals ---------------------------------------------------------------------------
 
@@ -107,12 +83,11 @@ class PromotionOps(RegistryBase):
                 )
             require_role(who, role)
         policy = self.get_policy(version.name, project=project)
-        separated = any(isinstance(c, Approvals) and c.separation_of_duties for c in policy.checks)
+        separated = [
+            c.name for c in policy.checks if isinstance(c, Approvals) and c.separation_of_duties
+        ]
         if separated and who == version.registered_by:
-            raise ApprovalError(
-                f"{who} registered {version.ref}; the policy of {version.name!r} asks for "
-                "separation of duties, so someone else must approve it."
-            )
+            raise ApprovalError(_self_approval(who, version, separated))
         approvals = ApprovalClient(self.store)
         gate = f"approval/{who}"
         if approvals.find("model_version", str(version.id), gate) is not None:
@@ -209,8 +184,8 @@ class PromotionOps(RegistryBase):
         y_true = frame[target].to_numpy()
         features = frame.drop(columns=[target])
         candidate = self.load(version.ref, project=project, trust=trust)
-        pred, proba = _predictions(candidate, features)
-        metrics = _metrics(y_true, pred, proba)
+        pred, proba = predictions(candidate, features)
+        metrics = metrics_of(y_true, pred, proba)
         champion_pred = champion_proba = None
         champion_metrics = None
         is_champion = False
@@ -222,8 +197,8 @@ class PromotionOps(RegistryBase):
             is_champion = other is not None and other.id == version.id
             if other is not None and not is_champion:
                 loaded = self.load(other.ref, project=project, trust=trust)
-                champion_pred, champion_proba = _predictions(loaded, features)
-                champion_metrics = _metrics(y_true, champion_pred, champion_proba)
+                champion_pred, champion_proba = predictions(loaded, features)
+                champion_metrics = metrics_of(y_true, champion_pred, champion_proba)
         evaluation = EvaluationData(
             y_true=y_true,
             candidate_pred=pred,
@@ -234,14 +209,14 @@ class PromotionOps(RegistryBase):
             metrics=metrics,
             champion_metrics=champion_metrics,
             training_data_passed=self._training_data_passed(version),
-            latency_p95_ms=_latency_p95(candidate, features),
+            latency_p95_ms=latency_p95(candidate, features),
             approvals=self.approvals_of(version),
             registered_by=version.registered_by,
             champion_alias=champion,
             candidate_is_champion=is_champion,
         )
         policy = self.get_policy(version.name, project=project)
-        outcomes = [_metrics_outcome(data, y_true, pred, proba, metrics)]
+        outcomes = [metrics_outcome(data, y_true, pred, proba, metrics)]
         outcomes += policy.evaluate(evaluation)
         stored = self._store_results(version, data, outcomes)
         return EvaluationResult(version, stored[0].evaluation if stored else 0, metrics, stored)
@@ -278,7 +253,7 @@ class PromotionOps(RegistryBase):
                     "kind": o.kind,
                     "passed": bool(o.passed),
                     "reason": o.reason,
-                    "details": _jsonable(o.details),
+                    "details": jsonable(o.details),
                     "evaluated_at": now,
                 }
                 for o in outcomes
@@ -367,8 +342,7 @@ class PromotionOps(RegistryBase):
         """
         check_alias(alias)
         version = self.get_version(ref, project=project)
-        if version.status in ("rejected", "archived"):
-            raise ModelError(f"Model {version.ref} is {version.status}; it cannot be promoted.")
+        _check_promotable(version)
         if force and not (reason and reason.strip()):
             raise ModelError("A forced promotion needs a reason (--reason …); it is recorded.")
         if not force:
@@ -467,32 +441,19 @@ class PromotionOps(RegistryBase):
                 for r in conn.execute(query)
             ]
 
-    def archive(self, ref: str, *, project: str) -> ModelVersion:
-        """Archive a version (no alias may point at it).
-
-        Raises:
-            ModelError: an alias still points at it.
-        """
-        version = self.get_version(ref, project=project)
-        if version.aliases:
-            raise ModelError(
-                f"Model {version.ref} is still @{', @'.join(version.aliases)}; "
-                "move the alias first."
-            )
-        with self.store.write() as conn:
-            conn.execute(
-                update(_version).where(_version.c.id == version.id).values(status="archived")
-            )
-        return self.get_version(version.ref, project=project)
-
     def _move(
         self, version: ModelVersion, alias: str, action: str, *, forced: bool, reason: str | None
     ) -> None:
         now = now_ms()
         with self.store.write() as conn:
-            model_id = conn.execute(
-                select(_version.c.model_id).where(_version.c.id == version.id)
-            ).scalar_one()
+            # Locked, so that an archive or reject cannot slip in between (PostgreSQL).
+            row = conn.execute(
+                select(_version.c.model_id, _version.c.status)
+                .where(_version.c.id == version.id)
+                .with_for_update()
+            ).one()
+            _check_promotable(replace(version, status=row.status))
+            model_id = row.model_id
             current = conn.execute(
                 select(_alias.c.version_id).where(
                     _alias.c.model_id == model_id, _alias.c.alias == alias
@@ -527,91 +488,26 @@ class PromotionOps(RegistryBase):
             )
 
 
-def _predictions(model: LoadedModel, features: Any) -> tuple[Any, Any]:
-    pred = model.predict(features)
-    try:
-        proba = model.predict_proba(features)
-    except ModelError:
-        proba = None
-    return pred, proba
+def _check_promotable(version: ModelVersion) -> None:
+    """Refuse to point an alias at a rejected or archived version, saying what to do."""
+    if version.status == "archived":
+        raise ModelError(
+            f"Model {version.ref} is archived; an archived version cannot be promoted or "
+            f"hold an alias. Unarchive it first (loopml.models.unarchive({version.ref!r}), "
+            f"'loopml models unarchive {version.ref}'), or promote another version."
+        )
+    if version.status == "rejected":
+        raise ModelError(f"Model {version.ref} is rejected; it cannot be promoted.")
 
 
-def _metrics(y_true: Any, pred: Any, proba: Any) -> dict[str, float]:
-    """Classification metrics when the labels are discrete, else regression metrics."""
-    import numpy as np
-    from sklearn import metrics as m
-
-    discrete = proba is not None or (
-        np.issubdtype(np.asarray(y_true).dtype, np.integer) and len(np.unique(y_true)) <= 50
-    )
-    if discrete:
-        out = {
-            "accuracy": float(m.accuracy_score(y_true, pred)),
-            "f1": float(m.f1_score(y_true, pred, average="weighted")),
-        }
-        if proba is not None:
-            try:
-                if proba.shape[1] == 2:
-                    out["auc"] = float(m.roc_auc_score(y_true, proba[:, 1]))
-                else:
-                    out["auc"] = float(m.roc_auc_score(y_true, proba, multi_class="ovr"))
-            except ValueError:  # one class only in this data
-                pass
-        return out
-    error = np.asarray(pred, dtype=float) - np.asarray(y_true, dtype=float)
-    return {
-        "r2": float(m.r2_score(y_true, pred)),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "mae": float(np.mean(np.abs(error))),
-    }
-
-
-_CONFIDENCE = 0.95
-
-
-def _metrics_outcome(
-    data: str, y_true: Any, pred: Any, proba: Any, metrics: dict[str, float]
-) -> CheckOutcome:
-    """The evaluation's metrics with 95% bootstrap intervals, stored beside the checks."""
-    from loopml.registry._stats import bootstrap_interval, get_metric
-
-    described: dict[str, dict[str, float | None]] = {}
-    for name, value in metrics.items():
-        low = high = None
-        try:
-            scores = proba if get_metric(name).needs_proba else pred
-            if scores is not None:
-                low, high = bootstrap_interval(name, y_true, scores, confidence=_CONFIDENCE)
-        except (InvalidParameter, ValueError):
-            pass  # a metric without a bootstrap form keeps its point value
-        described[name] = {"value": value, "low": low, "high": high, "confidence": _CONFIDENCE}
-    return CheckOutcome(
-        name="evaluation metrics",
-        kind="evaluation",
-        passed=True,
-        reason=f"{len(metrics)} metrics on {data}, with {_CONFIDENCE:.0%} bootstrap intervals",
-        details={"metrics": described},
-    )
-
-
-def _latency_p95(model: LoadedModel, features: Any) -> float | None:
-    """p95 of single-row predict time, in milliseconds."""
-    import numpy as np
-
-    if len(features) == 0:
-        return None
-    timings = []
-    for i in range(min(_LATENCY_SAMPLES, len(features))):
-        row = features.iloc[[i]]
-        start = time.perf_counter()
-        model.predict(row)
-        timings.append((time.perf_counter() - start) * 1000)
-    return float(np.percentile(timings, 95))
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(
-        json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+def _self_approval(who: str, version: ModelVersion, checks: Sequence[str]) -> str:
+    """Why a self-approval is refused, and the two ways forward."""
+    named = ", ".join(repr(c) for c in checks)
+    return (
+        f"{who} registered {version.ref}, and the policy of model {version.name!r} asks for "
+        f"separation of duties (check {named}), so {who} cannot approve it. Way forward: "
+        f"another identity approves it ('loopml models approve {version.ref}' run by a "
+        "teammate), or the policy's owner drops the rule: set separation_of_duties: false "
+        f"in that check and store the policy again ('loopml models policy {version.name} "
+        "--set FILE')."
     )

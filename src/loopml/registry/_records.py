@@ -10,14 +10,45 @@ from loopml._html import Section, clip, html_table, when
 if TYPE_CHECKING:
     from loopml.registry._signature import Signature
 
-__all__ = ["AliasEvent", "EvaluationResult", "Model", "ModelVersion", "PolicyResult"]
+__all__ = ["AliasEvent", "EvaluationResult", "Model", "ModelEvent", "ModelVersion", "PolicyResult"]
 
 STATUSES = ("candidate", "approved", "rejected", "archived")
 
 
 @dataclass(frozen=True)
+class ModelEvent:
+    """A recorded change to a model: its policy set or cleared, a version archived or back.
+
+    Attributes:
+        action: ``policy_set``, ``policy_clear``, ``archive`` or ``unarchive``.
+        version: the version archived or unarchived (None for policy changes).
+        revision: the policy revision (1 for the first policy change; None otherwise).
+        policy: the checks stored by ``policy_set`` (``{kind: ..., ...}`` entries).
+        policy_text: the policy text as it was given (YAML), or None.
+        status_before: the version's status before an archive or unarchive.
+        reason: why, as given (always set for ``policy_clear``).
+        actor: the identity that made the change.
+        at: when, in milliseconds since the epoch.
+    """
+
+    action: str
+    version: int | None
+    revision: int | None
+    policy: list[dict[str, Any]] | None
+    policy_text: str | None
+    status_before: str | None
+    reason: str | None
+    actor: str | None
+    at: int
+
+
+@dataclass(frozen=True)
 class Model:
-    """A named model: its versions' count, aliases and policy."""
+    """A named model: its versions' count, aliases and policy.
+
+    ``policy_event`` is the latest change of the policy (who set or cleared it,
+    when and why), or None when it was never changed since loopml records them.
+    """
 
     name: str
     project: str
@@ -28,6 +59,7 @@ class Model:
     intended_use: str | None
     limitations: str | None
     created_at: int
+    policy_event: ModelEvent | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +67,9 @@ class ModelVersion:
     """An immutable model version and everything that explains it.
 
     ``datasets`` are the dataset versions (``name:N``) its source run used.
+    ``requirements`` are the pip requirement lines it needs (``scikit-learn==1.5.2``
+    …), captured at registration; None for versions registered before loopml
+    recorded them.
     """
 
     id: int
@@ -57,6 +92,7 @@ class ModelVersion:
     registered_by: str | None
     created_at: int
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    requirements: tuple[str, ...] | None = None
 
     @property
     def ref(self) -> str:

@@ -378,8 +378,8 @@ def _enforce_column(series: pd.Series[Any], spec: ColumnSpec) -> pd.Series[Any]:
             first = result.index[result.isna().to_numpy()][0]
             raise SignatureError(
                 f"Input column {spec.name!r} has {missing} missing value"
-                f"{'' if missing == 1 else 's'} (first at row {first!r}); the model expects "
-                f"{spec.describe()} without missing values."
+                f"{'' if missing == 1 else 's'} (first at row {_plain(first)!r}); the model "
+                f"expects {spec.describe()} without missing values."
             )
     return result
 
@@ -390,11 +390,15 @@ def _bad(
     """The error for the first row where ``mask`` is set."""
     position = int(np.flatnonzero(mask)[0])
     value = series.iloc[position]
-    shown = value.item() if isinstance(value, np.generic) else value  # 1.5, not np.float64(1.5)
     return SignatureError(
-        f"Input column {spec.name!r} holds {shown!r} ({type(value).__name__}) at row "
-        f"{series.index[position]!r}, {why}; the model expects {spec.describe()}."
+        f"Input column {spec.name!r} holds {_plain(value)!r} ({type(value).__name__}) at row "
+        f"{_plain(series.index[position])!r}, {why}; the model expects {spec.describe()}."
     )
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds: ``1.5``, not ``np.float64(1.5)``."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _wrong_dtype(series: pd.Series[Any], spec: ColumnSpec) -> SignatureError:

@@ -42,6 +42,7 @@ __all__ = [
     "METRIC",
     "MODEL",
     "MODEL_ALIAS",
+    "MODEL_EVENT",
     "MODEL_VERSION",
     "NOTE",
     "PARAM",
@@ -70,6 +71,7 @@ __all__ = [
     "LineageEdgeRow",
     "MetricRow",
     "ModelAliasRow",
+    "ModelEventRow",
     "ModelRow",
     "ModelVersionRow",
     "NoteRow",
@@ -425,6 +427,8 @@ class ModelVersionRow(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(JSON)
     registered_by: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # pip requirement lines captured at registration; NULL for versions from before 0008
+    requirements: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class ModelAliasRow(Base):
@@ -602,3 +606,32 @@ PREDICTION_SEGMENT = cast(Table, PredictionSegmentRow.__table__)
 FEEDBACK = cast(Table, FeedbackRow.__table__)
 FEEDBACK_EVENT = cast(Table, FeedbackEventRow.__table__)
 SERVING_SECRET = cast(Table, ServingSecretRow.__table__)
+
+
+class ModelEventRow(Base):
+    """A change to a model's gates or housekeeping: who, when, what and why.
+
+    ``action`` is ``policy_set`` (``policy`` holds the checks, ``policy_text`` the
+    text given, ``revision`` counts the model's policy changes), ``policy_clear``
+    (a deliberate removal of every check, with its ``reason``), ``archive`` or
+    ``unarchive`` of the version ``version_id`` (``status_before`` is what an
+    unarchive restores).
+    """
+
+    __tablename__ = "model_event"
+    __table_args__ = (Index("ix_model_event_model", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id"))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    revision: Mapped[int | None] = mapped_column(Integer)
+    policy: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    policy_text: Mapped[str | None] = mapped_column(Text)
+    status_before: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+MODEL_EVENT = cast(Table, ModelEventRow.__table__)
