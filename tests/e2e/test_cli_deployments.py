@@ -8,13 +8,14 @@ project ``proj`` (``credit/1`` is ``@champion``), where the CLI will look.
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from cli_support import Cli
+from cli_support import LOOPML, Cli, subprocess_env
 
 from loopml.serving._feedback import record_feedback
 from loopml.serving._predlog import PredictionLog, PredictionRecord
@@ -290,3 +291,40 @@ def test_compare_errors_are_one_red_line(cli: Cli, sdk: TrackingClient, tmp_path
     assert "'baseline' parameter" in _fails(
         cli, "deployments", "compare", "credit", *P, "--baseline", "credit/9"
     )
+    # A duration back before 1970 (or of hundreds of digits) is refused, not an overflow.
+    for far in ("99999999999w", "9" * 400 + "d"):
+        assert "goes back before 1970" in _fails(
+            cli, "deployments", "compare", "credit", *P, "--since", far
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (("credit", *P, "--since"), 2),  # an option without its value
+        (("credit", *P, "--bogus"), 2),
+        ((), 2),  # the endpoint missing
+        (("credit", *P), 1),  # no such endpoint
+        (("credit", *P, "--since", "yesterday"), 1),
+        (("credit", *P, "--since", "99999999999w"), 1),
+    ],
+)
+def test_compare_errors_in_a_real_process_are_one_lowercase_line(
+    args: tuple[str, ...], status: int
+) -> None:
+    """A real ``loopml`` process (Click's standalone mode, where an error reaching Click is
+    printed as ``Error: ...`` under a usage box) prints every error of compare as loopml's
+    one red ``error:`` line, with exit 2 for usage errors and 1 for the others."""
+    found = subprocess.run(
+        [str(LOOPML), "deployments", "compare", *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
+    assert found.returncode == status, found.stderr
+    assert found.stdout == ""
+    lines = found.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), found.stderr
+    assert "Usage:" not in found.stderr

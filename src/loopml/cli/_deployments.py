@@ -343,18 +343,26 @@ def _since_ms(text: str) -> int:
         The time in milliseconds since the epoch (an ISO time without a zone is local).
 
     Raises:
-        InvalidParameter: neither a duration nor an ISO time.
+        InvalidParameter: neither a duration nor an ISO time, or a duration that goes
+            back before 1970 (no prediction is older; it would not fit the store's
+            integers either).
     """
     match = _DURATION.match(text)
     if match:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        return int((time.time() - seconds) * 1000)
+        now = time.time()
+        if not seconds <= now:  # also inf, from a number of hundreds of digits
+            raise InvalidParameter(
+                f"The '--since' option goes back before 1970: got {text.strip()[:40]!r}; "
+                "give a shorter duration, or leave --since out for every prediction."
+            )
+        return int((now - seconds) * 1000)
     try:
         return int(datetime.fromisoformat(text.strip()).timestamp() * 1000)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # the last two: out of the platform's range
         raise InvalidParameter(
             "The '--since' option must be a duration back from now (30m, 1h, 2d, 1w) or an "
-            f"ISO time (2024-05-01T12:00). Got {text!r} instead."
+            f"ISO time (2024-05-01T12:00). Got {text[:40]!r} instead."
         ) from None
 
 

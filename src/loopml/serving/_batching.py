@@ -185,6 +185,15 @@ class Batcher:
         return self._float_inputs is not None
 
     @property
+    def lone_seconds(self) -> float | None:
+        """The moving average of this route's lone calls, in seconds (None before the first).
+
+        A lone request may be predicted on the event loop only while it is at most
+        :data:`INLINE_SECONDS` (and the route answers traffic, and the server is quiet).
+        """
+        return self._lone_seconds
+
+    @property
     def version(self) -> str:
         """The model version that answers (``credit/7``)."""
         return self.model.version.ref
