@@ -98,6 +98,11 @@ def test_an_unexpected_error_says_so_and_hints_at_debug(
         (["runs", "shw"], "No such command 'shw'. Did you mean 'show'? (see 'loopml runs --help')"),
         (["runs", "list", "--max", "0"], "Invalid value for '--max' / '-n': Input should be "),
         (["runs", "list", "--json", "--bar"], "No such option: --bar (Possible options: --max) "),
+        (["runs", "list", "--max"], "Option '--max' requires an argument. (see 'loopml runs list "),
+        (
+            ["--debug", "deployments", "compare", "credit", "-p"],
+            "Option '-p' requires an argument. (see 'loopml deployments compare --help')",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(cli: Cli, args: list[str], line: str) -> None:

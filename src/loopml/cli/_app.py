@@ -53,16 +53,38 @@ def debug_first(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def _one_line_usage_errors() -> Iterator[None]:
-    """Turn a usage error into one red line naming the command's --help, and exit 2."""
+def _one_line_usage_errors(root: Any = None, args: list[str] | None = None) -> Iterator[None]:
+    """Turn a usage error into one red line naming the command's --help, and exit 2.
+
+    Args:
+        root: the root context, to find the command from ``args`` (its words) when
+            the error carries no context (a missing option value says nothing).
+        args: the words after the root's own options.
+    """
     try:
         yield
     except NoArgsIsHelpError:
         raise  # 'loopml runs' alone: the help is the answer
     except UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx is not None else "loopml"
+        if exc.ctx is not None:
+            where = exc.ctx.command_path
+        else:
+            where = _command_path(root, args or []) if root is not None else "loopml"
         report_usage_error(exc.format_message(), where)
         raise typer.Exit(exc.exit_code) from None
+
+
+def _command_path(root: Any, args: list[str]) -> str:
+    """``loopml runs list`` from the words after the root's own options."""
+    words = ["loopml"]
+    command = root.command
+    for word in args:
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            break
+        words.append(word)
+        command = sub
+    return " ".join(words)
 
 
 class _LoopmlGroup(TyperGroup):
@@ -81,7 +103,10 @@ class _LoopmlGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # a typer.Context; Any to match Typer's own signature
         debug = debug_enabled(ctx.params.get("debug", False))
         try:
-            with _one_line_usage_errors():
+            # The words after the root options, before the group consumes them (Typer's Click
+            # keeps the sub-command's name in _protected_args; it has no public reader).
+            words = [*ctx._protected_args, *ctx.args]
+            with _one_line_usage_errors(ctx, words):
                 return super().invoke(ctx)
         except _TYPER_SIGNALS:
             raise
