@@ -130,8 +130,8 @@ def test_unflushed_records_are_read_from_the_wal_folder(
         for i in range(5):
             log.append(_record(i))
         assert read_predictions(sqlite_store, artifacts, "fraud").empty
-        assert len(read_predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
-    assert len(read_predictions(sqlite_store, artifacts, "fraud", wal_folder=folder)) == 5
+        assert len(read_predictions(sqlite_store, artifacts, "fraud", wal_folders=[folder])) == 5
+    assert len(read_predictions(sqlite_store, artifacts, "fraud", wal_folders=[folder])) == 5
 
 
 @settings(
@@ -160,7 +160,7 @@ def test_float_rows_are_logged_as_bytes_and_read_back_as_their_columns(
         (wal,) = folder.glob("wal-*.log")
         (written,) = read_wal(wal)
         assert "inputs_json" not in written  # the float64 bytes, not decimal text
-        unflushed = read_predictions(sqlite_store, artifacts, endpoint, wal_folder=folder)
+        unflushed = read_predictions(sqlite_store, artifacts, endpoint, wal_folders=[folder])
         assert orjson.loads(unflushed["inputs"].iloc[0]) == expected
         log.flush()
     (flushed,) = read_predictions(sqlite_store, artifacts, endpoint)["inputs"]

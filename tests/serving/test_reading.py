@@ -108,3 +108,37 @@ def test_a_duration_is_that_long_before_now(amount: int, unit: str) -> None:
     found = time_bound_ms(f"{amount}{unit}", "since")
     after = time.time() * 1000
     assert before - seconds * 1000 - 1 <= found <= after - seconds * 1000 + 1
+
+
+def test_predictions_not_flushed_yet_are_read_from_the_servers_log_folders(
+    store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prediction is visible the moment it is answered, before its segment is written."""
+    from loopml.serving._claim import default_log_base
+
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOOPML_STORE_URI", store_uri)
+    monkeypatch.setenv("LOOPML_ARTIFACT_URI", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("LOOPML_PROJECT", "p")
+    tracking = get_client()
+    with tracking.store.write() as connection:
+        tracking.store.project_id(connection, "p")
+    now = int(time.time() * 1000)
+    record = PredictionRecord(
+        request_id="fresh",
+        endpoint="credit",
+        route="primary:credit@champion",
+        model_version="credit/1",
+        inputs={"x": [1.0]},
+        output=[1],
+        latency_ms=1.0,
+        ts=now,
+    )
+    folder = default_log_base() / "worker-0"
+    with PredictionLog(
+        folder, tracking.store, tracking.artifacts, "test", flush_interval=3600
+    ) as log:
+        log.append_many([record], wait=True)
+        frame = loopml.serving.predictions("credit")
+        assert frame["request_id"].tolist() == ["fresh"]
+        assert frame["model_version"].tolist() == ["credit/1"]

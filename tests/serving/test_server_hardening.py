@@ -172,7 +172,7 @@ ROUTES = [
 def test_a_host_not_allowed_is_refused_on_every_route(served: Served) -> None:
     """Issue 12 item 12: DNS rebinding sends the attacker's name as Host: 421 on every
     route (predict included), before anything runs; loopback names pass, any port."""
-    before = read_predictions(served.store, served.artifacts, "cancer", wal_folder=_wal(served))
+    before = read_predictions(served.store, served.artifacts, "cancer", wal_folders=[_wal(served)])
     for method, path in ROUTES:
         response = httpx.request(
             method,
@@ -181,7 +181,7 @@ def test_a_host_not_allowed_is_refused_on_every_route(served: Served) -> None:
             headers={"host": "rebind.example:8080"},
         )
         assert "rebind.example" in _error(response, 421)["message"], path
-    after = read_predictions(served.store, served.artifacts, "cancer", wal_folder=_wal(served))
+    after = read_predictions(served.store, served.artifacts, "cancer", wal_folders=[_wal(served)])
     assert len(after) == len(before)
     for host in ("localhost", "localhost:1234", "127.0.0.1:9", "[::1]:80", "LOCALHOST"):
         assert httpx.get(f"{served.url}/metrics", headers={"host": host}).status_code == 200

@@ -307,6 +307,7 @@ def compare(
 ) -> None:
     """Compare an endpoint's routes on live traffic and its feedback, with intervals and tests."""
     from loopml.cli._client import open_client
+    from loopml.serving._claim import local_log_folders
     from loopml.serving._compare import compare_routes
 
     start = None if since is None else _since_ms(since)
@@ -319,6 +320,7 @@ def compare(
             since_ms=start,
             metric=metric,
             baseline=baseline,
+            wal_folders=local_log_folders(),
         )
     if as_json:
         print_json(comparison.to_dict())

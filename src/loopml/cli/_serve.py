@@ -161,15 +161,14 @@ def serve(
     With --model and no ENDPOINT, only the models are served.
     """
     from loopml import settings
+    from loopml.serving._claim import default_log_base
     from loopml.serving._listen import bind_socket
 
     config: dict[str, Any] = {
         "endpoints": endpoints or ([] if models else None),
         "models": list(models or ()),
         "project": settings.project(project),
-        "log_folder": str(
-            log_folder if log_folder is not None else settings.home() / "predictions"
-        ),
+        "log_folder": str(log_folder if log_folder is not None else default_log_base()),
         "poll_interval": _or_setting(poll_interval, "LOOPML_SERVE_POLL_INTERVAL"),
         "max_batch_size": _or_setting(max_batch_size, "LOOPML_SERVE_MAX_BATCH_SIZE"),
         "max_wait_ms": _or_setting(max_wait_ms, "LOOPML_SERVE_MAX_WAIT_MS"),

@@ -23,7 +23,7 @@ from loopml.errors import InvalidParameter
 from loopml.serving._predlog import PredictionLog
 from loopml.store import Store
 
-__all__ = ["FOLDER_PREFIX", "claim_log"]
+__all__ = ["FOLDER_PREFIX", "claim_log", "default_log_base", "local_log_folders"]
 
 FOLDER_PREFIX = "worker-"
 """Per-process log folders are ``worker-0``, ``worker-1`` … under the base folder."""
@@ -67,3 +67,22 @@ def claim_log(
         if orphan is not None:
             orphans.append(orphan)
     return claimed, orphans
+
+
+def default_log_base() -> Path:
+    """The base folder of this home's prediction logs: ``LOOPML_HOME/predictions``."""
+    from loopml import settings
+
+    return settings.home() / "predictions"
+
+
+def local_log_folders(base: Path | None = None) -> list[Path]:
+    """Every folder under ``base`` (default :func:`default_log_base`) a server logs into.
+
+    Readers add what these hold but has not reached the store yet, so a prediction is
+    visible from the moment it is answered.
+    """
+    base = default_log_base() if base is None else base
+    if not base.is_dir():
+        return []
+    return [base, *(f for f in sorted(base.glob(f"{FOLDER_PREFIX}*")) if f.is_dir())]

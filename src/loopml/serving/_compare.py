@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -251,6 +252,7 @@ def compare_routes(
     min_labelled: int = 30,
     n_resamples: int = 2000,
     seed: int = 0,
+    wal_folders: Sequence[Path] = (),
 ) -> RouteComparison:
     """Compare the routes of ``endpoint`` on its logged predictions and their feedback.
 
@@ -272,6 +274,8 @@ def compare_routes(
             significant.
         n_resamples: bootstrap resamples per interval.
         seed: seed of the resampling, so results are reproducible.
+        wal_folders: local prediction-log folders whose records have not reached the
+            store yet (``_claim.local_log_folders()``), read too.
 
     Returns:
         The per-route statistics and each route against the baseline.
@@ -289,7 +293,9 @@ def compare_routes(
     """
     options = _Options.checked(confidence, min_labelled, n_resamples, seed)
     DeploymentClient(store, RegistryClient(store, artifacts)).get(endpoint, project=project)
-    frame = read_predictions(store, artifacts, endpoint, since_ms=since_ms, with_feedback=True)
+    frame = read_predictions(
+        store, artifacts, endpoint, since_ms=since_ms, with_feedback=True, wal_folders=wal_folders
+    )
     if frame.empty:
         when = "" if since_ms is None else f" since {_when(since_ms)}"
         raise InvalidParameter(

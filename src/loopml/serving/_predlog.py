@@ -716,7 +716,7 @@ def read_predictions(
     since_ms: int | None = None,
     until_ms: int | None = None,
     with_feedback: bool = False,
-    wal_folder: Path | None = None,
+    wal_folders: Sequence[Path] = (),
 ) -> pd.DataFrame:
     """Return the logged predictions of ``endpoint``, oldest first.
 
@@ -729,7 +729,7 @@ def read_predictions(
         with_feedback: add ``label`` and ``feedback_at`` columns (``None``/``<NA>``
             where no feedback arrived yet); a shadow's row gets the label of the
             request it copied.
-        wal_folder: also read records not flushed yet from this local WAL folder.
+        wal_folders: also read records not flushed yet from these local WAL folders.
 
     Returns:
         One row per request id, with the columns of :data:`SEGMENT_SCHEMA`
@@ -747,8 +747,8 @@ def read_predictions(
     tables_: list[pa.Table] = [
         pq.read_table(io.BytesIO(artifacts.get_bytes(d)), schema=SEGMENT_SCHEMA) for d in digests
     ]
-    if wal_folder is not None:
-        tables_ += _local_tables(Path(wal_folder))
+    for folder in wal_folders:
+        tables_ += _local_tables(Path(folder))
     frame = pa.concat_tables(tables_).to_pandas() if tables_ else _empty()
     mask = frame["endpoint"] == endpoint
     if since_ms is not None:

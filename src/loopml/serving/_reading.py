@@ -78,6 +78,7 @@ def predictions(
         >>> frame[["request_id", "model_version", "output", "label"]]  # doctest: +SKIP
     """
     from loopml import settings
+    from loopml.serving._claim import local_log_folders
     from loopml.serving._predlog import read_predictions
     from loopml.tracking import get_client
 
@@ -97,7 +98,7 @@ def predictions(
     until_ms = None if until is None else time_bound_ms(until, "until")
     name = settings.project(project)
     tracking = get_client()
-    _check_endpoint(tracking.store, endpoint, name)
+    known = _endpoint_known(tracking.store, endpoint, name)
     frame = read_predictions(
         tracking.store,
         tracking.artifacts,
@@ -105,7 +106,13 @@ def predictions(
         since_ms=since_ms,
         until_ms=until_ms,
         with_feedback=True,
+        wal_folders=local_log_folders(),
     )
+    if not known and frame.empty:
+        raise DeploymentNotFound(
+            f"No endpoint named {endpoint!r}: it is not deployed in project {name!r} and "
+            "has no logged predictions (see `loopml deployments list`)."
+        )
     if route is not None:
         routes = [str(r) for r in frame["route"]]
         frame = frame[[r == route or r.split(":", 1)[-1] == route for r in routes]]
@@ -140,8 +147,12 @@ def time_bound_ms(value: TimeBound, name: str) -> int:
     )
 
 
-def _check_endpoint(store: Store, endpoint: str, project: str) -> None:
-    """Refuse an unknown project, and an endpoint neither deployed there nor ever logged."""
+def _endpoint_known(store: Store, endpoint: str, project: str) -> bool:
+    """Whether ``endpoint`` is deployed in ``project`` or has flushed predictions.
+
+    Raises:
+        ProjectNotFound: there is no project named ``project``.
+    """
     project_table, deployment = tables.PROJECT, tables.DEPLOYMENT
     segment = tables.PREDICTION_SEGMENT
     with store.read() as connection:
@@ -158,8 +169,4 @@ def _check_endpoint(store: Store, endpoint: str, project: str) -> None:
         logged = connection.execute(
             select(segment.c.id).where(segment.c.endpoint == endpoint).limit(1)
         ).first()
-    if deployed is None and logged is None:
-        raise DeploymentNotFound(
-            f"No endpoint named {endpoint!r}: it is not deployed in project {project!r} and "
-            "has no logged predictions (see `loopml deployments list`)."
-        )
+    return deployed is not None or logged is not None

@@ -153,6 +153,8 @@ class RunRow(Base):
     cpu_seconds: Mapped[float | None] = mapped_column(Float)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     wall_seconds: Mapped[float | None] = mapped_column(Float)
+    # When the run was soft-deleted (NULL while live): searches skip it, restore clears it.
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ParamRow(Base):
@@ -293,6 +295,8 @@ class DatasetVersionRow(Base):
     schema_revision: Mapped[int | None] = mapped_column(Integer)
     creator: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # When the version was soft-deleted (NULL while live): resolving skips it.
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DatasetSchemaRow(Base):
