@@ -20,6 +20,7 @@ __all__ = [
     "DatasetNotFound",
     "DeploymentNotFound",
     "EmptyPolicyError",
+    "EnvironmentNotCaptured",
     "FilterSyntaxError",
     "InvalidParameter",
     "LoopmlError",
@@ -41,6 +42,7 @@ __all__ = [
     "RoleNotHeld",
     "RunNotActive",
     "RunNotFound",
+    "RunStateError",
     "SchemaError",
     "ServingError",
     "SettingError",
@@ -49,6 +51,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoreVersionError",
+    "TagNotFound",
     "UnknownColumnError",
     "UntrustedCheckError",
     "UntrustedModelError",
@@ -408,3 +411,27 @@ class UnknownColumnError(SchemaError, KeyError):
     def __str__(self) -> str:
         # KeyError would quote the message; keep it as written.
         return str(self.args[0])
+
+
+class RunStateError(LoopmlError, ValueError):
+    """Raised by the tracking client when a run is not in a state the operation needs.
+
+    Deleting a run that is still running (without ``force``), restoring a run that
+    is not deleted, marking a finished run failed: the message names the run, its
+    state and what to do instead. Nothing is changed.
+    """
+
+
+class TagNotFound(LoopmlError, KeyError):
+    """Raised by the tracking client's ``delete_tag`` when the run has no such tag."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "tag not found"
+
+
+class EnvironmentNotCaptured(LoopmlError, LookupError):
+    """Raised by the tracking client's ``get_environment`` for a run with no package list.
+
+    Runs started with ``capture_context=False`` or ``LOOPML_CAPTURE_PACKAGES=0``
+    have none.
+    """

@@ -65,6 +65,24 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+_DURATION_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def _parse_duration(raw: str) -> float:
+    """``30d``, ``12h``, ``15m``, ``0s``, ``2w`` or a plain number of seconds → seconds."""
+    text = raw.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit is not None else text
+    problem = "expected a duration >= 0 such as 30d, 12h, 15m or 0s"
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(problem) from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(problem)
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its name, type, default and meaning."""
@@ -175,6 +193,14 @@ SETTINGS: dict[str, Setting] = {
             "loopml gc never deletes a blob younger than this (it may belong to a "
             "write in progress).",
             _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_GC_DELETED_GRACE",
+            "duration",
+            30 * 86400.0,
+            "loopml gc permanently removes runs and dataset versions deleted longer ago "
+            "than this (30d, 12h, 0s …; restore them before then).",
+            _parse_duration,
         ),
         Setting(
             "LOOPML_SERVE_POLL_INTERVAL",

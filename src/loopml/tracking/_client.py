@@ -7,11 +7,10 @@ assembled from parts by feature: runs, params, tags and metrics here; artifacts 
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,13 +22,21 @@ from loopml._identity import current_identity
 from loopml.errors import InvalidParameter, ParamConflict, RunNotFound
 from loopml.store import now_ms, tables
 from loopml.tracking import _context
+from loopml.tracking._client_admin import AdminOps
 from loopml.tracking._client_artifacts import ArtifactOps
-from loopml.tracking._client_base import project_name
+from loopml.tracking._client_base import json_object, project_name, refresh_json
 from loopml.tracking._client_reading import ReadOps
 from loopml.tracking._queries import metric_history
 from loopml.tracking._records import PAUSED_STATUSES, TERMINAL_STATUSES, Metric
 from loopml.tracking._reserved import check_not_reserved
-from loopml.tracking._validate import check_key, check_step, check_timestamp, metric_value
+from loopml.tracking._validate import (
+    MAX_KEY_LENGTH,
+    check_key,
+    check_run_name,
+    check_step,
+    check_timestamp,
+    metric_value,
+)
 from loopml.tracking._writer import Point
 
 __all__ = ["TrackingClient"]
@@ -42,8 +49,8 @@ _env = tables.ENVIRONMENT
 _RUN_KINDS = ("experiment", "pipeline", "step", "monitor", "training", "evaluation")
 
 
-class TrackingClient(ArtifactOps, ReadOps):
-    """Create runs, log to them and read them back.
+class TrackingClient(AdminOps, ArtifactOps, ReadOps):
+    """Create runs, log to them, read them back and tidy them up (delete, restore, tags).
 
     Args:
         store_uri: metadata store URL; default from ``LOOPML_STORE_URI``/``LOOPML_HOME``.
@@ -97,6 +104,7 @@ class TrackingClient(ArtifactOps, ReadOps):
                 f"The 'kind' parameter of create_run must be one of {list(_RUN_KINDS)}; "
                 f"got {kind!r}."
             )
+        name = check_run_name(name)
         param_rows = _text_pairs("param", params)
         tag_rows = _text_pairs("tag", tags)
         run_id = uuid.uuid4().hex
@@ -127,8 +135,8 @@ class TrackingClient(ArtifactOps, ReadOps):
                     heartbeat_at=start,
                     context=context,
                     environment_sha256=None if environment is None else environment[0],
-                    params_json=_json_object(param_rows),
-                    tags_json=_json_object(tag_rows),
+                    params_json=json_object(param_rows),
+                    tags_json=json_object(tag_rows),
                 )
             )
             if param_rows:
@@ -178,7 +186,11 @@ class TrackingClient(ArtifactOps, ReadOps):
             )
         if failure is not None:
             values.update(
-                failure_type=failure[0], failure_message=failure[1], failure_traceback=failure[2]
+                # the type is a column of key width; a pathological qualname must not fail
+                # the end of the run
+                failure_type=failure[0][:MAX_KEY_LENGTH],
+                failure_message=failure[1],
+                failure_traceback=failure[2],
             )
         meter = self._meters.pop(run_id, None)
         if resources is None and meter is not None:
@@ -271,7 +283,7 @@ class TrackingClient(ArtifactOps, ReadOps):
                     )
             if new:
                 conn.execute(_param.insert(), new)
-                _refresh_json(conn, run_id, _param, "params_json")
+                refresh_json(conn, run_id, _param, "params_json")
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         """Set (or overwrite) a tag."""
@@ -302,7 +314,7 @@ class TrackingClient(ArtifactOps, ReadOps):
                 ),
                 [_kv(run_id, k, v) for k, v in pairs],
             )
-            _refresh_json(conn, run_id, _tag, "tags_json")
+            refresh_json(conn, run_id, _tag, "tags_json")
 
     # -- metrics --------------------------------------------------------------------
 
@@ -409,20 +421,6 @@ def _text_pairs(
         for key, _ in pairs:
             check_not_reserved(kind, key)
     return pairs
-
-
-def _json_object(pairs: Sequence[tuple[str, str]]) -> str:
-    return json.dumps(dict(pairs), sort_keys=True, separators=(",", ":"))
-
-
-def _refresh_json(conn: Connection, run_id: str, table: Any, column: str) -> None:
-    """Rewrite the run's JSON copy of its params or tags from the table."""
-    pairs = conn.execute(select(table.c.key, table.c.value).where(table.c.run_id == run_id)).all()
-    conn.execute(
-        update(_run)
-        .where(_run.c.id == run_id)
-        .values({column: _json_object([(k, v) for k, v in pairs])})
-    )
 
 
 def _kv(run_id: str, key: str, value: str) -> dict[str, str]:

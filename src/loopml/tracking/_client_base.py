@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from typing import Self
+from collections.abc import Sequence
+from typing import Any, Self
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from loopml import settings
 from loopml.artifacts import ArtifactStore
@@ -14,7 +16,7 @@ from loopml.store import Store, open_store, tables
 from loopml.tracking import _context
 from loopml.tracking._writer import MetricWriter
 
-__all__ = ["ClientBase", "project_name"]
+__all__ = ["ClientBase", "json_object", "project_name", "refresh_json"]
 
 _run = tables.RUN
 
@@ -116,3 +118,18 @@ def project_name(project: str | None) -> str:
             f"A project name must be a non-empty str of at most 250 characters; got {name!r}."
         )
     return str(name)
+
+
+def json_object(pairs: Sequence[tuple[str, str]]) -> str:
+    """The run row's JSON copy of its params or tags (sorted, compact)."""
+    return json.dumps(dict(pairs), sort_keys=True, separators=(",", ":"))
+
+
+def refresh_json(conn: Connection, run_id: str, table: Any, column: str) -> None:
+    """Rewrite the run's JSON copy of its params or tags from the table."""
+    pairs = conn.execute(select(table.c.key, table.c.value).where(table.c.run_id == run_id)).all()
+    conn.execute(
+        update(_run)
+        .where(_run.c.id == run_id)
+        .values({column: json_object([(k, v) for k, v in pairs])})
+    )

@@ -21,12 +21,16 @@ from loopml.tracking._search import apply_order, compile_filter
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ReadOps"]
+__all__ = ["ReadOps", "RunView"]
 
 _run = tables.RUN
 _project = tables.PROJECT
 _note = tables.NOTE
 _HEX = re.compile(r"[0-9a-f]+")
+
+RunView = Literal["live", "deleted", "all"]
+"""Which runs a search sees: live ones (the default), deleted ones, or both."""
+_VIEWS: tuple[str, ...] = ("live", "deleted", "all")
 
 
 class ReadOps(ClientBase):
@@ -139,6 +143,9 @@ class ReadOps(ClientBase):
         order_by: Sequence[str] | None = ...,
         max_results: int = ...,
         output: Literal["list"] = ...,
+        *,
+        view: RunView = ...,
+        all_projects: bool = ...,
     ) -> list[Run]: ...
 
     @overload
@@ -150,6 +157,8 @@ class ReadOps(ClientBase):
         max_results: int = ...,
         *,
         output: Literal["pandas"],
+        view: RunView = ...,
+        all_projects: bool = ...,
     ) -> pd.DataFrame: ...
 
     def search_runs(
@@ -159,6 +168,9 @@ class ReadOps(ClientBase):
         order_by: Sequence[str] | None = None,
         max_results: int = 1000,
         output: Literal["list", "pandas"] = "list",
+        *,
+        view: RunView = "live",
+        all_projects: bool = False,
     ) -> list[Run] | pd.DataFrame:
         """Find runs of a project by a filter over metrics, params, tags and attributes.
 
@@ -168,10 +180,14 @@ class ReadOps(ClientBase):
             order_by: e.g. ``["metrics.auc DESC", "start_time"]``; newest first by default.
             max_results: at most this many runs.
             output: ``"list"`` of :class:`Run` or a ``"pandas"`` DataFrame.
+            view: ``"live"`` (default) skips deleted runs, ``"deleted"`` finds only
+                deleted ones, ``"all"`` both.
+            all_projects: search every project (``project`` must then be None).
 
         Raises:
             FilterSyntaxError: the filter or an ordering does not parse.
-            InvalidParameter: a bad ``max_results`` or ``output``.
+            InvalidParameter: a bad ``max_results``, ``output`` or ``view``, or both
+                ``project`` and ``all_projects``.
         """
         if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
             raise InvalidParameter(
@@ -182,11 +198,26 @@ class ReadOps(ClientBase):
             raise InvalidParameter(
                 f"The 'output' parameter of search_runs must be 'list' or 'pandas'; got {output!r}."
             )
+        if view not in _VIEWS:
+            raise InvalidParameter(
+                f"The 'view' parameter of search_runs must be one of {list(_VIEWS)}; got {view!r}."
+            )
+        if all_projects and project is not None:
+            raise InvalidParameter(
+                "search_runs takes a 'project' or all_projects=True, not both; "
+                f"got project={project!r}."
+            )
         expr = parse_filter(filter or "")
         order = parse_order_by(list(order_by or []))
         self.flush()
         cutoff = _lost_cutoff()
-        query = _runs_query().where(_project.c.name == project_name(project))
+        query = _runs_query()
+        if not all_projects:
+            query = query.where(_project.c.name == project_name(project))
+        if view == "live":
+            query = query.where(_run.c.deleted_at.is_(None))
+        elif view == "deleted":
+            query = query.where(_run.c.deleted_at.is_not(None))
         if expr is not None:
             query = query.where(compile_filter(expr, self.store.dialect, cutoff))
         query = apply_order(query, order, self.store.dialect).limit(max_results)

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from loopml.tracking._client import TrackingClient
+    from loopml.tracking._client_reading import RunView
     from loopml.tracking._records import Metric, Note, Run, RunArtifact
 
 __all__ = [
     "ActiveRun",
     "active_run",
+    "delete_run",
     "end_run",
     "get_client",
     "get_metric_history",
@@ -42,6 +44,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "restore_run",
     "search_runs",
     "set_tag",
     "set_tags",
@@ -264,6 +267,9 @@ def search_runs(
     order_by: Sequence[str] | None = ...,
     max_results: int = ...,
     output: Literal["list"] = ...,
+    *,
+    view: RunView = ...,
+    all_projects: bool = ...,
 ) -> list[Run]: ...
 
 
@@ -275,6 +281,8 @@ def search_runs(
     max_results: int = ...,
     *,
     output: Literal["pandas"],
+    view: RunView = ...,
+    all_projects: bool = ...,
 ) -> pd.DataFrame: ...
 
 
@@ -284,15 +292,49 @@ def search_runs(
     order_by: Sequence[str] | None = None,
     max_results: int = 1000,
     output: Literal["list", "pandas"] = "list",
+    *,
+    view: RunView = "live",
+    all_projects: bool = False,
 ) -> list[Run] | pd.DataFrame:
     """Find runs by a filter such as ``"metrics.auc > 0.9 and params.model = 'rf'"``.
 
-    See :meth:`TrackingClient.search_runs` for the arguments.
+    Deleted runs are skipped unless ``view`` is ``"deleted"`` or ``"all"``. See
+    :meth:`TrackingClient.search_runs` for the arguments.
     """
     client = get_client()
     if output == "pandas":
-        return client.search_runs(project, filter, order_by, max_results, output="pandas")
-    return client.search_runs(project, filter, order_by, max_results, output=output)
+        return client.search_runs(
+            project,
+            filter,
+            order_by,
+            max_results,
+            output="pandas",
+            view=view,
+            all_projects=all_projects,
+        )
+    return client.search_runs(
+        project, filter, order_by, max_results, output=output, view=view, all_projects=all_projects
+    )
+
+
+def delete_run(run_id: str, *, force: bool = False) -> list[str]:
+    """Soft-delete a run and its child runs; ``restore_run`` brings them back.
+
+    See :meth:`TrackingClient.delete_run`.
+
+    Example:
+        >>> loopml.tracking.delete_run(run_id)
+        ['4f1c…']
+    """
+    return get_client().delete_run(run_id, force=force)
+
+
+def restore_run(run_id: str) -> list[str]:
+    """Bring back a deleted run and the children deleted with it.
+
+    See :meth:`TrackingClient.restore_run`.
+    """
+    return get_client().restore_run(run_id)
 
 
 def _ending_status(error: BaseException | None) -> Literal["finished", "failed", "killed"]:

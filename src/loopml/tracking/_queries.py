@@ -55,6 +55,7 @@ _RUN_FIELDS = (
     "cpu_seconds",
     "peak_memory_bytes",
     "wall_seconds",
+    "deleted_at",
 )
 RUN_COLUMNS = (
     *(_run.c[name] for name in _RUN_FIELDS),
@@ -186,6 +187,7 @@ def _record(
         cpu_seconds,
         peak_memory_bytes,
         wall_seconds,
+        deleted_at,
         context_json,
         project,
     ) = row
@@ -225,4 +227,5 @@ def _record(
         notes,
         failure,
         resources,
+        deleted_at,
     )

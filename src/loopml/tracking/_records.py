@@ -121,6 +121,7 @@ class Run:
     :func:`loopml.get_metric_history`. ``failure`` is ``{"type", "message",
     "traceback"}`` for failed runs. ``resources`` holds ``cpu_seconds``,
     ``peak_memory_bytes`` and ``wall_seconds`` once the run has ended.
+    ``deleted_at`` is when the run was soft-deleted (epoch ms), None while live.
     """
 
     id: str
@@ -141,6 +142,12 @@ class Run:
     notes: tuple[Note, ...] = ()
     failure: dict[str, str] | None = None
     resources: dict[str, float] | None = None
+    deleted_at: int | None = None
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the run is soft-deleted (``restore_run`` brings it back)."""
+        return self.deleted_at is not None
 
     @property
     def duration_seconds(self) -> float | None:

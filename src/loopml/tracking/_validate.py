@@ -7,10 +7,19 @@ import numbers
 from typing import Any
 
 from loopml.errors import InvalidParameter
+from loopml.store import tables
 
-__all__ = ["MAX_KEY_LENGTH", "check_key", "check_step", "check_timestamp", "metric_value"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "check_key",
+    "check_run_name",
+    "check_step",
+    "check_timestamp",
+    "metric_value",
+]
 
-MAX_KEY_LENGTH = 250
+MAX_KEY_LENGTH = tables.KEY_LENGTH
+"""The longest param, tag or metric key, and run name: the store's column width."""
 
 
 def check_key(kind: str, key: object) -> str:
@@ -59,3 +68,19 @@ def check_timestamp(key: str, timestamp: Any) -> int:
             f"got {type(timestamp).__name__} {timestamp!r}."
         )
     return int(timestamp)
+
+
+def check_run_name(name: object) -> str | None:
+    """Return ``name`` (a run's display name, or None) if the store can hold it."""
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise InvalidParameter(
+            f"The 'name' parameter of a run must be a str or None; got {type(name).__name__}."
+        )
+    if len(name) > MAX_KEY_LENGTH:
+        raise InvalidParameter(
+            f"The 'name' parameter of a run must be at most {MAX_KEY_LENGTH} characters; "
+            f"got {len(name)}."
+        )
+    return name
