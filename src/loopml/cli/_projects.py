@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from loopml.cli._client import open_client
+from loopml.cli._format import fmt_time
 from loopml.cli._options import Json
 from loopml.cli._output import out, print_json
 
@@ -18,19 +19,31 @@ app = typer.Typer(help="List and annotate projects.", no_args_is_help=True)
 
 @app.command("list")
 def list_projects(as_json: Json = False) -> None:
-    """List every project in the store."""
+    """List every project with its runs (live and deleted), datasets, models, endpoints
+    and last activity."""
     with open_client() as client:
-        names = client.list_projects()
+        summaries = client.project_summaries()
     if as_json:
-        print_json([{"name": name} for name in names])
+        print_json(summaries)
         return
-    if not names:
+    if not summaries:
         out().print("No projects yet. Try 'loopml demo'.", style="dim")
         return
     table = Table(title="Projects", title_justify="left")
-    table.add_column("name")
-    for name in names:
-        table.add_row(name)
+    table.add_column("name", overflow="fold")
+    for heading in ("runs", "deleted runs", "datasets", "models", "endpoints"):
+        table.add_column(heading, justify="right")
+    table.add_column("last activity", no_wrap=True)
+    for summary in summaries:
+        table.add_row(
+            summary.name,
+            str(summary.runs),
+            str(summary.deleted_runs),
+            str(summary.datasets),
+            str(summary.models),
+            str(summary.endpoints),
+            fmt_time(summary.last_activity),
+        )
     out().print(table)
 
 

@@ -42,9 +42,10 @@ _METRIC_REF = re.compile(r"metrics\.(`[^`]+`|\"[^\"]+\"|[\w.\-/]+)")
 
 
 def run_json(run: Run) -> dict[str, Any]:
-    """The full record of a run as JSON, with its duration."""
+    """The full record of a run as JSON, with its duration and whether it is deleted."""
     data: dict[str, Any] = to_jsonable(run)
     data["duration_seconds"] = run.duration_seconds
+    data["deleted"] = run.deleted
     return data
 
 
@@ -78,17 +79,32 @@ def _duration(run: Run) -> Text:
     return Text(fmt_duration(run.duration_seconds))
 
 
-def runs_table(runs: Sequence[Run], metric_keys: Sequence[str], width: int) -> Table:
+def runs_table(
+    runs: Sequence[Run],
+    metric_keys: Sequence[str],
+    width: int,
+    *,
+    all_projects: bool = False,
+    deleted: bool = False,
+) -> Table:
     """One row per run: id, name, status, start, duration, metrics and params.
 
     Narrow consoles (``width`` characters) drop the params, then the start time,
-    then metric columns, rather than squeezing every column unreadable.
+    then metric columns, rather than squeezing every column unreadable. With
+    ``all_projects`` a project column comes first; with ``deleted``, when each run
+    was deleted.
     """
     show_start, show_params = width >= 100, width >= 130
-    budget = width - 50 - (14 if show_start else 0) - (45 if show_params else 0)
+    extra = (16 if all_projects else 0) + (14 if deleted else 0)
+    budget = width - 50 - extra - (14 if show_start else 0) - (45 if show_params else 0)
     metric_keys = metric_keys[: max(1, budget // 11)]
     project = runs[0].project if runs else ""
-    table = Table(title=f"Runs of project {project!r}", title_justify="left")
+    title = "Runs of every project" if all_projects else f"Runs of project {project!r}"
+    if deleted:
+        title = f"Deleted runs of {'every project' if all_projects else repr(project)}"
+    table = Table(title=title, title_justify="left")
+    if all_projects:
+        table.add_column("project", overflow="fold", min_width=8)
     table.add_column("id", style="bold", no_wrap=True, min_width=8)
     table.add_column("name", overflow="fold", min_width=10)
     table.add_column("status", no_wrap=True, min_width=8)
@@ -99,14 +115,20 @@ def runs_table(runs: Sequence[Run], metric_keys: Sequence[str], width: int) -> T
         table.add_column(Text(key, overflow="fold"), justify="right", no_wrap=True, min_width=6)
     if show_params:
         table.add_column("params", overflow="fold", min_width=12)
+    if deleted:
+        table.add_column("deleted", no_wrap=True, min_width=11, style="red")
     for run in runs:
         cells: list[str | Text] = [short_id(run.id), run.name or "", status_text(run.status)]
+        if all_projects:
+            cells.insert(0, run.project)
         if show_start:
             cells.append(fmt_time(run.start_time, short=True))
         cells.append(_duration(run))
         cells.extend(fmt_value(run.metrics.get(key)) for key in metric_keys)
         if show_params:
             cells.append(_params_summary(run.params))
+        if deleted:
+            cells.append(fmt_time(run.deleted_at, short=True))
         table.add_row(*cells)
     return table
 
@@ -150,6 +172,11 @@ def _summary(run: Run) -> Table:
         "end": fmt_time(run.end_time),
         "duration": _duration(run),
     }
+    if run.deleted_at is not None:
+        fields["deleted"] = Text(
+            f"{fmt_time(run.deleted_at)} (restore: loopml runs restore {short_id(run.id)})",
+            style="bold red",
+        )
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column("key", style="bold")
     table.add_column("value")
@@ -170,9 +197,24 @@ def _artifacts_table(run: Run) -> Table:
     return table
 
 
-def print_run(console: Console, run: Run) -> None:
-    """Print every section of a run that has something in it."""
-    console.print(Panel(_summary(run), title=f"Run {short_id(run.id)}", title_align="left"))
+def print_run(console: Console, run: Run, packages: int | None = None) -> None:
+    """Print every section of a run that has something in it.
+
+    ``packages`` is how many packages its captured environment lists (None: none).
+    """
+    title = f"Run {short_id(run.id)}" + (" (deleted)" if run.deleted else "")
+    style = "red" if run.deleted else "none"
+    console.print(_summary_panel(run, title, style))
+    python = run.context.get("python_version")
+    if packages is not None:
+        console.print(
+            f"Environment: {packages} packages, Python {python or '?'} "
+            f"(loopml runs env {short_id(run.id)})",
+            highlight=False,
+        )
+    elif python:
+        console.print(f"Environment: Python {python}, packages not captured", highlight=False)
+    console.print()
     sections: list[tuple[str, Mapping[str, Any]]] = [
         ("Params", dict(sorted(run.params.items()))),
         ("Metrics (latest)", dict(sorted(run.metrics.items()))),
@@ -199,6 +241,10 @@ def print_run(console: Console, run: Run) -> None:
         author = item.author or "unknown"
         title = f"Note by {author}, {fmt_time(item.created_at)}"
         console.print(Panel(Markdown(item.text), title=title, title_align="left"))
+
+
+def _summary_panel(run: Run, title: str, style: str) -> Panel:
+    return Panel(_summary(run), title=title, title_align="left", border_style=style)
 
 
 def _resources(resources: Mapping[str, float] | None) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""``loopml runs …``: list, show, compare, annotate runs and read metric histories."""
+"""``loopml runs …``: list, show, compare, annotate runs and read metric histories.
+
+Housekeeping (delete, restore, mark-failed, tag, untag, env) is in :mod:`._run_admin`,
+registered on the same group.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from typing import Annotated
 
 import typer
 
+from loopml.cli import _run_admin
 from loopml.cli import _run_views as views
 from loopml.cli._client import open_client
+from loopml.cli._format import fmt_time
 from loopml.cli._options import Json, Project
 from loopml.cli._output import out, print_json, to_jsonable
-from loopml.errors import InvalidParameter
+from loopml.errors import EnvironmentNotCaptured, InvalidParameter, RunStateError
 
 __all__ = ["app"]
 
@@ -35,32 +41,66 @@ def list_runs(
     max_results: Annotated[
         int, typer.Option("--max", "-n", min=1, help="Show at most this many runs.")
     ] = 100,
+    deleted: Annotated[
+        bool,
+        typer.Option("--deleted", help="List only deleted runs (those 'runs restore' can revive)."),
+    ] = False,
+    all_projects: Annotated[
+        bool, typer.Option("--all-projects", help="List the runs of every project.")
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """List the runs of a project, newest first unless --order-by says otherwise."""
+    """List the runs of a project, newest first unless --order-by says otherwise.
+
+    Deleted runs are left out; --deleted lists only them.
+    """
+    if all_projects and project is not None:
+        raise typer.BadParameter(
+            "give --project or --all-projects, not both.", param_hint="--all-projects"
+        )
     with open_client() as client:
-        runs = client.search_runs(project, filter, order_by, max_results)
+        runs = client.search_runs(
+            project,
+            filter,
+            order_by,
+            max_results,
+            view="deleted" if deleted else "live",
+            all_projects=all_projects,
+        )
     assert isinstance(runs, list)  # output="list"
     if as_json:
         print_json([views.run_json(run) for run in runs])
         return
     if not runs:
-        out().print("No runs found.", style="dim")
+        out().print("No deleted runs found." if deleted else "No runs found.", style="dim")
         return
     metric_keys = views.pick_metric_keys(runs, [filter or "", *(order_by or [])])
     console = out()
-    console.print(views.runs_table(runs, metric_keys, console.width))
+    console.print(
+        views.runs_table(
+            runs, metric_keys, console.width, all_projects=all_projects, deleted=deleted
+        )
+    )
 
 
 @app.command("show")
 def show(run_id: _RunId, as_json: Json = False) -> None:
-    """Show everything recorded about a run: params, metrics, context, artifacts, notes."""
+    """Show everything recorded about a run: params, metrics, context, artifacts, notes.
+
+    A deleted run is shown too, marked deleted with when.
+    """
     with open_client() as client:
         run = client.get_run(client.resolve_run_id(run_id))
+        try:
+            packages: int | None = len(client.get_environment(run.id))
+        except EnvironmentNotCaptured:
+            packages = None
     if as_json:
-        print_json(views.run_json(run))
+        data = views.run_json(run)
+        data["environment_packages"] = packages
+        print_json(data)
         return
-    views.print_run(out(), run)
+    views.print_run(out(), run, packages)
 
 
 @app.command("compare")
@@ -73,6 +113,12 @@ def compare(
         raise typer.BadParameter("give at least two run ids to compare.", param_hint="RUN_ID")
     with open_client() as client:
         runs = [client.get_run(client.resolve_run_id(run_id)) for run_id in run_ids]
+    for run in runs:
+        if run.deleted_at is not None:
+            raise RunStateError(
+                f"Run {run.id} is deleted (since {fmt_time(run.deleted_at)}); restore it to "
+                f"compare it: loopml runs restore {run.id}"
+            )
     if as_json:
         print_json(views.comparison_json(runs))
         return
@@ -115,3 +161,7 @@ def history(
         print_json(to_jsonable(points))
         return
     out().print(views.history_table(run_id, key, points))
+
+
+for _name, _command in _run_admin.COMMANDS:
+    app.command(_name)(_command)

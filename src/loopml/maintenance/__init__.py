@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from loopml.maintenance._gc import GcReport, collect_garbage
+from loopml.maintenance._gc import GcReport, KeptItem, PurgeReport, collect_garbage
 
-__all__ = ["GcReport", "collect_garbage"]
+__all__ = ["GcReport", "KeptItem", "PurgeReport", "collect_garbage"]

@@ -33,12 +33,14 @@ from loopml.tracking._fluent import (
     set_tags,
     start_run,
 )
+from loopml.tracking._projects import ProjectSummary
 from loopml.tracking._records import Metric, Note, Run, RunArtifact
 
 __all__ = [
     "ActiveRun",
     "Metric",
     "Note",
+    "ProjectSummary",
     "Run",
     "RunArtifact",
     "TrackingClient",

@@ -14,6 +14,7 @@ from loopml.errors import InvalidParameter, ProjectNotFound, RunNotFound
 from loopml.store import Edge, Node, add_edge, now_ms, tables, walk
 from loopml.tracking._client_base import ClientBase, project_name
 from loopml.tracking._filter import parse_filter, parse_order_by
+from loopml.tracking._projects import ProjectSummary, project_summaries
 from loopml.tracking._queries import RUN_COLUMNS, load_runs
 from loopml.tracking._records import Note, Run
 from loopml.tracking._search import apply_order, compile_filter
@@ -233,6 +234,13 @@ class ReadOps(ClientBase):
         """Return the names of every project, sorted."""
         with self.store.read() as conn:
             return sorted(conn.execute(select(_project.c.name)).scalars())
+
+    def project_summaries(self) -> list[ProjectSummary]:
+        """Return every project with its counts of runs (live and deleted), datasets,
+        models and endpoints, and its last activity; sorted by name."""
+        self.flush()
+        with self.store.read() as conn:
+            return project_summaries(conn)
 
 
 def _runs_query() -> Any:
