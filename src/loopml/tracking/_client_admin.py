@@ -96,12 +96,14 @@ class AdminOps(ClientBase):
                 if not force:
                     _refuse_active(conn, tree, cutoff)
                 deleted.extend(r for r in tree if r not in deleted)
-            live = [
-                r
-                for r in conn.execute(
-                    select(_run.c.id).where(_run.c.id.in_(deleted), _run.c.deleted_at.is_(None))
-                ).scalars()
-            ]
+            states = conn.execute(
+                select(_run.c.id, _run.c.deleted_at).where(_run.c.id.in_(deleted))
+            ).all()
+            live = [r.id for r in states if r.deleted_at is None]
+            # restore_run brings back the children deleted *with* a run by their equal
+            # stamps, so this delete's stamp must differ from any earlier one below it.
+            earlier = [r.deleted_at for r in states if r.deleted_at is not None]
+            stamp = max([stamp, *(when + 1 for when in earlier)])
             conn.execute(update(_run).where(_run.c.id.in_(live)).values(deleted_at=stamp))
         return [r for r in deleted if r in set(live)]
 
