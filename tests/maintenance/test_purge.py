@@ -1,0 +1,247 @@
+"""gc purges runs and dataset versions deleted longer ago than the grace, on every back-end:
+their rows in every table and then the blobs only they used; what is recent, live or
+still used stays."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select, update
+
+from loopml.data import DataClient, DatasetVersion
+from loopml.errors import InvalidParameter
+from loopml.maintenance import collect_garbage
+from loopml.store import Node, tables
+from loopml.tracking import TrackingClient
+
+_DAY_MS = 86_400_000
+
+
+def _age_blobs(client: TrackingClient) -> None:
+    """Make every blob look written long ago (so only references keep them)."""
+    past = time.time() - 7200
+    for blob in (Path(client.artifacts.uri) / "blobs").rglob("*"):
+        if blob.is_file():
+            os.utime(blob, (past, past))
+
+
+def _deleted_days_ago(client: TrackingClient, run_ids: list[str], days: float) -> None:
+    with client.store.write() as conn:
+        conn.execute(
+            update(tables.RUN)
+            .where(tables.RUN.c.id.in_(run_ids))
+            .values(deleted_at=tables.RUN.c.deleted_at - int(days * _DAY_MS))
+        )
+
+
+def _rows(client: TrackingClient, run_id: str) -> dict[str, int]:
+    """How many rows of each run-keyed table (and notes, edges) mention the run."""
+    counts: dict[str, int] = {}
+    with client.store.read() as conn:
+        for table in (
+            tables.RUN,
+            tables.PARAM,
+            tables.TAG,
+            tables.METRIC,
+            tables.LATEST_METRIC,
+            tables.RUN_ARTIFACT,
+        ):
+            column = table.c.id if table is tables.RUN else table.c.run_id
+            counts[table.name] = conn.execute(
+                select(func.count()).select_from(table).where(column == run_id)
+            ).scalar_one()
+        note = tables.NOTE
+        counts["note"] = conn.execute(
+            select(func.count()).select_from(note).where(note.c.object_id == run_id)
+        ).scalar_one()
+        edge = tables.LINEAGE_EDGE
+        counts["lineage_edge"] = conn.execute(
+            select(func.count())
+            .select_from(edge)
+            .where((edge.c.src_id == run_id) | (edge.c.dst_id == run_id))
+        ).scalar_one()
+    return counts
+
+
+def _full_run(client: TrackingClient, tmp_path: Path, content: bytes, **kwargs: object) -> str:
+    run_id = client.create_run(
+        project="p", params={"lr": 0.1}, tags={"team": "x"}, capture_context=False, **kwargs
+    )  # type: ignore[arg-type]
+    client.log_metric(run_id, "loss", 0.5)
+    source = tmp_path / f"{run_id}.bin"
+    source.write_bytes(content)
+    client.log_artifact(run_id, source, "weights.bin")
+    client.log_note("run", run_id, "a note")
+    client.end_run(run_id)
+    return run_id
+
+
+def test_old_deleted_runs_go_with_their_rows_and_blobs(
+    client: TrackingClient, tmp_path: Path
+) -> None:
+    old = _full_run(client, tmp_path, b"only the old run has this")
+    child = _full_run(client, tmp_path, b"and its child this", parent_id=old)
+    recent = _full_run(client, tmp_path, b"recently deleted")
+    live = _full_run(client, tmp_path, b"alive")
+    shared = _full_run(client, tmp_path, b"alive")  # the same bytes as the live run
+    data = DataClient(client.store, client.artifacts)
+    used = data.register("d", pd.DataFrame({"a": [1, 2]}), project="p", run_id=old)
+    client.delete_runs([old, recent, shared])
+    _deleted_days_ago(client, [old, child, shared], 31)
+    _age_blobs(client)
+    digests = {r: client.get_run(r).artifacts[0].digest for r in (old, child, recent, live)}
+
+    dry = collect_garbage(client.store, client.artifacts, grace_seconds=0)
+    assert dry.dry_run and sorted(dry.purged.runs) == sorted([old, child, shared])
+    assert {d for d, _ in dry.unreferenced} == {digests[old], digests[child]}
+    assert _rows(client, old)["run"] == 1 and client.artifacts.exists(digests[old])
+
+    done = collect_garbage(client.store, client.artifacts, dry_run=False, grace_seconds=0)
+    assert sorted(done.purged.runs) == sorted(dry.purged.runs)
+    assert {d for d, _ in done.unreferenced} == {d for d, _ in dry.unreferenced}
+    for run_id in (old, child, shared):
+        assert set(_rows(client, run_id).values()) == {0}, run_id
+    assert not client.artifacts.exists(digests[old])
+    assert not client.artifacts.exists(digests[child])
+    # Recently deleted and live runs are untouched, and so is the blob the live run shares.
+    assert client.get_run(recent).deleted and client.artifacts.exists(digests[recent])
+    assert client.artifacts.exists(digests[live])
+    assert client.download_artifact(live, "weights.bin", tmp_path / "back").read_bytes() == (
+        b"alive"
+    )
+    # The dataset version the purged run produced is not deleted: it stays, edge gone.
+    assert data.get_version(used.ref, project="p").digest == used.digest
+    assert client.artifacts.exists(used.digest)
+
+    again = collect_garbage(client.store, client.artifacts, dry_run=False, grace_seconds=0)
+    assert again.purged.runs == [] and again.unreferenced == []
+
+
+def test_the_grace_decides_what_is_old_enough(client: TrackingClient, tmp_path: Path) -> None:
+    run_id = _full_run(client, tmp_path, b"x")
+    client.delete_run(run_id)
+    _deleted_days_ago(client, [run_id], 2)
+    kept = collect_garbage(
+        client.store,
+        client.artifacts,
+        dry_run=False,
+        grace_seconds=0,
+        deleted_grace_seconds=3 * 86400,
+    )
+    assert kept.purged.runs == [] and client.get_run(run_id).deleted
+    default = collect_garbage(client.store, client.artifacts, dry_run=False, grace_seconds=0)
+    assert default.deleted_grace_seconds == 30 * 86400 and default.purged.runs == []
+    gone = collect_garbage(
+        client.store,
+        client.artifacts,
+        dry_run=False,
+        grace_seconds=0,
+        deleted_grace_seconds=86400,
+    )
+    assert gone.purged.runs == [run_id]
+
+
+def test_a_run_with_a_child_that_stays_is_kept(client: TrackingClient, tmp_path: Path) -> None:
+    parent = _full_run(client, tmp_path, b"p")
+    child = _full_run(client, tmp_path, b"c", parent_id=parent)
+    client.delete_run(parent)
+    client.restore_run(parent)
+    client.delete_run(child)  # deleted on its own ...
+    client.delete_run(parent)
+    _deleted_days_ago(client, [parent], 40)  # ... and more recently than its parent's grace
+    report = collect_garbage(
+        client.store,
+        client.artifacts,
+        dry_run=False,
+        grace_seconds=0,
+        deleted_grace_seconds=30 * 86400,
+    )
+    assert report.purged.runs == []
+    [kept] = report.purged.kept
+    assert (kept.kind, kept.id) == ("run", parent)
+    assert f"child run {child}" in kept.reason
+
+
+def _deleted_version(
+    client: TrackingClient, data: DataClient, name: str, days: float
+) -> DatasetVersion:
+    version = data.register(name, pd.DataFrame({"v": [name] * 3}), project="p")
+    with client.store.write() as conn:
+        conn.execute(
+            update(tables.DATASET_VERSION)
+            .where(tables.DATASET_VERSION.c.id == version.id)
+            .values(deleted_at=int(time.time() * 1000) - int(days * _DAY_MS))
+        )
+    return version
+
+
+def test_dataset_versions_go_unless_something_still_uses_them(
+    client: TrackingClient, tmp_path: Path
+) -> None:
+    data = DataClient(client.store, client.artifacts)
+    unused = _deleted_version(client, data, "unused", 40)
+    recent = _deleted_version(client, data, "recent", 1)
+    loaded = _deleted_version(client, data, "loaded", 40)
+    trained = _deleted_version(client, data, "trained", 40)
+    reader = client.create_run(project="p", capture_context=False)
+    client.add_lineage(Node("dataset_version", str(loaded.id)), Node("run", reader), "input")
+    client.end_run(reader)
+    _registered_model_trained_on(client, str(trained.id))
+    _age_blobs(client)
+
+    dry = collect_garbage(client.store, client.artifacts, grace_seconds=0)
+    assert [label for _, label in dry.purged.dataset_versions] == ["unused:1"]
+    reasons = {item.label: item.reason for item in dry.purged.kept}
+    assert reasons["loaded:1"] == f"run {reader} still references it (input)"
+    assert reasons["trained:1"].startswith("model version m/1 was trained on it")
+    assert unused.digest in {d for d, _ in dry.unreferenced}
+
+    collect_garbage(client.store, client.artifacts, dry_run=False, grace_seconds=0)
+    assert not client.artifacts.exists(unused.digest)
+    for version in (recent, loaded, trained):
+        assert client.artifacts.exists(version.digest)
+    with client.store.read() as conn:
+        left = set(conn.execute(select(tables.DATASET_VERSION.c.id)).scalars())
+    assert left == {recent.id, loaded.id, trained.id}
+
+
+def _registered_model_trained_on(client: TrackingClient, dataset_version_id: str) -> None:
+    """A model version linked to the dataset version the way the registry links it."""
+    from sklearn.dummy import DummyClassifier
+
+    from loopml.registry import RegistryClient
+
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    version = RegistryClient(client.store, client.artifacts).register(model, "m", project="p")
+    client.add_lineage(
+        Node("dataset_version", dataset_version_id),
+        Node("model_version", str(version.id)),
+        "trained_on",
+    )
+
+
+def test_a_run_a_model_was_trained_by_is_kept(client: TrackingClient, tmp_path: Path) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from loopml.registry import RegistryClient
+
+    run_id = _full_run(client, tmp_path, b"r")
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    RegistryClient(client.store, client.artifacts).register(model, "m", project="p", run_id=run_id)
+    client.delete_run(run_id)
+    _deleted_days_ago(client, [run_id], 40)
+    report = collect_garbage(client.store, client.artifacts, dry_run=False, grace_seconds=0)
+    assert report.purged.runs == []
+    assert [(k.id, k.reason) for k in report.purged.kept] == [
+        (run_id, "model version m/1 was trained by it")
+    ]
+    assert client.get_run(run_id).deleted
+
+
+def test_gc_refuses_a_negative_deleted_grace(client: TrackingClient) -> None:
+    with pytest.raises(InvalidParameter, match="deleted_grace_seconds"):
+        collect_garbage(client.store, client.artifacts, grace_seconds=0, deleted_grace_seconds=-1)
