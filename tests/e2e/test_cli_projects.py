@@ -21,7 +21,7 @@ def test_list_and_note(cli: Cli, seeded: Seeded, sdk: TrackingClient) -> None:
     result = cli("projects", "list")
     assert "proj" in result.stdout and "another" in result.stdout
     data = json.loads(cli("projects", "list", "--json").stdout)
-    assert data == [{"name": "another"}, {"name": "proj"}]
+    assert [project["name"] for project in data] == ["another", "proj"]
 
     result = cli("projects", "note", "proj", "Baseline is **rf**.")
     assert result.exit_code == 0, result.output
