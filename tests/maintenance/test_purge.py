@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, update
 
+from loopml import settings
 from loopml.data import DataClient, DatasetVersion
-from loopml.errors import InvalidParameter
+from loopml.errors import InvalidParameter, SettingError
 from loopml.maintenance import collect_garbage
 from loopml.store import Node, tables
 from loopml.tracking import TrackingClient
@@ -245,3 +246,28 @@ def test_a_run_a_model_was_trained_by_is_kept(client: TrackingClient, tmp_path: 
 def test_gc_refuses_a_negative_deleted_grace(client: TrackingClient) -> None:
     with pytest.raises(InvalidParameter, match="deleted_grace_seconds"):
         collect_garbage(client.store, client.artifacts, grace_seconds=0, deleted_grace_seconds=-1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("30d", 30 * 86400.0),
+        ("12h", 43200.0),
+        ("1.5m", 90.0),
+        ("0s", 0.0),
+        ("90", 90.0),
+        ("2W", 1209600.0),
+    ],
+)
+def test_the_deleted_grace_setting_reads_durations(
+    monkeypatch: pytest.MonkeyPatch, raw: str, seconds: float
+) -> None:
+    monkeypatch.setenv("LOOPML_GC_DELETED_GRACE", raw)
+    assert settings.get("LOOPML_GC_DELETED_GRACE") == seconds
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1d", "inf", "nan", "d", ""])
+def test_a_bad_deleted_grace_names_the_variable(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("LOOPML_GC_DELETED_GRACE", raw)
+    with pytest.raises(SettingError, match=r"LOOPML_GC_DELETED_GRACE.*duration"):
+        settings.get("LOOPML_GC_DELETED_GRACE")
