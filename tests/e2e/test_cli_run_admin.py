@@ -226,3 +226,46 @@ def test_gc_purges_old_deleted_runs(cli: Cli, seeded: Seeded, sdk: TrackingClien
     bad = cli("gc", "--deleted-grace", "soon")
     assert bad.exit_code == 2
     _one_error_line(bad.stderr, "--deleted-grace", "'soon'")
+
+
+def _on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
+    """Run ``loopml ARGS`` with a pseudo-terminal as stdin/stdout, answering ``answer``."""
+    import os
+    import pty
+    import select as select_module
+
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [str(LOOPML), *args], stdin=child, stdout=child, stderr=child, env=subprocess_env()
+    )
+    os.close(child)
+    seen = b""
+    answered = False
+    while True:
+        ready, _, _ = select_module.select([main], [], [], 120)
+        if not ready:
+            process.kill()
+            raise AssertionError(f"no output for 120 s; so far: {seen!r}")
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal closes when the process ends (Linux)
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"[y/N]" in seen:
+            os.write(main, answer)
+            answered = True
+    os.close(main)
+    return process.wait(timeout=120), seen.decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_delete_asks_on_a_terminal(seeded: Seeded, sdk: TrackingClient) -> None:
+    code, text = _on_a_terminal(["runs", "delete", seeded.good], b"n\n")
+    assert code == 1 and "Delete 1 run (and any child runs)?" in text
+    assert "Nothing deleted." in text
+    assert not sdk.get_run(seeded.good).deleted
+    code, text = _on_a_terminal(["runs", "delete", seeded.good], b"y\n")
+    assert code == 0, text
+    assert sdk.get_run(seeded.good).deleted
