@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 
 from loopml import settings
+from loopml._html import when
 from loopml._identity import current_identity
 from loopml.errors import (
     EnvironmentNotCaptured,
@@ -89,7 +90,7 @@ class AdminOps(ClientBase):
                 row = _run_state(conn, run_id)
                 if row.deleted_at is not None:
                     raise RunStateError(
-                        f"Run {run_id} is already deleted (since {_when(row.deleted_at)}); "
+                        f"Run {run_id} is already deleted (since {when(row.deleted_at)}); "
                         "'loopml runs restore' brings it back."
                     )
                 tree = [run_id, *_descendants(conn, run_id)]
@@ -334,9 +335,3 @@ def _refuse_active(conn: Connection, run_ids: list[str], cutoff: int) -> None:
 def _lost_cutoff() -> int:
     timeout: float = settings.get("LOOPML_HEARTBEAT_TIMEOUT")
     return now_ms() - int(timeout * 1000)
-
-
-def _when(ms: int) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

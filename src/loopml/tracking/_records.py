@@ -159,8 +159,9 @@ class Run:
     def __repr__(self) -> str:
         # Short: the captured context (every installed package) runs to kilobytes.
         name = f" {clip(self.name)!r}" if self.name else ""
+        deleted = " deleted" if self.deleted else ""
         return (
-            f"<Run {self.id[:8]}{name} {self.status} project={clip(self.project)} "
+            f"<Run {self.id[:8]}{name} {self.status}{deleted} project={clip(self.project)} "
             f"params={len(self.params)} metrics={len(self.metrics)}>"
         )
 
@@ -180,6 +181,7 @@ class Run:
                 ("started", when(self.start_time)),
                 ("duration", None if duration is None else f"{duration:.2f}s"),
                 ("failure", failed),
+                ("deleted", None if self.deleted_at is None else when(self.deleted_at)),
                 ("artifacts", len(self.artifacts) or None),
             ],
             Section("Params", ("param", "value"), sorted(self.params.items())),
