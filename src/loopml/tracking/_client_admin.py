@@ -133,6 +133,8 @@ class AdminOps(ClientBase):
         with self.store.write() as conn:
             restored: list[str] = []
             for run_id in _unique(run_ids):
+                if run_id in restored:
+                    continue  # came back with a parent named before it
                 row = _run_state(conn, run_id)
                 if row.deleted_at is None:
                     raise RunStateError(
