@@ -42,6 +42,9 @@ if TYPE_CHECKING:
         autolog as autolog,
     )
     from loopml.tracking import (
+        delete_run as delete_run,
+    )
+    from loopml.tracking import (
         end_run as end_run,
     )
     from loopml.tracking import (
@@ -81,6 +84,9 @@ if TYPE_CHECKING:
         log_text as log_text,
     )
     from loopml.tracking import (
+        restore_run as restore_run,
+    )
+    from loopml.tracking import (
         search_runs as search_runs,
     )
     from loopml.tracking import (
@@ -104,6 +110,7 @@ __all__ = [
     "approval_gate",
     "autolog",
     "data",
+    "delete_run",
     "end_run",
     "get_metric_history",
     "get_run",
@@ -119,6 +126,7 @@ __all__ = [
     "log_text",
     "models",
     "pipeline",
+    "restore_run",
     "search_runs",
     "set_tag",
     "set_tags",

@@ -73,6 +73,19 @@ def test_cached_steps_are_reported_as_cached_events() -> None:
     }
 
 
+def test_a_deleted_run_is_neither_reused_nor_listed(marks: Marks) -> None:
+    first = flows.chain.run(params={"n": 5}, max_workers=2)
+    loopml.delete_run(first.id)  # its step runs go with it
+
+    again = flows.chain.run(params={"n": 5}, max_workers=2)
+
+    assert set(statuses(again).values()) == {"finished"}
+    assert marks.counts() == {"load": 2, "scale": 2, "total": 2, "count": 2}
+    listed = [run.id for run in loopml.pipelines.list_pipeline_runs()]
+    assert again.id in listed
+    assert first.id not in listed
+
+
 def test_cache_false_runs_every_step_again(marks: Marks) -> None:
     flows.chain.run(params={"n": 3}, max_workers=2)
     again = flows.chain.run(params={"n": 3}, max_workers=2, cache=False)

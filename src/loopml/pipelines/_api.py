@@ -26,7 +26,7 @@ def get_pipeline_run(run_id: str) -> PipelineRun:
 def list_pipeline_runs(
     project: str | None = None, pipeline: str | None = None, limit: int = 50
 ) -> list[PipelineRun]:
-    """Return the pipeline runs of a project, newest first."""
+    """Return the pipeline runs of a project, newest first; deleted runs are left out."""
     name = settings.project(project)
     return _state.list_pipeline_runs(get_client().store, name, pipeline, limit)
 

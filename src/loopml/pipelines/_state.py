@@ -133,7 +133,8 @@ def find_cached(
     Returns (the run that produced the outputs, the outputs), or None. Outputs that
     are executable (pickled: loading them runs code their writer chose) are reused
     only from executions that ``identity`` ran itself; a teammate's pickled value is
-    never loaded in this process by a cache hit, the step simply runs again.
+    never loaded in this process by a cache hit, the step simply runs again. Nor is
+    anything a deleted run produced or reused (see ``loopml runs delete``).
     """
     with store.read() as conn:
         rows = conn.execute(
@@ -146,15 +147,21 @@ def find_cached(
             return None
         producers = {row.run_id: row.cached_from or row.run_id for row in rows}
         outputs = _outputs(conn, list(producers))
-        users: dict[str, str | None] = {
-            run_id: user
-            for run_id, user in conn.execute(
-                select(_run.c.id, _run.c.user).where(_run.c.id.in_(set(producers.values())))
+        users: dict[str, str | None] = {}
+        deleted: set[str] = set()
+        for run_id, user, deleted_at in conn.execute(
+            select(_run.c.id, _run.c.user, _run.c.deleted_at).where(
+                _run.c.id.in_(set(producers) | set(producers.values()))
             )
-        }
+        ):
+            users[run_id] = user
+            if deleted_at is not None:
+                deleted.add(run_id)
     for row in rows:
-        values = outputs.get(row.run_id, ())
         producer = producers[row.run_id]
+        if row.run_id in deleted or producer in deleted:
+            continue  # a deleted run's outputs are not reused; the step runs again
+        values = outputs.get(row.run_id, ())
         executable = any(value.executable for value in values)
         if not executable or (identity is not None and users.get(producer) == identity):
             return producer, values
@@ -208,12 +215,12 @@ def load_pipeline_run(store: Store, run_id: str) -> PipelineRun:
 def list_pipeline_runs(
     store: Store, project: str, pipeline: str | None = None, limit: int = 50
 ) -> list[PipelineRun]:
-    """Pipeline runs of a project, newest first."""
+    """Pipeline runs of a project, newest first; deleted ones are left out."""
     query = (
         select(_pipeline_run.c.run_id)
         .join(_run, _run.c.id == _pipeline_run.c.run_id)
         .join(_project, _project.c.id == _run.c.project_id)
-        .where(_project.c.name == project)
+        .where(_project.c.name == project, _run.c.deleted_at.is_(None))
         .order_by(_run.c.start_time.desc())
         .limit(limit)
     )
