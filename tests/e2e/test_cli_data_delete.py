@@ -104,7 +104,7 @@ def test_delete_and_restore_in_real_processes(two: str) -> None:
     assert _live(two) == [1, 2]
 
 
-def _on_a_terminal(store_uri: str, answer: str, *args: str) -> tuple[int, str]:
+def _on_a_terminal(store_uri: str, answer: str, *args: str) -> tuple[int, str, str]:
     """Run ``loopml ARGS`` with a pseudo-terminal as stdin, ``answer`` typed ahead."""
     main, secondary = pty.openpty()
     try:
@@ -113,19 +113,29 @@ def _on_a_terminal(store_uri: str, answer: str, *args: str) -> tuple[int, str]:
     finally:
         os.close(secondary)
         os.close(main)
-    return done.returncode, done.stdout + done.stderr
+    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.mark.parametrize(("answer", "code", "left"), [("y\n", 0, [1]), ("n\n", 1, [1, 2])])
 def test_a_terminal_is_asked_first(two: str, answer: str, code: int, left: list[int]) -> None:
-    returncode, output = _on_a_terminal(two, answer, "data", "delete", "ds:2", *P)
-    assert returncode == code, output
-    assert "Delete dataset version ds:2?" in output
+    returncode, stdout, stderr = _on_a_terminal(two, answer, "data", "delete", "ds:2", *P)
+    assert returncode == code, (stdout, stderr)
+    # The question and what it is about go to stderr: stdout is only the result.
+    assert "Delete dataset version ds:2? [y/N]" in stderr
+    assert "Dataset version ds:2" in stderr
     if code:
-        assert "error: Not confirmed: ds:2 is not deleted." in output
+        assert stderr.endswith("error: Not confirmed: ds:2 is not deleted.\n")
+        assert stdout == ""
     else:
-        assert "Deleted dataset version ds:2" in output
+        assert stdout.startswith("Deleted dataset version ds:2")
     assert _live(two) == left
+
+
+def test_a_terminal_answer_keeps_json_clean(two: str) -> None:
+    code, stdout, stderr = _on_a_terminal(two, "y\n", "data", "delete", "ds:1", *P, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["ref"] == "ds:1"
+    assert "Delete dataset version ds:1?" in stderr
 
 
 # -- in-process: the details of every output and error ----------------------------------

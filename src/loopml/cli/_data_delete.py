@@ -11,6 +11,7 @@ import warnings
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.text import Text
 from typer._click.exceptions import UsageError
 
@@ -135,13 +136,18 @@ def _confirm(version: DatasetVersion, references: list[VersionReference]) -> Non
             f"refusing to delete {version.ref} without confirmation: stdin is not a terminal; "
             "pass --yes (-y) to delete."
         )
-    console = out()
+    # On stderr, like the prompt: stdout carries only the result (JSON with --json).
+    console = Console(stderr=True, soft_wrap=False)
     console.print(views.version_panel(version))
     if references:
         console.print(
             Text(f"{version.ref} is referred to by:", style="yellow"), *_reference_lines(references)
         )
-    if not typer.confirm(f"Delete dataset version {version.ref}?", default=False, err=True):
+    # Not typer.confirm: Click echoes a space to stdout after the prompt, which would
+    # break the JSON of --json. An empty answer or end of input means no.
+    sys.stderr.write(f"Delete dataset version {version.ref}? [y/N]: ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise LoopmlError(f"Not confirmed: {version.ref} is not deleted.")
 
 
