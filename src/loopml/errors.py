@@ -18,6 +18,9 @@ __all__ = [
     "DataSourceError",
     "DataValidationError",
     "DatasetNotFound",
+    "DatasetVersionDeleted",
+    "DatasetVersionNotDeleted",
+    "DatasetVersionReferenced",
     "DeploymentNotFound",
     "EmptyPolicyError",
     "EnvironmentNotCaptured",
@@ -434,4 +437,39 @@ class EnvironmentNotCaptured(LoopmlError, LookupError):
 
     Runs started with ``capture_context=False`` or ``LOOPML_CAPTURE_PACKAGES=0``
     have none.
+    """
+
+
+class DatasetVersionDeleted(DatasetNotFound):
+    """Raised by ``loopml.data`` when a deleted dataset version's data is asked for
+    (``load``, ``as_arrow``, ``split``, a ``parents`` reference) or it is deleted again.
+
+    Its metadata stays readable (``get``, ``show``, ``diff``); the message says when it
+    was deleted and how to restore it. ``ref`` is ``name:N``, ``deleted_at`` in ms.
+    A subclass of :class:`DatasetNotFound`: for using data, a deleted version is gone.
+    """
+
+    def __init__(self, message: str, *, ref: str, deleted_at: int) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.deleted_at = deleted_at
+
+
+class DatasetVersionNotDeleted(LoopmlError, ValueError):
+    """Raised by ``loopml.data.restore`` (``loopml data restore``) when the version is live.
+
+    Nothing is changed. ``ref`` is the version, ``name:N``.
+    """
+
+    def __init__(self, message: str, *, ref: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
+class DatasetVersionReferenced(LoopmlWarning):
+    """Warned by ``loopml.data.delete`` when live runs, pipeline steps, model versions or
+    derived dataset versions still refer to the deleted version through lineage.
+
+    The version is deleted all the same; garbage collection keeps its data while
+    they live. The returned :class:`~loopml.data.DatasetDeletion` lists them.
     """

@@ -14,11 +14,12 @@ import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.syntax import Syntax
 
+from loopml.cli import _data_delete
 from loopml.cli import _data_views as views
 from loopml.cli._output import out, print_json
 from loopml.errors import DataValidationError, LoopmlError, SchemaError
@@ -221,15 +222,41 @@ def list_datasets(project: _Project = None, as_json: _Json = False) -> None:
 
 
 @app.command("versions")
-def list_versions(name: _Name, project: _Project = None, as_json: _Json = False) -> None:
-    """List every version of a dataset, oldest first, quarantined ones included."""
+def list_versions(
+    name: _Name,
+    project: _Project = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list deleted versions (marked 'deleted').")
+    ] = False,
+    deleted: Annotated[bool, typer.Option("--deleted", help="List only deleted versions.")] = False,
+    as_json: _Json = False,
+) -> None:
+    """List the versions of a dataset, oldest first, quarantined ones included.
+
+    Deleted versions are left out unless --all (every version) or --deleted (only them).
+    """
     import loopml.data
 
-    versions = loopml.data.versions(name, project=project)
+    if show_all and deleted:
+        raise typer.BadParameter("use either --all or --deleted, not both.", param_hint="--deleted")
+    which: Literal["hide", "show", "only"] = "only" if deleted else "show" if show_all else "hide"
+    versions = loopml.data.versions(name, project=project, deleted=which)
     if as_json:
         print_json([views.version_json(v) for v in versions])
         return
+    if not versions:
+        hint = "" if which != "hide" else f" (deleted ones: 'loopml data versions {name} --all')"
+        out().print(
+            f"Dataset {name!r} has no {'deleted ' if deleted else ''}versions{hint}.",
+            style="dim",
+            highlight=False,
+        )
+        return
     out().print(views.versions_table(versions))
+
+
+app.command("delete")(_data_delete.delete)
+app.command("restore")(_data_delete.restore)
 
 
 @app.command("show")
@@ -248,6 +275,7 @@ def show(
 
     version = loopml.data.get(ref, project=project)
     report = loopml.data.report(version.ref, project=project)
+    # A deleted version's metadata stays readable; the panel says it is deleted.
     if as_json:
         data = views.version_json(version, profile=True)
         data["report"] = None if report is None else report.to_dict()
@@ -346,10 +374,16 @@ def diff(
     old_version = loopml.data.get(old, project=project)
     new_version = loopml.data.get(new, project=project)
     result = loopml.data.diff(old_version.ref, new_version.ref, project=project)
+    # Deleted versions may be compared: only their stored profiles are read.
+    deleted = [v.ref for v in (old_version, new_version) if v.deleted]
     if as_json:
-        print_json({"old": old_version.ref, "new": new_version.ref, **result.to_dict()})
+        print_json(
+            {"old": old_version.ref, "new": new_version.ref, "deleted": deleted, **result.to_dict()}
+        )
         return
     console = out()
+    for ref in deleted:
+        console.print(f"note: {ref} is deleted (its metadata is compared).", style="magenta")
     for renderable in views.diff_renderables(old_version.ref, new_version.ref, result):
         console.print(renderable)
 

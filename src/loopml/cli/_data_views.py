@@ -25,11 +25,13 @@ if TYPE_CHECKING:
         CheckResult,
         ColumnProfile,
         Dataset,
+        DatasetDeletion,
         DatasetVersion,
         Profile,
         ProfileDiff,
         SchemaDiff,
         ValidationReport,
+        VersionReference,
     )
     from loopml.data._diff import ColumnDiff, StatChange
 
@@ -38,7 +40,9 @@ __all__ = [
     "columns_table",
     "dataset_json",
     "datasets_table",
+    "deletion_json",
     "diff_renderables",
+    "reference_json",
     "report_renderables",
     "report_verdict",
     "schema_diff_text",
@@ -53,9 +57,17 @@ _SAMPLE_ROWS = 3
 _TOP_VALUES = 3
 
 
-def status_text(status: str) -> Text:
-    """A version's status, coloured: ready green, quarantined red."""
-    return Text(status, style=STATUS_STYLES.get(status, ""))
+def status_text(status: str, *, deleted: bool = False) -> Text:
+    """A version's status, coloured: ready green, quarantined red; ``deleted`` marked first."""
+    text = Text(status, style=STATUS_STYLES.get(status, ""))
+    if deleted:
+        return (
+            Text("deleted", style="bold magenta")
+            .append(" (was ", style="dim")
+            .append(text)
+            .append(")", style="dim")
+        )
+    return text
 
 
 def _num(value: object) -> str:
@@ -97,6 +109,8 @@ def version_json(version: DatasetVersion, *, profile: bool = False) -> dict[str,
         "schema_revision": version.schema_revision,
         "creator": version.creator,
         "created_at": version.created_at,
+        "deleted": version.deleted,
+        "deleted_at": version.deleted_at,
     }
     if profile:
         data["profile"] = version.profile.to_dict()
@@ -109,6 +123,19 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
     data: dict[str, Any] = to_jsonable(dataset)
     latest = dataset.latest_version
     data["latest"] = None if latest is None else f"{dataset.name}:{latest}"
+    return data
+
+
+def reference_json(reference: VersionReference) -> dict[str, Any]:
+    """Something live that refers to a version through lineage, as JSON."""
+    result: dict[str, Any] = to_jsonable(reference)
+    return result
+
+
+def deletion_json(deletion: DatasetDeletion) -> dict[str, Any]:
+    """The deleted version's metadata and what live still refers to it."""
+    data = version_json(deletion.version)
+    data["references"] = [reference_json(r) for r in deletion.references]
     return data
 
 
@@ -133,7 +160,8 @@ def datasets_table(datasets: Sequence[Dataset], project: str) -> Table:
         table.add_row(
             Text(dataset.name),
             latest,
-            str(dataset.version_count),
+            str(dataset.version_count)
+            + (f" (+{dataset.deleted_count} deleted)" if dataset.deleted_count else ""),
             Text(", ".join(dataset.key_columns) or "-"),
             fmt_time(dataset.created_at, short=True),
             Text(dataset.description or ""),
@@ -142,7 +170,7 @@ def datasets_table(datasets: Sequence[Dataset], project: str) -> Table:
 
 
 def versions_table(versions: Sequence[DatasetVersion]) -> Table:
-    """One row per version, oldest first; quarantined versions in red."""
+    """One row per version, oldest first; quarantined versions in red, deleted ones marked."""
     name = versions[0].name if versions else ""
     table = Table(title=f"Versions of dataset {name!r}", title_justify="left")
     table.add_column("version", justify="right", style="bold")
@@ -158,7 +186,7 @@ def versions_table(versions: Sequence[DatasetVersion]) -> Table:
     for version in versions:
         table.add_row(
             str(version.version),
-            status_text(version.status),
+            status_text(version.status, deleted=version.deleted),
             f"{version.row_count:,}",
             str(version.column_count),
             fmt_bytes(version.size_bytes),
@@ -180,7 +208,16 @@ def version_panel(version: DatasetVersion, *, existing: bool | None = None) -> P
     grid.add_column("key", style="bold")
     grid.add_column("value", overflow="fold")
     grid.add_row("ref", Text(version.ref, style="bold"))
-    grid.add_row("status", status_text(version.status))
+    grid.add_row("status", status_text(version.status, deleted=version.deleted))
+    if version.deleted_at is not None:
+        grid.add_row(
+            "deleted",
+            Text(
+                f"{fmt_time(version.deleted_at)}: metadata only, its data cannot be loaded "
+                f"(restore: loopml data restore {version.ref} -p {version.project})",
+                style="magenta",
+            ),
+        )
     if existing is not None:
         grid.add_row(
             "registered",
@@ -203,7 +240,9 @@ def version_panel(version: DatasetVersion, *, existing: bool | None = None) -> P
         grid.add_row("description", Text(version.description))
     grid.add_row("creator", Text(version.creator or "-"))
     grid.add_row("created", fmt_time(version.created_at))
-    border = "red" if version.status == "quarantined" else "default"
+    border = (
+        "magenta" if version.deleted else "red" if version.status == "quarantined" else "default"
+    )
     return Panel(
         grid,
         title=f"Dataset version {version.ref}",

@@ -5,6 +5,7 @@ Example:
     >>> v1 = loopml.data.register("credit", frame, key=["id"])       # doctest: +SKIP
     >>> report = loopml.data.validate("delivery.csv", against="credit@latest")  # doctest: +SKIP
     >>> train = loopml.data.load("credit:1")                            # doctest: +SKIP
+    >>> loopml.data.delete("credit:1")                                   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from loopml.data._api import (
     as_arrow,
     as_polars,
     datasets,
+    delete,
     diff,
     get,
     get_client,
@@ -20,6 +22,7 @@ from loopml.data._api import (
     load,
     register,
     report,
+    restore,
     save_schema,
     split,
     validate,
@@ -31,7 +34,7 @@ from loopml.data._diff import ProfileDiff
 from loopml.data._expect import expect, expectations_from_yaml, expectations_to_yaml
 from loopml.data._expectations import Expectation
 from loopml.data._profile import ColumnProfile, Histogram, Profile
-from loopml.data._records import Dataset, DatasetVersion
+from loopml.data._records import Dataset, DatasetDeletion, DatasetVersion, VersionReference
 from loopml.data._report import CheckResult, SchemaDiff, ValidationReport
 from loopml.data._schema import ColumnSchema, DatasetSchema, infer_schema
 
@@ -41,6 +44,7 @@ __all__ = [
     "ColumnSchema",
     "DataClient",
     "Dataset",
+    "DatasetDeletion",
     "DatasetSchema",
     "DatasetVersion",
     "Expectation",
@@ -49,9 +53,11 @@ __all__ = [
     "ProfileDiff",
     "SchemaDiff",
     "ValidationReport",
+    "VersionReference",
     "as_arrow",
     "as_polars",
     "datasets",
+    "delete",
     "diff",
     "expect",
     "expectations_from_yaml",
@@ -64,6 +70,7 @@ __all__ = [
     "register",
     "register_check",
     "report",
+    "restore",
     "save_schema",
     "split",
     "validate",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from loopml.data._client import DataClient
     from loopml.data._diff import ProfileDiff
     from loopml.data._expectations import Expectation
-    from loopml.data._records import Dataset, DatasetVersion
+    from loopml.data._reading import DeletedFilter
+    from loopml.data._records import Dataset, DatasetDeletion, DatasetVersion
     from loopml.data._report import ValidationReport
     from loopml.data._schema import DatasetSchema
 
@@ -27,6 +28,7 @@ __all__ = [
     "as_arrow",
     "as_polars",
     "datasets",
+    "delete",
     "diff",
     "get",
     "get_client",
@@ -34,6 +36,7 @@ __all__ = [
     "load",
     "register",
     "report",
+    "restore",
     "save_schema",
     "split",
     "validate",
@@ -110,12 +113,17 @@ def register(
 
 
 def load(ref: str, *, project: str | None = None) -> pd.DataFrame:
-    """Return a version's data as a pandas DataFrame (``credit:2``, ``credit@latest``)."""
+    """Return a version's data as a pandas DataFrame (``credit:2``, ``credit@latest``).
+
+    Raises:
+        DatasetNotFound: no such version, or no usable one for the latest.
+        DatasetVersionDeleted: the version named is deleted (restore it first).
+    """
     return get_client().load(ref, project=settings.project(project), run_id=_run_id())
 
 
 def as_arrow(ref: str, *, project: str | None = None) -> pa.Table:
-    """Return a version's data as a pyarrow Table."""
+    """Return a version's data as a pyarrow Table (a deleted version's is refused)."""
     return get_client().load_table(ref, project=settings.project(project), run_id=_run_id())
 
 
@@ -127,13 +135,63 @@ def as_polars(ref: str, *, project: str | None = None) -> Any:
 
 
 def get(ref: str, *, project: str | None = None) -> DatasetVersion:
-    """Return the metadata of a version (schema, profile, status, parents …)."""
+    """Return the metadata of a version (schema, profile, status, parents …).
+
+    ``credit`` and ``credit@latest`` skip deleted versions; ``credit:2`` is given even
+    when deleted (its ``deleted_at`` says so): metadata stays readable.
+    """
     return get_client().get_version(ref, project=settings.project(project))
 
 
-def versions(name: str, *, project: str | None = None) -> list[DatasetVersion]:
-    """Return every version of a dataset, oldest first."""
-    return get_client().list_versions(name, project=settings.project(project))
+def versions(
+    name: str, *, project: str | None = None, deleted: DeletedFilter = "hide"
+) -> list[DatasetVersion]:
+    """Return the versions of a dataset, oldest first.
+
+    Args:
+        name: the dataset.
+        project: project (default ``LOOPML_PROJECT``).
+        deleted: ``"hide"`` deleted versions (default), ``"show"`` them too, or
+            give ``"only"`` them.
+    """
+    return get_client().list_versions(name, project=settings.project(project), deleted=deleted)
+
+
+def delete(ref: str, *, version: int | None = None, project: str | None = None) -> DatasetDeletion:
+    """Delete one dataset version, softly: it can be brought back with :func:`restore`.
+
+    Name it as ``"credit:2"`` or ``("credit", version=2)``; a bare name or
+    ``@latest`` is refused. A deleted version is never the latest, is hidden from
+    :func:`versions` (unless asked) and its data cannot be loaded; its metadata
+    (:func:`get`, :func:`diff`, :func:`report`) stays readable. Deleting the only
+    live version is allowed. Live runs, pipeline steps, model versions or derived
+    versions that still refer to it do not block it: a
+    :class:`~loopml.errors.DatasetVersionReferenced` warning names them and the
+    result's ``references`` lists them (garbage collection keeps such data).
+
+    Raises:
+        InvalidParameter: no version number given.
+        DatasetNotFound: no such dataset or version.
+        DatasetVersionDeleted: the version is already deleted.
+
+    Example:
+        >>> loopml.data.delete("credit:2").version.deleted
+        True
+        >>> loopml.data.restore("credit:2").deleted
+        False
+    """
+    return get_client().delete(ref, project=settings.project(project), version=version)
+
+
+def restore(ref: str, *, version: int | None = None, project: str | None = None) -> DatasetVersion:
+    """Bring a deleted version back, exactly as it was (``"credit:2"`` or ``version=2``).
+
+    Raises:
+        InvalidParameter: no version number given.
+        DatasetNotFound: no such dataset or version.
+        DatasetVersionNotDeleted: the version is not deleted.
+    """
+    return get_client().restore(ref, project=settings.project(project), version=version)
 
 
 def datasets(*, project: str | None = None) -> list[Dataset]:
@@ -205,7 +263,7 @@ def split(
     stratify: str | None = None,
     project: str | None = None,
 ) -> dict[str, DatasetVersion]:
-    """Split a version into child datasets ``NAME-PART``, reproducibly."""
+    """Split a version into child datasets ``NAME-PART``, reproducibly (not a deleted one)."""
     return get_client().split(
         ref,
         fractions,
@@ -217,5 +275,5 @@ def split(
 
 
 def diff(old: str, new: str, *, project: str | None = None) -> ProfileDiff:
-    """Compare two versions' schemas and statistics."""
+    """Compare two versions' schemas and statistics (deleted ones too: profiles are metadata)."""
     return get_client().diff(old, new, project=settings.project(project))

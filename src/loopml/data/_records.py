@@ -10,12 +10,16 @@ from loopml._html import Section, clip, html_table, number, when
 if TYPE_CHECKING:
     from loopml.data._profile import Profile
 
-__all__ = ["Dataset", "DatasetVersion"]
+__all__ = ["Dataset", "DatasetDeletion", "DatasetVersion", "VersionReference"]
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A named dataset and the number of its latest usable version."""
+    """A named dataset and the number of its latest usable version.
+
+    ``version_count`` counts the live versions; ``deleted_count`` the deleted ones
+    (never the latest, and restorable with :func:`loopml.data.restore`).
+    """
 
     name: str
     project: str
@@ -24,6 +28,7 @@ class Dataset:
     created_at: int
     latest_version: int | None
     version_count: int
+    deleted_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class DatasetVersion:
     """One immutable version of a dataset.
 
     ``status`` is ``ready`` or ``quarantined`` (kept and visible, never ``@latest``).
+    ``deleted_at`` is set (ms since the epoch) once the version is deleted: its
+    metadata can still be read, its data no longer loaded until it is restored.
     ``report_passed`` is None when no checks ran. ``digest`` addresses the Parquet
     snapshot in the artifact store; ``content_hash`` is the identity of the data.
     """
@@ -55,6 +62,7 @@ class DatasetVersion:
     schema_revision: int | None
     creator: str | None
     created_at: int
+    deleted_at: int | None = None
     is_new: bool = False
     """True only on the record :func:`register` returns when it stored new data."""
 
@@ -63,9 +71,16 @@ class DatasetVersion:
         """The reference ``name:N``."""
         return f"{self.name}:{self.version}"
 
+    @property
+    def deleted(self) -> bool:
+        """True once the version is deleted (until it is restored)."""
+        return self.deleted_at is not None
+
     def __repr__(self) -> str:
         # Short: the profile alone runs to kilobytes. The HTML view has the details.
         status = "" if self.status == "ready" else f" {self.status}"
+        if self.deleted:
+            status += " deleted"
         return (
             f"<DatasetVersion {clip(self.name)}:{self.version}{status} "
             f"{number(self.row_count)} rows x {number(self.column_count)} cols "
@@ -79,6 +94,7 @@ class DatasetVersion:
             [
                 ("project", self.project),
                 ("status", self.status),
+                ("deleted", None if self.deleted_at is None else when(self.deleted_at)),
                 ("rows", number(self.row_count)),
                 ("columns", number(self.column_count)),
                 ("size", f"{number(self.size_bytes)} bytes"),
@@ -91,3 +107,31 @@ class DatasetVersion:
             ],
             Section("Columns", ("column", "type"), self.columns),
         )
+
+
+@dataclass(frozen=True)
+class VersionReference:
+    """Something that refers to a dataset version through lineage.
+
+    ``kind`` is ``run`` (a run or a pipeline step that used or produced it),
+    ``model_version`` (trained on it) or ``dataset_version`` (derived from it);
+    ``relation`` is the lineage edge's (``input``, ``output``, ``trained_on``,
+    ``derived``); ``label`` names it for people (``pipeline step train (run 3f2a…)``).
+    """
+
+    kind: str
+    id: str
+    relation: str
+    label: str
+
+
+@dataclass(frozen=True)
+class DatasetDeletion:
+    """What :func:`loopml.data.delete` did: the deleted version and who still refers to it.
+
+    Live ``references`` do not block the deletion; garbage collection keeps the
+    data of a version that something live still refers to.
+    """
+
+    version: DatasetVersion
+    references: tuple[VersionReference, ...]
