@@ -47,6 +47,7 @@ __all__ = [
     "SignatureError",
     "StepFailed",
     "StoreError",
+    "StoreNotFound",
     "StoreUnavailable",
     "StoreVersionError",
     "UnknownColumnError",
@@ -408,3 +409,17 @@ class UnknownColumnError(SchemaError, KeyError):
     def __str__(self) -> str:
         # KeyError would quote the message; keep it as written.
         return str(self.args[0])
+
+
+class StoreNotFound(StoreError):
+    """Raised when a read finds no metadata store where the settings point.
+
+    Reading (``loopml runs list``, ``loopml.search_runs``, ``loopml.get_run`` …)
+    never creates a store: a missing SQLite file under ``LOOPML_HOME`` (or named by
+    ``LOOPML_STORE_URI``) raises this, and nothing is created. Writes create the
+    store as before. ``uri`` is the store URI that was looked at.
+    """
+
+    def __init__(self, message: str, uri: str = "") -> None:
+        super().__init__(message)
+        self.uri = uri

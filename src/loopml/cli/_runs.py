@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import typer
@@ -9,8 +10,8 @@ import typer
 from loopml.cli import _run_views as views
 from loopml.cli._client import open_client
 from loopml.cli._options import Json, Project
-from loopml.cli._output import out, print_json, to_jsonable
-from loopml.errors import InvalidParameter
+from loopml.cli._output import out, print_json, print_warnings, to_jsonable
+from loopml.errors import InvalidParameter, LoopmlWarning
 
 __all__ = ["app"]
 
@@ -26,7 +27,12 @@ def list_runs(
     project: Project = None,
     filter: Annotated[
         str | None,
-        typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"."),
+        typer.Option(
+            "--filter",
+            "-f",
+            help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\". Unquoted numbers "
+            "compare params numerically (params.C = 1 finds C=1.0); quoted values are text.",
+        ),
     ] = None,
     order_by: Annotated[
         list[str] | None,
@@ -37,9 +43,16 @@ def list_runs(
     ] = 100,
     as_json: Json = False,
 ) -> None:
-    """List the runs of a project, newest first unless --order-by says otherwise."""
-    with open_client() as client:
+    """List the runs of a project, newest first unless --order-by says otherwise.
+
+    An unquoted number compares params as numbers (params.C = 1 finds C=1 and C=1.0;
+    params.C > 0.5 skips values that are not numbers); a quoted one is exact text
+    (params.C = '1.0'). A key no run of the project has logged is a yellow warning.
+    """
+    with open_client() as client, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LoopmlWarning)
         runs = client.search_runs(project, filter, order_by, max_results)
+    print_warnings(caught)
     assert isinstance(runs, list)  # output="list"
     if as_json:
         print_json([views.run_json(run) for run in runs])

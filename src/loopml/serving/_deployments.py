@@ -202,7 +202,11 @@ class DeploymentClient:
         return self._write(endpoint, project, old.routes, old.settings, why)
 
     def list(self, *, project: str) -> builtins.list[Deployment]:
-        """The live revision of every endpoint of ``project``, by endpoint name."""
+        """The live revision of every endpoint of ``project``, by endpoint name.
+
+        Raises:
+            ProjectNotFound: no project ``project`` (listing never creates one).
+        """
         latest = (
             select(_revision.c.deployment_id, func.max(_revision.c.revision).label("revision"))
             .group_by(_revision.c.deployment_id)
@@ -221,6 +225,7 @@ class DeploymentClient:
             .order_by(_deployment.c.endpoint)
         )
         with self.store.read() as conn:
+            self.store.require_project(conn, project)
             rows = conn.execute(query).all()
         return [_record(r.endpoint, project, r) for r in rows]
 

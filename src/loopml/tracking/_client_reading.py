@@ -16,7 +16,7 @@ from loopml.tracking._client_base import ClientBase, project_name
 from loopml.tracking._filter import parse_filter, parse_order_by
 from loopml.tracking._queries import RUN_COLUMNS, load_runs
 from loopml.tracking._records import Note, Run
-from loopml.tracking._search import apply_order, compile_filter
+from loopml.tracking._search import apply_order, compile_filter, warn_unknown_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +27,7 @@ _run = tables.RUN
 _project = tables.PROJECT
 _note = tables.NOTE
 _HEX = re.compile(r"[0-9a-f]+")
+_MIN_PREFIX = 4
 
 
 class ReadOps(ClientBase):
@@ -115,7 +116,12 @@ class ReadOps(ClientBase):
         with self.store.read() as conn:
             if conn.execute(select(_run.c.id).where(_run.c.id == run_id)).first() is not None:
                 return run_id
-            if not isinstance(run_id, str) or len(run_id) < 4 or not _HEX.fullmatch(run_id):
+            if isinstance(run_id, str) and len(run_id) < _MIN_PREFIX:
+                raise InvalidParameter(
+                    f"The run id prefix {run_id!r} is too short: give at least {_MIN_PREFIX} "
+                    "characters of the run id ('loopml runs list' shows them)."
+                )
+            if not isinstance(run_id, str) or not _HEX.fullmatch(run_id):
                 raise RunNotFound(f"No run with id {run_id!r}.")
             matches = (
                 conn.execute(select(_run.c.id).where(_run.c.id.startswith(run_id)).limit(10))
@@ -169,7 +175,21 @@ class ReadOps(ClientBase):
             max_results: at most this many runs.
             output: ``"list"`` of :class:`Run` or a ``"pandas"`` DataFrame.
 
+        Params are stored as the text they were logged as. Compared to an unquoted
+        number they compare as numbers, with every operator: ``params.C = 1`` finds
+        runs logged with ``C=1`` and with ``C=1.0``, ``params.C > 0.5`` compares
+        numerically, and a value that is not a number (``'rbf'``, ``'nan'``) matches
+        no numeric comparison. A quoted value is an exact text match
+        (``params.C = '1.0'`` finds ``1.0`` only). Tags compare as text except with
+        ``<``, ``<=``, ``>``, ``>=`` and a number.
+
+        Warns:
+            LoopmlWarning: the filter names a metric, param or tag key that no run of
+                the project has (a typo, often); the message names the closest key.
+
         Raises:
+            ProjectNotFound: no project has that name (searching never creates one).
+            StoreNotFound: there is no store where the settings point (nothing is created).
             FilterSyntaxError: the filter or an ordering does not parse.
             InvalidParameter: a bad ``max_results`` or ``output``.
         """
@@ -186,11 +206,15 @@ class ReadOps(ClientBase):
         order = parse_order_by(list(order_by or []))
         self.flush()
         cutoff = _lost_cutoff()
-        query = _runs_query().where(_project.c.name == project_name(project))
+        name = project_name(project)
+        query = _runs_query().where(_project.c.name == name)
         if expr is not None:
             query = query.where(compile_filter(expr, self.store.dialect, cutoff))
         query = apply_order(query, order, self.store.dialect).limit(max_results)
         with self.store.read() as conn:
+            project_id = self.store.require_project(conn, name)
+            if expr is not None:
+                warn_unknown_keys(conn, project_id, name, expr, stacklevel=2)
             runs = load_runs(conn, conn.execute(query).all(), cutoff)
         if output == "pandas":
             from loopml.tracking._frames import runs_to_frame
