@@ -9,7 +9,42 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from loopml.tracking import TrackingClient
 
-__all__ = ["open_client"]
+__all__ = ["READ_COMMANDS", "open_client"]
+
+#: Commands that only read the stores: run inside :func:`loopml.store.read_only`, they
+#: fail with one line naming the missing store instead of creating an empty home.
+#: Every other command may create the home (it records something).
+READ_COMMANDS = frozenset(
+    {
+        "runs list",
+        "runs show",
+        "runs compare",
+        "runs history",
+        "artifacts list",
+        "artifacts get",
+        "projects list",
+        "data list",
+        "data versions",
+        "data show",
+        "data diff",
+        "data schema",  # --set needs the dataset, which needs a store
+        "pipelines list",
+        "pipelines show",
+        "approvals list",
+        "models list",
+        "models versions",
+        "models show",
+        "models history",
+        "models policy",  # --set/--clear need the model, which needs a store
+        "models card",
+        "models requirements",
+        "deployments list",
+        "deployments show",
+        "deployments history",
+        "deployments compare",
+        "gc",
+    }
+)
 
 
 @contextmanager

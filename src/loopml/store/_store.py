@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from loopml.store._engine import (
 from loopml.store._migrate import migrate
 from loopml.store._tables import PROJECT
 
-__all__ = ["Store", "defer_store", "next_number", "now_ms", "open_store"]
+__all__ = ["Store", "defer_store", "next_number", "now_ms", "open_store", "read_only"]
 
 
 def now_ms() -> int:
@@ -49,9 +50,9 @@ class Store:
     Use :meth:`read` for queries and :meth:`write` for changes; each is one
     transaction, committed when the block ends without an exception.
 
-    A store made by :func:`defer_store` opens on its first transaction: a write
-    creates a missing SQLite store, a read of one raises ``StoreNotFound`` and
-    creates nothing.
+    A store made by :func:`defer_store` opens on its first transaction, which
+    creates a missing SQLite store unless it runs inside :func:`read_only` (then
+    ``StoreNotFound`` is raised and nothing is created).
 
     Example:
         >>> store = open_store("sqlite://")
@@ -70,8 +71,8 @@ class Store:
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine (a deferred store is opened, and created if missing, here)."""
-        return self._opened(create=True)
+        """The SQLAlchemy engine (a deferred store is opened here, see :func:`read_only`)."""
+        return self._opened()
 
     @property
     def dialect(self) -> str:
@@ -88,29 +89,30 @@ class Store:
         """Open a read transaction.
 
         Raises:
-            StoreNotFound: a deferred store whose SQLite file does not exist yet.
+            StoreNotFound: a deferred store, opened inside :func:`read_only`, whose
+                SQLite file does not exist.
         """
-        with self._connect(create=False) as connection, connection.begin():
+        with self._connect() as connection, connection.begin():
             yield connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """Open a write transaction (SQLite: takes the write lock at once)."""
-        with self._connect(create=True) as connection:
+        with self._connect() as connection:
             connection.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
                 yield connection
 
-    def _opened(self, *, create: bool) -> Engine:
+    def _opened(self) -> Engine:
         if self._engine is None:
             with self._open_lock:
                 if self._engine is None:
-                    self._engine = _open_engine(self.uri, create=create)
+                    self._engine = _open_engine(self.uri, create=not _READ_ONLY.get())
         return self._engine
 
     @contextmanager
-    def _connect(self, *, create: bool) -> Iterator[Connection]:
-        engine = self._opened(create=create)
+    def _connect(self) -> Iterator[Connection]:
+        engine = self._opened()
         try:
             connection = engine.connect()
         except OperationalError as exc:
@@ -207,22 +209,54 @@ def open_store(uri: str, *, create: bool = True) -> Store:
 def defer_store(uri: str) -> Store:
     """Return the store at ``uri`` without opening it: it opens on its first transaction.
 
-    Its first :meth:`Store.write` creates a missing SQLite store; a :meth:`Store.read`
-    before that raises :class:`~loopml.errors.StoreNotFound`, so reading never
-    leaves an empty store (or its folder) behind. Nothing is touched here.
+    That first transaction creates a missing SQLite store, unless it runs inside
+    :func:`read_only`: then it raises :class:`~loopml.errors.StoreNotFound` and
+    creates nothing (the store stays unopened, so a later write still creates it).
+    Nothing is touched here.
 
     Example:
         >>> import os, tempfile
         >>> folder = tempfile.mkdtemp()
         >>> store = defer_store(f"sqlite:///{folder}/home/loopml.db")
-        >>> os.path.exists(f"{folder}/home")
-        False
+        >>> with read_only():
+        ...     try:
+        ...         with store.read() as conn:
+        ...             pass
+        ...     except StoreNotFound:
+        ...         print("no store, nothing created:", not os.path.exists(f"{folder}/home"))
+        no store, nothing created: True
         >>> with store.write() as conn:
         ...     _ = store.project_id(conn, "demo")
         >>> os.path.exists(f"{folder}/home/loopml.db")
         True
     """
     return Store(uri)
+
+
+_READ_ONLY: ContextVar[bool] = ContextVar("loopml_store_read_only", default=False)
+
+
+@contextmanager
+def read_only() -> Iterator[None]:
+    """Within this block (or decorated function), opening a store never creates it.
+
+    Reading commands and SDK functions (``loopml runs list``, ``loopml.search_runs``,
+    ``loopml.get_run`` …) run inside it, so a missing SQLite store raises
+    :class:`~loopml.errors.StoreNotFound` instead of leaving an empty home behind.
+    Stores already open are unaffected, and PostgreSQL databases are opened as
+    they are. It holds for the current thread (a context variable).
+
+    Example:
+        >>> @read_only()
+        ... def count_projects(store: Store) -> int:
+        ...     with store.read() as conn:
+        ...         return len(conn.execute(select(PROJECT.c.id)).all())
+    """
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
 
 
 def _open_engine(uri: str, *, create: bool) -> Engine:

@@ -51,8 +51,9 @@ class ClientBase:
     def store(self) -> Store:
         """The metadata store, opened (and migrated if needed) by its first transaction.
 
-        Its first write creates a missing SQLite store; a read before that raises
-        ``StoreNotFound``, so reading never creates a home.
+        That transaction creates a missing SQLite store, except inside
+        :func:`loopml.store.read_only` (the reading methods), which raises
+        ``StoreNotFound`` instead: reading never creates a home.
         """
         if self._store is None:
             with self._open_lock:

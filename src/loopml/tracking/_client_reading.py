@@ -11,7 +11,7 @@ from sqlalchemy import select
 from loopml import settings
 from loopml._identity import current_identity
 from loopml.errors import InvalidParameter, ProjectNotFound, RunNotFound
-from loopml.store import Edge, Node, add_edge, now_ms, tables, walk
+from loopml.store import Edge, Node, add_edge, now_ms, read_only, tables, walk
 from loopml.tracking._client_base import ClientBase, project_name
 from loopml.tracking._filter import parse_filter, parse_order_by
 from loopml.tracking._queries import RUN_COLUMNS, load_runs
@@ -69,6 +69,7 @@ class ReadOps(ClientBase):
             )
         return note
 
+    @read_only()
     def get_notes(self, object_kind: str, object_id: str) -> list[Note]:
         """Return the notes of an object, oldest first."""
         with self.store.read() as conn:
@@ -84,6 +85,7 @@ class ReadOps(ClientBase):
         with self.store.write() as conn:
             add_edge(conn, src, dst, relation, now_ms())
 
+    @read_only()
     def lineage(
         self, node: Node, direction: Literal["upstream", "downstream"], max_depth: int | None = None
     ) -> list[Edge]:
@@ -93,6 +95,7 @@ class ReadOps(ClientBase):
 
     # -- reading runs ---------------------------------------------------------------------
 
+    @read_only()
     def get_run(self, run_id: str) -> Run:
         """Return everything recorded about a run.
 
@@ -106,6 +109,7 @@ class ReadOps(ClientBase):
                 raise RunNotFound(f"No run with id {run_id!r}.")
             return load_runs(conn, [row], _lost_cutoff(), with_notes=True)[0]
 
+    @read_only()
     def resolve_run_id(self, run_id: str) -> str:
         """Return the full id of the run that ``run_id`` names, exactly or by a unique prefix.
 
@@ -158,6 +162,7 @@ class ReadOps(ClientBase):
         output: Literal["pandas"],
     ) -> pd.DataFrame: ...
 
+    @read_only()
     def search_runs(
         self,
         project: str | None = None,
@@ -222,6 +227,7 @@ class ReadOps(ClientBase):
             return runs_to_frame(runs)
         return runs
 
+    @read_only()
     def list_projects(self) -> list[str]:
         """Return the names of every project, sorted."""
         with self.store.read() as conn:
