@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from loopml.tracking import TrackingClient
 
-__all__ = ["READ_COMMANDS", "open_client"]
+__all__ = ["READ_COMMANDS", "open_client", "require_project"]
 
 #: Commands that only read the stores: run inside :func:`loopml.store.read_only`, they
 #: fail with one line naming the missing store instead of creating an empty home.
@@ -45,6 +45,25 @@ READ_COMMANDS = frozenset(
         "gc",
     }
 )
+
+
+def require_project(project: str | None) -> str:
+    """Return the project a listing command names (``-p`` or ``LOOPML_PROJECT``) if it exists.
+
+    Listing an unknown project is an error, not an empty answer: a typo in ``-p``
+    would otherwise look like a project without runs, datasets or models.
+
+    Raises:
+        ProjectNotFound: no project has that name (the message names the closest).
+    """
+    from loopml import settings
+    from loopml.tracking import get_client
+
+    name = settings.project(project)
+    store = get_client().store
+    with store.read() as conn:
+        store.require_project(conn, name)
+    return name
 
 
 @contextmanager

@@ -293,13 +293,8 @@ class RegistryClient(PromotionOps, ArchiveOps):
     # -- listing -----------------------------------------------------------------------------
 
     def list_models(self, *, project: str) -> list[Model]:
-        """Every model of a project, by name.
-
-        Raises:
-            ProjectNotFound: no project ``project`` (listing never creates one).
-        """
+        """Every model of a project, by name."""
         with self.store.read() as conn:
-            self.store.require_project(conn, project)
             rows = conn.execute(
                 select(_model)
                 .join(_project, _project.c.id == _model.c.project_id)

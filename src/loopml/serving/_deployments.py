@@ -202,11 +202,7 @@ class DeploymentClient:
         return self._write(endpoint, project, old.routes, old.settings, why)
 
     def list(self, *, project: str) -> builtins.list[Deployment]:
-        """The live revision of every endpoint of ``project``, by endpoint name.
-
-        Raises:
-            ProjectNotFound: no project ``project`` (listing never creates one).
-        """
+        """The live revision of every endpoint of ``project``, by endpoint name."""
         latest = (
             select(_revision.c.deployment_id, func.max(_revision.c.revision).label("revision"))
             .group_by(_revision.c.deployment_id)
@@ -225,7 +221,6 @@ class DeploymentClient:
             .order_by(_deployment.c.endpoint)
         )
         with self.store.read() as conn:
-            self.store.require_project(conn, project)
             rows = conn.execute(query).all()
         return [_record(r.endpoint, project, r) for r in rows]
 
