@@ -52,6 +52,7 @@ __all__ = [
     "SignatureError",
     "StepFailed",
     "StoreError",
+    "StoreNotFound",
     "StoreUnavailable",
     "StoreVersionError",
     "TagNotFound",
@@ -473,3 +474,17 @@ class DatasetVersionReferenced(LoopmlWarning):
     The version is deleted all the same; garbage collection keeps its data while
     they live. The returned :class:`~loopml.data.DatasetDeletion` lists them.
     """
+
+
+class StoreNotFound(StoreError):
+    """Raised when a read finds no metadata store where the settings point.
+
+    Reading (``loopml runs list``, ``loopml.search_runs``, ``loopml.get_run`` …)
+    never creates a store: a missing SQLite file under ``LOOPML_HOME`` (or named by
+    ``LOOPML_STORE_URI``) raises this, and nothing is created. Writes create the
+    store as before. ``uri`` is the store URI that was looked at.
+    """
+
+    def __init__(self, message: str, uri: str = "") -> None:
+        super().__init__(message)
+        self.uri = uri

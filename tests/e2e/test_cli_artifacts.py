@@ -65,10 +65,10 @@ def test_get_a_missing_path_or_run_is_one_error(cli: Cli, seeded: Seeded, tmp_pa
     result = cli("artifacts", "get", seeded.good, "nope.txt", "--dest", str(tmp_path))
     assert result.exit_code == 1
     assert result.stderr == f"error: Run {seeded.good} has no artifact 'nope.txt'.\n"
-    result = cli("artifacts", "get", "abc", "model", "--dest", str(tmp_path))
-    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abc'.\n")
-    result = cli("artifacts", "list", "abc")
-    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abc'.\n")
+    result = cli("artifacts", "get", "abcdef12", "model", "--dest", str(tmp_path))
+    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abcdef12'.\n")
+    result = cli("artifacts", "list", "abcdef12")
+    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abcdef12'.\n")
 
 
 def test_get_into_a_file_is_an_environment_error(cli: Cli, seeded: Seeded, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cli_support import Cli
 
 import loopml.data
+from loopml.tracking import TrackingClient
 
 P = ("-p", "proj")
 
@@ -144,6 +145,12 @@ def test_add_strict_on_data_stored_earlier_as_ready_fails(
 
 
 def test_list_empty_table_and_json(cli: Cli, registered: dict[str, Path]) -> None:
+    unknown = cli("data", "list", "-p", "elsewhere")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("error: No project named 'elsewhere'")
+    client = TrackingClient()
+    client.create_run(project="elsewhere")  # a project without datasets
+    client.close()
     empty = cli("data", "list", "-p", "elsewhere")
     assert empty.exit_code == 0
     assert "No datasets in project 'elsewhere'" in empty.stdout

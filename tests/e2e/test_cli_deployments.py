@@ -123,6 +123,10 @@ def test_set_from_a_yaml_file(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_empty_list(cli: Cli) -> None:
+    assert cli("deployments", "list", *P).stderr.startswith("error: No loopml store at ")
+    client = TrackingClient()
+    client.create_run(project="proj")  # a project without endpoints
+    client.close()
     result = cli("deployments", "list", *P)
     assert result.exit_code == 0
     assert "No endpoints" in result.stdout

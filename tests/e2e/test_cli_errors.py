@@ -21,7 +21,7 @@ def _boom(self: TrackingClient, run_id: str) -> None:
 
 
 def test_an_unreachable_database_is_one_line(cli: Cli) -> None:
-    for args in (["runs", "list"], ["runs", "show", "abc"], ["projects", "list"], ["gc"]):
+    for args in (["runs", "list"], ["runs", "show", "abcdef12"], ["projects", "list"], ["gc"]):
         result = cli(*args, env={"LOOPML_STORE_URI": UNREACHABLE})
         assert result.exit_code == 1, args
         lines = result.stderr.splitlines()
@@ -33,17 +33,23 @@ def test_an_unreachable_database_is_one_line(cli: Cli) -> None:
 def test_a_home_that_is_a_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
     home = tmp_path / "not-a-folder"
     home.write_text("")
-    result = cli("runs", "list", env={"LOOPML_HOME": str(home)})
+    # A write creates the home (a read would only say there is no store there).
+    result = cli("projects", "note", "p", "text", env={"LOOPML_HOME": str(home)})
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: Cannot create the store folder {home}: ")
     assert len(result.stderr.splitlines()) == 1
 
 
 def test_a_read_only_home_is_one_line(cli: Cli, read_only_folder: Path) -> None:
-    result = cli("runs", "list", env={"LOOPML_HOME": str(read_only_folder)})
+    env = {"LOOPML_HOME": str(read_only_folder)}
+    result = cli("projects", "note", "p", "text", env=env)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: Cannot open the store sqlite:///")
     assert len(result.stderr.splitlines()) == 1
+    read = cli("runs", "list", env=env)
+    assert read.exit_code == 1
+    assert read.stderr.startswith(f"error: No loopml store at {read_only_folder / 'loopml.db'}")
+    assert len(read.stderr.splitlines()) == 1
 
 
 def test_a_bad_setting_is_one_line(cli: Cli, seeded: Seeded) -> None:
@@ -54,23 +60,23 @@ def test_a_bad_setting_is_one_line(cli: Cli, seeded: Seeded) -> None:
 
 
 def test_debug_flag_shows_the_traceback(cli: Cli, seeded: Seeded) -> None:
-    result = cli("--debug", "runs", "show", "abc")
+    result = cli("--debug", "runs", "show", "abcdef12")
     assert result.exit_code == 1
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert "loopml.errors.RunNotFound" in result.stderr
-    assert result.stderr.endswith("error: No run with id 'abc'.\n")
+    assert result.stderr.endswith("error: No run with id 'abcdef12'.\n")
 
 
 @pytest.mark.parametrize("value", ["1", "true"])
 def test_loopml_debug_shows_the_traceback(cli: Cli, seeded: Seeded, value: str) -> None:
-    result = cli("runs", "show", "abc", env={"LOOPML_DEBUG": value})
+    result = cli("runs", "show", "abcdef12", env={"LOOPML_DEBUG": value})
     assert result.exit_code == 1
     assert "Traceback (most recent call last):" in result.stderr
 
 
 def test_a_malformed_loopml_debug_does_not_hide_the_error(cli: Cli, seeded: Seeded) -> None:
-    result = cli("runs", "show", "abc", env={"LOOPML_DEBUG": "perhaps"})
-    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abc'.\n")
+    result = cli("runs", "show", "abcdef12", env={"LOOPML_DEBUG": "perhaps"})
+    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abcdef12'.\n")
 
 
 def test_an_unexpected_error_says_so_and_hints_at_debug(
@@ -116,9 +122,9 @@ def test_usage_errors_are_one_line_and_exit_2(cli: Cli, args: list[str], line: s
 @pytest.mark.parametrize(
     "args",
     [
-        ["runs", "show", "abc", "--debug"],
-        ["runs", "--debug", "show", "abc"],
-        ["runs", "show", "--debug", "abc"],
+        ["runs", "show", "abcdef12", "--debug"],
+        ["runs", "--debug", "show", "abcdef12"],
+        ["runs", "show", "--debug", "abcdef12"],
     ],
 )
 def test_debug_works_anywhere_on_the_command_line(
@@ -127,7 +133,7 @@ def test_debug_works_anywhere_on_the_command_line(
     result = cli(*args)
     assert result.exit_code == 1
     assert result.stderr.startswith("Traceback (most recent call last):")
-    assert result.stderr.endswith("error: No run with id 'abc'.\n")
+    assert result.stderr.endswith("error: No run with id 'abcdef12'.\n")
 
 
 def test_debug_after_a_double_dash_is_an_argument(cli: Cli, seeded: Seeded) -> None:

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from cli_support import Cli
 
+from loopml.tracking import TrackingClient
+
 POLICY = """\
 - auc >= 0.9
 - {kind: beats_champion, metric: auc, n_resamples: 200}
@@ -84,6 +86,12 @@ def test_list_versions_and_show(cli: Cli, models: Path) -> None:
     assert latest["ref"] == "clf/2"  # type: ignore[index]
     assert latest["policy_results"] == []  # type: ignore[index]
 
+    unknown = cli("models", "list", "-p", "nothing-here")
+    assert unknown.exit_code == 1
+    assert unknown.stderr.startswith("error: No project named 'nothing-here'")
+    client = TrackingClient()
+    client.create_run(project="nothing-here")  # a project without models
+    client.close()
     empty = cli("models", "list", "-p", "nothing-here")
     assert "No models in project 'nothing-here'" in empty.stdout
 

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from cli_support import LOOPML, Cli, subprocess_env
 
+from loopml import settings
+from loopml.store import open_store
+
 FLOWS = """
 from pathlib import Path
 
@@ -222,7 +225,8 @@ def test_bad_references_and_params_are_one_line(
     result = cli("pipelines", "run", *filled)
     _one_error_line(result, starts.format(module=flows.module))
     assert result.stdout == ""
-    assert cli("pipelines", "list", "--json").stdout.strip() == "[]"  # nothing started
+    listed = cli("pipelines", "list", "--json")  # nothing started: no store, project or run
+    assert listed.stdout.strip() == "[]" or listed.stderr.startswith("error: No ")
 
 
 def test_ray_missing_is_one_line(cli: Cli, flows: Flows, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,6 +236,10 @@ def test_ray_missing_is_one_line(cli: Cli, flows: Flows, monkeypatch: pytest.Mon
 
 
 def test_unknown_run_is_one_line(cli: Cli) -> None:
+    # Without a store there is no run to show or resume, and looking creates none.
+    _one_error_line(cli("pipelines", "show", "abcdef"), "No loopml store at ")
+    _one_error_line(cli("pipelines", "resume", "abcdef"), "No loopml store at ")
+    open_store(settings.store_uri()).close()
     _one_error_line(cli("pipelines", "show", "abcdef"), "No run with id 'abcdef'.")
     _one_error_line(cli("pipelines", "resume", "abcdef"), "No run with id 'abcdef'.")
 

@@ -94,9 +94,9 @@ def test_demo_runs_have_histories_notes_and_a_usable_model(
 
 
 def test_an_error_is_one_line_without_traceback(in_demo: Path) -> None:
-    done = _loopml("runs", "show", "abc")
+    done = _loopml("runs", "show", "abcdef12")
     assert done.returncode == 1
-    assert done.stderr == "error: No run with id 'abc'.\n"
+    assert done.stderr == "error: No run with id 'abcdef12'.\n"
     assert done.stdout == ""
 
     unreachable = _loopml(
@@ -108,10 +108,10 @@ def test_an_error_is_one_line_without_traceback(in_demo: Path) -> None:
 
 
 def test_debug_shows_the_traceback(in_demo: Path) -> None:
-    done = _loopml("--debug", "runs", "show", "abc")
+    done = _loopml("--debug", "runs", "show", "abcdef12")
     assert done.returncode == 1
     assert "Traceback (most recent call last):" in done.stderr
-    assert done.stderr.endswith("error: No run with id 'abc'.\n")
+    assert done.stderr.endswith("error: No run with id 'abcdef12'.\n")
 
 
 def test_importing_the_cli_stays_light() -> None:

@@ -6,10 +6,16 @@ import json
 
 from cli_support import Cli, Seeded
 
+from loopml import settings
+from loopml.store import open_store
 from loopml.tracking import TrackingClient
 
 
 def test_list_without_projects(cli: Cli) -> None:
+    missing = cli("projects", "list")
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("error: No loopml store at ")
+    open_store(settings.store_uri()).close()  # a store, still without projects
     result = cli("projects", "list")
     assert result.exit_code == 0, result.output
     assert "No projects yet" in result.stdout

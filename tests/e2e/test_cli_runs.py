@@ -49,11 +49,23 @@ def test_list_filters_orders_and_limits(cli: Cli, seeded: Seeded) -> None:
     assert seeded.good[:8] not in result.stdout
 
 
-def test_list_of_an_empty_project_says_so(cli: Cli, seeded: Seeded) -> None:
-    result = cli("runs", "list", "--project", "nothing-here")
+def test_list_without_matches_says_so(cli: Cli, seeded: Seeded) -> None:
+    result = cli("runs", "list", "--project", "proj", "-f", "status = 'killed'")
     assert result.exit_code == 0
     assert "No runs found." in result.stdout
-    assert json.loads(cli("runs", "list", "-p", "nothing-here", "--json").stdout) == []
+    found = cli("runs", "list", "-p", "proj", "-f", "status = 'killed'", "--json")
+    assert json.loads(found.stdout) == []
+
+
+def test_list_of_an_unknown_project_is_one_red_line(cli: Cli, seeded: Seeded) -> None:
+    for extra in ((), ("--json",)):
+        result = cli("runs", "list", "--project", "nothing-here", *extra)
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert result.stderr == (
+            "error: No project named 'nothing-here' (there are: 'proj'); "
+            "'loopml projects list' shows the projects there are.\n"
+        )
 
 
 def test_list_uses_loopml_project_by_default(cli: Cli, seeded: Seeded) -> None:
@@ -144,9 +156,9 @@ def test_show_json(cli: Cli, seeded: Seeded) -> None:
 
 
 def test_show_unknown_run_is_one_red_line(cli: Cli, seeded: Seeded) -> None:
-    result = cli("runs", "show", "abc")
+    result = cli("runs", "show", "abcdef12")
     assert result.exit_code == 1
-    assert result.stderr == "error: No run with id 'abc'.\n"
+    assert result.stderr == "error: No run with id 'abcdef12'.\n"
     assert result.stdout == ""
 
 
@@ -200,8 +212,8 @@ def test_note_is_added_and_shown(cli: Cli, seeded: Seeded) -> None:
 
 
 def test_note_errors(cli: Cli, seeded: Seeded) -> None:
-    result = cli("runs", "note", "abc", "text")
-    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abc'.\n")
+    result = cli("runs", "note", "abcdef12", "text")
+    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abcdef12'.\n")
     result = cli("runs", "note", seeded.good, "   ")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: A note needs some text")
@@ -225,8 +237,8 @@ def test_history_errors(cli: Cli, seeded: Seeded) -> None:
     assert result.stderr == (
         f"error: Run {seeded.good} has no metric 'accuracy'; its metrics are: auc, loss.\n"
     )
-    result = cli("runs", "history", "abc", "auc")
-    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abc'.\n")
+    result = cli("runs", "history", "abcdef12", "auc")
+    assert (result.exit_code, result.stderr) == (1, "error: No run with id 'abcdef12'.\n")
 
 
 def test_a_run_whose_process_stopped_is_listed_as_lost(cli: Cli, seeded: Seeded) -> None:

@@ -15,7 +15,7 @@ import loopml
 from conftest import SCRIPT, Marks, run_script
 from identity_support import act_as
 from loopml.approvals import ApprovalClient
-from loopml.errors import ApprovalError, InvalidParameter
+from loopml.errors import ApprovalError, InvalidParameter, StoreNotFound
 from loopml.pipelines import PipelineRun, get_pipeline_run, list_pipeline_runs, resume
 from loopml.tracking import get_client
 
@@ -25,7 +25,10 @@ def wait_for(predicate_run: str, step: str, status: str, process: subprocess.Pop
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, f"the pipeline process ended early: {process.communicate()}"
-        runs = list_pipeline_runs(pipeline=predicate_run)
+        try:
+            runs = list_pipeline_runs(pipeline=predicate_run)
+        except StoreNotFound:
+            runs = []  # the pipeline process has not created the store yet
         if runs and runs[0].steps[step].status == status:
             return runs[0].id
         time.sleep(0.1)

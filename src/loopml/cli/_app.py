@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Annotated, Any
 
 import typer
@@ -28,6 +28,7 @@ from loopml.cli import (
     _serve,
     _settings,
 )
+from loopml.cli._client import READ_COMMANDS
 from loopml.cli._output import debug_enabled, report_error, report_usage_error
 from loopml.errors import LoopmlError
 
@@ -87,6 +88,16 @@ def _command_path(root: Any, args: list[str]) -> str:
     return " ".join(words)
 
 
+def _reading_if_read_only(root: Any, words: list[str]) -> AbstractContextManager[None]:
+    """:func:`loopml.store.read_only` for the commands of ``READ_COMMANDS``: they create no home."""
+    path = _command_path(root, words).removeprefix("loopml ")
+    if path in READ_COMMANDS:
+        from loopml.store import read_only
+
+        return read_only()
+    return nullcontext()
+
+
 class _LoopmlGroup(TyperGroup):
     """The root group: one red line on stderr for every error, ``--debug`` anywhere.
 
@@ -106,7 +117,7 @@ class _LoopmlGroup(TyperGroup):
             # The words after the root options, before the group consumes them (Typer's Click
             # keeps the sub-command's name in _protected_args; it has no public reader).
             words = [*ctx._protected_args, *ctx.args]
-            with _one_line_usage_errors(ctx, words):
+            with _one_line_usage_errors(ctx, words), _reading_if_read_only(ctx, words):
                 return super().invoke(ctx)
         except _TYPER_SIGNALS:
             raise

@@ -205,7 +205,9 @@ def _show_added(
 def list_datasets(project: _Project = None, as_json: _Json = False) -> None:
     """List the datasets of a project with their latest usable version."""
     import loopml.data
+    from loopml.cli._client import require_project
 
+    require_project(project)
     datasets = loopml.data.datasets(project=project)
     if as_json:
         print_json([views.dataset_json(d) for d in datasets])

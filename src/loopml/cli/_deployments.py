@@ -257,7 +257,9 @@ def rollback(
 @app.command("list")
 def list_deployments(project: _Project = None, as_json: _Json = False) -> None:
     """List the endpoints of a project and their live routes."""
-    project = _project_name(project)
+    from loopml.cli._client import require_project
+
+    project = require_project(_project_name(project))
     deployments = _client().list(project=project)
     if as_json:
         print_json([deployment_json(d) for d in deployments])

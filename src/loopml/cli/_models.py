@@ -59,7 +59,9 @@ def _registry() -> RegistryClient:
 @app.command("list")
 def list_models(project: Project = None, as_json: Json = False) -> None:
     """List the models of a project: latest version, aliases and policy."""
-    project = _project_name(project)
+    from loopml.cli._client import require_project
+
+    project = require_project(_project_name(project))
     models = _registry().list_models(project=project)
     if as_json:
         print_json([views.model_json(m) for m in models])

@@ -12,6 +12,7 @@ import json
 import math
 import sys
 import traceback
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "debug_enabled",
     "out",
     "print_json",
+    "print_warnings",
     "report_error",
     "report_usage_error",
     "to_jsonable",
@@ -116,3 +118,19 @@ def report_usage_error(message: str, command_path: str) -> None:
     """
     line = f"error: {message} (see '{command_path} --help')"
     _err().print(line, style="red", markup=False)
+
+
+def print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Print loopml's warnings among ``caught`` as one yellow ``warning:`` line each on stderr.
+
+    Others are handed back to the warnings machinery unchanged.
+    """
+    from loopml.errors import LoopmlWarning
+
+    for warning in caught:
+        if issubclass(warning.category, LoopmlWarning):
+            _err().print(f"warning: {warning.message}", style="yellow", markup=False)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )

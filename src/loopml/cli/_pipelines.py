@@ -255,9 +255,9 @@ def list_runs(
 ) -> None:
     """List the pipeline runs of a project, newest first."""
     import loopml.pipelines
-    from loopml import settings
+    from loopml.cli._client import require_project
 
-    name = settings.project(project)
+    name = require_project(project)
     runs = loopml.pipelines.list_pipeline_runs(name, pipeline, max_results)
     if as_json:
         print_json([views.pipeline_run_json(run) for run in runs])

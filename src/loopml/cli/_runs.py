@@ -6,6 +6,7 @@ registered on the same group.
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import typer
@@ -15,8 +16,8 @@ from loopml.cli import _run_views as views
 from loopml.cli._client import open_client
 from loopml.cli._format import fmt_time
 from loopml.cli._options import Json, Project
-from loopml.cli._output import out, print_json, to_jsonable
-from loopml.errors import EnvironmentNotCaptured, InvalidParameter, RunStateError
+from loopml.cli._output import out, print_json, print_warnings, to_jsonable
+from loopml.errors import EnvironmentNotCaptured, InvalidParameter, LoopmlWarning, RunStateError
 
 __all__ = ["app"]
 
@@ -32,7 +33,12 @@ def list_runs(
     project: Project = None,
     filter: Annotated[
         str | None,
-        typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"."),
+        typer.Option(
+            "--filter",
+            "-f",
+            help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\". Unquoted numbers "
+            "compare params numerically (params.C = 1 finds C=1.0); quoted values are text.",
+        ),
     ] = None,
     order_by: Annotated[
         list[str] | None,
@@ -52,13 +58,17 @@ def list_runs(
 ) -> None:
     """List the runs of a project, newest first unless --order-by says otherwise.
 
+    An unquoted number compares params as numbers (params.C = 1 finds C=1 and C=1.0;
+    params.C > 0.5 skips values that are not numbers); a quoted one is exact text
+    (params.C = '1.0'). A key no run of the project has logged is a yellow warning.
     Deleted runs are left out; --deleted lists only them.
     """
     if all_projects and project is not None:
         raise typer.BadParameter(
             "give --project or --all-projects, not both.", param_hint="--all-projects"
         )
-    with open_client() as client:
+    with open_client() as client, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LoopmlWarning)
         runs = client.search_runs(
             project,
             filter,
@@ -67,6 +77,7 @@ def list_runs(
             view="deleted" if deleted else "live",
             all_projects=all_projects,
         )
+    print_warnings(caught)
     assert isinstance(runs, list)  # output="list"
     if as_json:
         print_json([views.run_json(run) for run in runs])

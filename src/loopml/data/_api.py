@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopml import settings
+from loopml.store import read_only
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,6 +113,7 @@ def register(
     )
 
 
+@read_only()
 def load(ref: str, *, project: str | None = None) -> pd.DataFrame:
     """Return a version's data as a pandas DataFrame (``credit:2``, ``credit@latest``).
 
@@ -122,11 +124,13 @@ def load(ref: str, *, project: str | None = None) -> pd.DataFrame:
     return get_client().load(ref, project=settings.project(project), run_id=_run_id())
 
 
+@read_only()
 def as_arrow(ref: str, *, project: str | None = None) -> pa.Table:
     """Return a version's data as a pyarrow Table (a deleted version's is refused)."""
     return get_client().load_table(ref, project=settings.project(project), run_id=_run_id())
 
 
+@read_only()
 def as_polars(ref: str, *, project: str | None = None) -> Any:
     """Return a version's data as a polars DataFrame (needs ``loopml[polars]``)."""
     import polars
@@ -134,6 +138,7 @@ def as_polars(ref: str, *, project: str | None = None) -> Any:
     return polars.from_arrow(as_arrow(ref, project=project))
 
 
+@read_only()
 def get(ref: str, *, project: str | None = None) -> DatasetVersion:
     """Return the metadata of a version (schema, profile, status, parents …).
 
@@ -143,6 +148,7 @@ def get(ref: str, *, project: str | None = None) -> DatasetVersion:
     return get_client().get_version(ref, project=settings.project(project))
 
 
+@read_only()
 def versions(
     name: str, *, project: str | None = None, deleted: DeletedFilter = "hide"
 ) -> list[DatasetVersion]:
@@ -194,6 +200,7 @@ def restore(ref: str, *, version: int | None = None, project: str | None = None)
     return get_client().restore(ref, project=settings.project(project), version=version)
 
 
+@read_only()
 def datasets(*, project: str | None = None) -> list[Dataset]:
     """Return the datasets of a project."""
     return get_client().list_datasets(project=settings.project(project))
@@ -230,11 +237,13 @@ def validate(
     )
 
 
+@read_only()
 def report(ref: str, *, project: str | None = None) -> ValidationReport | None:
     """Return the validation report stored with a version, if checks ran."""
     return get_client().report(ref, project=settings.project(project))
 
 
+@read_only()
 def get_schema(
     name: str, *, project: str | None = None
 ) -> tuple[int, DatasetSchema, list[Expectation]]:
@@ -274,6 +283,7 @@ def split(
     )
 
 
+@read_only()
 def diff(old: str, new: str, *, project: str | None = None) -> ProfileDiff:
     """Compare two versions' schemas and statistics (deleted ones too: profiles are metadata)."""
     return get_client().diff(old, new, project=settings.project(project))

@@ -8,11 +8,13 @@ from loopml import settings
 from loopml.pipelines import _state
 from loopml.pipelines._records import PipelineRun
 from loopml.pipelines._runner import Event, Runner
+from loopml.store import read_only
 from loopml.tracking import get_client
 
 __all__ = ["get_pipeline_run", "list_pipeline_runs", "resume"]
 
 
+@read_only()
 def get_pipeline_run(run_id: str) -> PipelineRun:
     """Return a pipeline run with the state of every step.
 
@@ -23,6 +25,7 @@ def get_pipeline_run(run_id: str) -> PipelineRun:
     return _state.load_pipeline_run(client.store, client.resolve_run_id(run_id))
 
 
+@read_only()
 def list_pipeline_runs(
     project: str | None = None, pipeline: str | None = None, limit: int = 50
 ) -> list[PipelineRun]:

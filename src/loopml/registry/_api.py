@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopml import settings
+from loopml.store import read_only
 
 if TYPE_CHECKING:
     from loopml.registry._client import RegistryClient
@@ -90,6 +91,7 @@ def register(
     )
 
 
+@read_only()
 def load(
     ref: str,
     *,
@@ -108,16 +110,19 @@ def load(
     )
 
 
+@read_only()
 def get(ref: str, *, project: str | None = None) -> ModelVersion:
     """The registry record of a version."""
     return get_client().get_version(ref, project=settings.project(project))
 
 
+@read_only()
 def versions(name: str, *, project: str | None = None) -> list[ModelVersion]:
     """Every version of a model."""
     return get_client().list_versions(name, project=settings.project(project))
 
 
+@read_only()
 def list_models(*, project: str | None = None) -> list[Model]:
     """Every model of a project."""
     return get_client().list_models(project=settings.project(project))
@@ -155,6 +160,7 @@ def clear_policy(name: str, *, reason: str, project: str | None = None) -> Polic
     return get_client().clear_policy(name, project=settings.project(project), reason=reason)
 
 
+@read_only()
 def policy_history(name: str, *, project: str | None = None) -> list[ModelEvent]:
     """Every set and clear of a model's policy, oldest first (who, when, policy, reason)."""
     return get_client().policy_history(name, project=settings.project(project))
@@ -241,6 +247,7 @@ def rollback(name: str, *, alias: str = "champion", project: str | None = None) 
     return get_client().rollback(name, project=settings.project(project), alias=alias)
 
 
+@read_only()
 def alias_history(
     name: str, *, alias: str | None = None, project: str | None = None
 ) -> list[AliasEvent]:

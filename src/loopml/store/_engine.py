@@ -11,6 +11,7 @@ A new SQLite store is owner-only: its folder ``0o700``, the database (and so its
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,24 @@ from loopml._private_fs import create_private_file, make_private_dirs
 from loopml._urls import redact_url
 from loopml.errors import StoreUnavailable
 
-__all__ = ["WRITE_OPTION", "create_store_engine", "redacted"]
+__all__ = [
+    "NUMBER_PATTERN",
+    "WRITE_OPTION",
+    "create_store_engine",
+    "missing_sqlite_file",
+    "redacted",
+]
 
 WRITE_OPTION = "loopml_write"
 _BUSY_TIMEOUT_MS = 120_000
+
+#: The texts that count as numbers when a filter compares a text column (params,
+#: tags) to a number: ASCII decimals with an optional exponent of at most three
+#: digits, surrounding blanks allowed. Both back-ends use it (PostgreSQL in a
+#: ``CASE`` guarding its cast, SQLite in ``loopml_float``), so they agree on which
+#: values are numbers; ``nan``, ``inf``, ``1_000`` and non-ASCII digits are not.
+NUMBER_PATTERN = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*$"
+_NUMBER = re.compile(NUMBER_PATTERN.replace("\\s", "[ \\t\\n\\r\\f\\v]"))
 
 
 def redacted(uri: str) -> str:
@@ -57,6 +72,25 @@ def create_store_engine(uri: str) -> Engine:
             f"No driver for the store URI {redacted(uri)} ({exc}); "
             "for PostgreSQL install loopml[postgres] and use postgresql+psycopg://."
         ) from None
+
+
+def missing_sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite ``uri`` when it does not exist, else None.
+
+    None also for in-memory databases, ``file:`` URIs (SQLite's own business),
+    PostgreSQL and URIs that do not parse (opening them reports the problem).
+    """
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return None
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    path = Path(database).expanduser().absolute()
+    return None if path.exists() else path
 
 
 def _sqlite_engine(uri: str, database: str | None) -> Engine:
@@ -101,13 +135,16 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
 
 
 def _text_to_float(value: object) -> float | None:
-    """SQL ``loopml_float(text)``: the number a text spells, or NULL (SQLite's CAST gives 0)."""
+    """SQL ``loopml_float(text)``: the number a text spells (see :data:`NUMBER_PATTERN`), or NULL.
+
+    SQLite's own CAST would turn any text into a number (``'abc'`` is 0).
+    """
     if value is None:
         return None
-    try:
-        return float(str(value))
-    except ValueError:
+    text = str(value)
+    if _NUMBER.match(text) is None:
         return None
+    return float(text)
 
 
 def _on_sqlite_begin(connection: Connection) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from loopml._identity import current_identity
 from loopml.errors import InvalidParameter, ParamConflict, RunNotFound
-from loopml.store import now_ms, tables
+from loopml.store import now_ms, read_only, tables
 from loopml.tracking import _context
 from loopml.tracking._client_admin import AdminOps
 from loopml.tracking._client_artifacts import ArtifactOps
@@ -385,6 +385,7 @@ class TrackingClient(AdminOps, ArtifactOps, ReadOps):
         if points:
             self.writer.add_many(points)
 
+    @read_only()
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Return every point of metric ``key`` of a run, in step order.
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select, update
 from loopml import settings
 from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter, RunNotFound
-from loopml.store import Store, open_store, tables
+from loopml.store import Store, defer_store, tables
 from loopml.tracking import _context
 from loopml.tracking._writer import MetricWriter
 
@@ -51,11 +51,16 @@ class ClientBase:
 
     @property
     def store(self) -> Store:
-        """The metadata store (opened, and migrated if needed, on first use)."""
+        """The metadata store, opened (and migrated if needed) by its first transaction.
+
+        That transaction creates a missing SQLite store, except inside
+        :func:`loopml.store.read_only` (the reading methods), which raises
+        ``StoreNotFound`` instead: reading never creates a home.
+        """
         if self._store is None:
             with self._open_lock:
                 if self._store is None:
-                    self._store = open_store(self._store_uri)
+                    self._store = defer_store(self._store_uri)
         return self._store
 
     @property

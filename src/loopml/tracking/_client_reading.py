@@ -11,13 +11,13 @@ from sqlalchemy import select
 from loopml import settings
 from loopml._identity import current_identity
 from loopml.errors import InvalidParameter, ProjectNotFound, RunNotFound
-from loopml.store import Edge, Node, add_edge, now_ms, tables, walk
+from loopml.store import Edge, Node, add_edge, now_ms, read_only, tables, walk
 from loopml.tracking._client_base import ClientBase, project_name
 from loopml.tracking._filter import parse_filter, parse_order_by
 from loopml.tracking._projects import ProjectSummary, project_summaries
 from loopml.tracking._queries import RUN_COLUMNS, load_runs
 from loopml.tracking._records import Note, Run
-from loopml.tracking._search import apply_order, compile_filter
+from loopml.tracking._search import apply_order, compile_filter, warn_unknown_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +28,7 @@ _run = tables.RUN
 _project = tables.PROJECT
 _note = tables.NOTE
 _HEX = re.compile(r"[0-9a-f]+")
+_MIN_PREFIX = 4
 
 RunView = Literal["live", "deleted", "all"]
 """Which runs a search sees: live ones (the default), deleted ones, or both."""
@@ -73,6 +74,7 @@ class ReadOps(ClientBase):
             )
         return note
 
+    @read_only()
     def get_notes(self, object_kind: str, object_id: str) -> list[Note]:
         """Return the notes of an object, oldest first."""
         with self.store.read() as conn:
@@ -88,6 +90,7 @@ class ReadOps(ClientBase):
         with self.store.write() as conn:
             add_edge(conn, src, dst, relation, now_ms())
 
+    @read_only()
     def lineage(
         self, node: Node, direction: Literal["upstream", "downstream"], max_depth: int | None = None
     ) -> list[Edge]:
@@ -97,6 +100,7 @@ class ReadOps(ClientBase):
 
     # -- reading runs ---------------------------------------------------------------------
 
+    @read_only()
     def get_run(self, run_id: str) -> Run:
         """Return everything recorded about a run.
 
@@ -110,6 +114,7 @@ class ReadOps(ClientBase):
                 raise RunNotFound(f"No run with id {run_id!r}.")
             return load_runs(conn, [row], _lost_cutoff(), with_notes=True)[0]
 
+    @read_only()
     def resolve_run_id(self, run_id: str) -> str:
         """Return the full id of the run that ``run_id`` names, exactly or by a unique prefix.
 
@@ -120,7 +125,12 @@ class ReadOps(ClientBase):
         with self.store.read() as conn:
             if conn.execute(select(_run.c.id).where(_run.c.id == run_id)).first() is not None:
                 return run_id
-            if not isinstance(run_id, str) or len(run_id) < 4 or not _HEX.fullmatch(run_id):
+            if isinstance(run_id, str) and len(run_id) < _MIN_PREFIX:
+                raise InvalidParameter(
+                    f"The run id prefix {run_id!r} is too short: give at least {_MIN_PREFIX} "
+                    "characters of the run id ('loopml runs list' shows them)."
+                )
+            if not isinstance(run_id, str) or not _HEX.fullmatch(run_id):
                 raise RunNotFound(f"No run with id {run_id!r}.")
             matches = (
                 conn.execute(select(_run.c.id).where(_run.c.id.startswith(run_id)).limit(10))
@@ -162,6 +172,7 @@ class ReadOps(ClientBase):
         all_projects: bool = ...,
     ) -> pd.DataFrame: ...
 
+    @read_only()
     def search_runs(
         self,
         project: str | None = None,
@@ -185,7 +196,21 @@ class ReadOps(ClientBase):
                 deleted ones, ``"all"`` both.
             all_projects: search every project (``project`` must then be None).
 
+        Params are stored as the text they were logged as. Compared to an unquoted
+        number they compare as numbers, with every operator: ``params.C = 1`` finds
+        runs logged with ``C=1`` and with ``C=1.0``, ``params.C > 0.5`` compares
+        numerically, and a value that is not a number (``'rbf'``, ``'nan'``) matches
+        no numeric comparison. A quoted value is an exact text match
+        (``params.C = '1.0'`` finds ``1.0`` only). Tags compare as text except with
+        ``<``, ``<=``, ``>``, ``>=`` and a number.
+
+        Warns:
+            LoopmlWarning: the filter names a metric, param or tag key that no run of
+                the project has (a typo, often); the message names the closest key.
+
         Raises:
+            ProjectNotFound: no project has that name (searching never creates one).
+            StoreNotFound: there is no store where the settings point (nothing is created).
             FilterSyntaxError: the filter or an ordering does not parse.
             InvalidParameter: a bad ``max_results``, ``output`` or ``view``, or both
                 ``project`` and ``all_projects``.
@@ -212,9 +237,10 @@ class ReadOps(ClientBase):
         order = parse_order_by(list(order_by or []))
         self.flush()
         cutoff = _lost_cutoff()
+        name = None if all_projects else project_name(project)
         query = _runs_query()
-        if not all_projects:
-            query = query.where(_project.c.name == project_name(project))
+        if name is not None:
+            query = query.where(_project.c.name == name)
         if view == "live":
             query = query.where(_run.c.deleted_at.is_(None))
         elif view == "deleted":
@@ -223,6 +249,10 @@ class ReadOps(ClientBase):
             query = query.where(compile_filter(expr, self.store.dialect, cutoff))
         query = apply_order(query, order, self.store.dialect).limit(max_results)
         with self.store.read() as conn:
+            if name is not None:
+                project_id = self.store.require_project(conn, name)
+                if expr is not None:
+                    warn_unknown_keys(conn, project_id, name, expr, stacklevel=2)
             runs = load_runs(conn, conn.execute(query).all(), cutoff)
         if output == "pandas":
             from loopml.tracking._frames import runs_to_frame
@@ -230,6 +260,7 @@ class ReadOps(ClientBase):
             return runs_to_frame(runs)
         return runs
 
+    @read_only()
     def list_projects(self) -> list[str]:
         """Return the names of every project, sorted."""
         with self.store.read() as conn:

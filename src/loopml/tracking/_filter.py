@@ -30,6 +30,18 @@ so LIKE patterns such as ``'50\\%'`` reach the store unchanged. Numbers are alwa
 floats; ``nan`` only goes with ``=`` and ``!=``; ``true`` and ``false`` are not
 special (quote them to compare strings).
 
+Params and tags are stored as the text they were logged as; the value's type
+says how they compare. An unquoted number compares params as numbers with every
+operator: ``params.C = 1`` matches ``C`` logged as ``1``, ``1.0`` or ``1.00``,
+``params.C > 0.5`` compares numerically, and a stored value that is not a number
+(``'rbf'``, ``'nan'``, ``'inf'``; numbers are ASCII decimals with an optional
+exponent, see ``loopml.store.NUMBER_PATTERN``) matches no numeric comparison. A
+quoted value is an exact text match: ``params.C = '1.0'`` matches ``1.0`` only.
+Tags compare numerically only with ``<``, ``<=``, ``>``, ``>=`` and a number
+(``tags.x = 1`` is the text ``'1'``). A metric, param or tag key that no run of
+the project has logged makes ``search_runs`` warn (``LoopmlWarning``), naming the
+closest known key.
+
 ``and`` binds tighter than ``or`` and ``not`` tighter than both. Chains of one
 operator are one node (``a and b and c`` is one :class:`And` of three operands);
 parentheses are kept, so ``(a and b) and c`` nests.
