@@ -355,6 +355,29 @@ def test_the_runs_a_live_pipeline_run_reuses_or_resumed_from_stay(fluent_store: 
     assert reasons[third.id] == f"pipeline run {second.id}, which stays, resumed from it"
 
 
+def test_a_cached_output_whose_producer_is_gone_names_it(fluent_store: str) -> None:
+    """A store purged before gc kept cache producers: the output says what is missing."""
+    from lp_project import flows
+
+    from loopml.errors import MaterializerError
+
+    flows.round_trip.run(params={"n": 10}, max_workers=1)
+    second = flows.round_trip.run(params={"n": 10}, max_workers=1)
+    record = second.steps["centre"]
+    assert record.status == "cached" and record.outputs[0].executable
+    gone = "0" * 32
+    with get_client().store.write() as conn:
+        conn.execute(
+            update(tables.STEP_RUN)
+            .where(tables.STEP_RUN.c.run_id == record.run_id)
+            .values(cached_from=gone)
+        )
+    again = _reload(second)
+    with pytest.raises(MaterializerError, match=f"run {gone}, which produced it, no longer"):
+        again.output("centre")
+    assert again.output("centre", trust_executable=True) == second.output("centre")
+
+
 def test_a_run_that_produced_a_version_that_stays_is_kept(
     client: TrackingClient, tmp_path: Path
 ) -> None:
