@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from loopml import settings
 from loopml.data import DataClient, DatasetVersion
 from loopml.errors import DatasetVersionReferenced, InvalidParameter, SettingError
 from loopml.maintenance import PurgeReport, collect_garbage
+from loopml.maintenance._purge import purge_deleted
 from loopml.pipelines import PipelineRun
 from loopml.store import Node, tables
 from loopml.tracking import TrackingClient, get_client
@@ -460,8 +462,8 @@ def test_a_deleted_derived_version_goes_and_a_deleted_parent_stays_for_its_child
 # -- races (PostgreSQL: SQLite write transactions are exclusive, so none there) -----------
 
 
-def _wait_for_a_lock_wait(client: TrackingClient) -> None:
-    """Block until another session of this database waits on a row lock."""
+def _wait_for_a_lock_wait(client: TrackingClient, sessions: int = 1) -> None:
+    """Block until ``sessions`` other sessions of this database wait on a row lock."""
     from sqlalchemy import text
 
     deadline = time.monotonic() + 60
@@ -473,10 +475,10 @@ def _wait_for_a_lock_wait(client: TrackingClient) -> None:
                     " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
                 )
             ).scalar_one()
-        if waiting:
+        if waiting >= sessions:
             return
         time.sleep(0.05)  # polling a condition, not a fixed wait
-    raise AssertionError("gc never waited for the restore's lock")
+    raise AssertionError(f"fewer than {sessions} session(s) ever waited for a lock")
 
 
 def _gc_in_thread(client: TrackingClient, found: list[PurgeReport]) -> threading.Thread:
@@ -522,3 +524,43 @@ def test_a_version_restored_while_gc_runs_is_not_purged(
     assert not thread.is_alive() and found
     assert found[0].dataset_versions == []
     assert len(data.load(version.ref, project="p")) == 3
+
+
+def test_a_restore_waiting_on_gc_reports_what_gc_purged(
+    client: TrackingClient, tmp_path: Path, store_uri: str
+) -> None:
+    """The other order: gc holds the rows first; the restores wait, then find nothing."""
+    if not store_uri.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: a restore cannot interleave with gc")
+    from loopml.errors import DatasetNotFound, RunNotFound
+
+    data = DataClient(client.store, client.artifacts)
+    version = _deleted_version(client, data, "ds", 40)
+    run_id = _full_run(client, tmp_path, b"victim")
+    client.delete_run(run_id)
+    _deleted_days_ago(client, [run_id], 40)
+    errors: list[Exception] = []
+
+    def restore(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as exc:  # the test inspects it
+            errors.append(exc)
+
+    with client.store.write() as conn:  # gc, between choosing and deleting
+        report = purge_deleted(conn, int(time.time() * 1000))
+        assert report.runs == [run_id] and report.dataset_versions == [(str(version.id), "ds:1")]
+        threads = [
+            threading.Thread(target=restore, args=(lambda: client.restore_run(run_id),)),
+            threading.Thread(
+                target=restore, args=(lambda: data.restore(version.ref, project="p"),)
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        _wait_for_a_lock_wait(client, sessions=2)
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(type(e).__name__ for e in errors) == ["DatasetNotFound", "RunNotFound"]
+    assert any(isinstance(e, RunNotFound) for e in errors)
+    assert any(isinstance(e, DatasetNotFound) for e in errors)
