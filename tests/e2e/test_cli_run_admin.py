@@ -226,6 +226,9 @@ def test_gc_purges_old_deleted_runs(cli: Cli, seeded: Seeded, sdk: TrackingClien
     bad = cli("gc", "--deleted-grace", "soon")
     assert bad.exit_code == 2
     _one_error_line(bad.stderr, "--deleted-grace", "'soon'")
+    negative = cli("gc", "--grace", "-1")
+    assert negative.exit_code == 2
+    _one_error_line(negative.stderr, "--grace", ">= 0")
 
 
 def _on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:

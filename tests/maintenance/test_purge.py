@@ -5,7 +5,10 @@ still used stays."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -14,10 +17,16 @@ from sqlalchemy import func, select, update
 
 from loopml import settings
 from loopml.data import DataClient, DatasetVersion
-from loopml.errors import InvalidParameter, SettingError
-from loopml.maintenance import collect_garbage
+from loopml.errors import DatasetVersionReferenced, InvalidParameter, SettingError
+from loopml.maintenance import PurgeReport, collect_garbage
+from loopml.maintenance._purge import purge_deleted
+from loopml.pipelines import PipelineRun
 from loopml.store import Node, tables
-from loopml.tracking import TrackingClient
+from loopml.tracking import TrackingClient, get_client
+
+_PROJECT = str(Path(__file__).parents[1] / "pipelines" / "project")
+if _PROJECT not in sys.path:  # at collection, before a forkserver copies sys.path
+    sys.path.insert(0, _PROJECT)
 
 _DAY_MS = 86_400_000
 
@@ -89,8 +98,6 @@ def test_old_deleted_runs_go_with_their_rows_and_blobs(
     recent = _full_run(client, tmp_path, b"recently deleted")
     live = _full_run(client, tmp_path, b"alive")
     shared = _full_run(client, tmp_path, b"alive")  # the same bytes as the live run
-    data = DataClient(client.store, client.artifacts)
-    used = data.register("d", pd.DataFrame({"a": [1, 2]}), project="p", run_id=old)
     client.delete_runs([old, recent, shared])
     _deleted_days_ago(client, [old, child, shared], 31)
     _age_blobs(client)
@@ -114,10 +121,6 @@ def test_old_deleted_runs_go_with_their_rows_and_blobs(
     assert client.download_artifact(live, "weights.bin", tmp_path / "back").read_bytes() == (
         b"alive"
     )
-    # The dataset version the purged run produced is not deleted: it stays, edge gone.
-    assert data.get_version(used.ref, project="p").digest == used.digest
-    assert client.artifacts.exists(used.digest)
-
     again = collect_garbage(client.store, client.artifacts, dry_run=False, grace_seconds=0)
     assert again.purged.runs == [] and again.unreferenced == []
 
@@ -271,3 +274,293 @@ def test_a_bad_deleted_grace_names_the_variable(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("LOOPML_GC_DELETED_GRACE", raw)
     with pytest.raises(SettingError, match=r"LOOPML_GC_DELETED_GRACE.*duration"):
         settings.get("LOOPML_GC_DELETED_GRACE")
+
+
+# -- what a purge must keep ---------------------------------------------------------------
+
+
+def _gc(client: TrackingClient, **kwargs: float) -> PurgeReport:
+    return collect_garbage(
+        client.store, client.artifacts, dry_run=False, grace_seconds=0, **kwargs
+    ).purged
+
+
+def _set_deleted(client: TrackingClient, run_ids: list[str], days: float) -> None:
+    """Mark runs deleted ``days`` ago directly (as a store from before a refusal holds them)."""
+    with client.store.write() as conn:
+        conn.execute(
+            update(tables.RUN)
+            .where(tables.RUN.c.id.in_(run_ids))
+            .values(deleted_at=int(time.time() * 1000) - int(days * _DAY_MS))
+        )
+
+
+def _chain(n: int) -> PipelineRun:
+    from lp_project import flows
+
+    run: PipelineRun = flows.chain.run(params={"n": n}, max_workers=1)
+    assert run.status == "finished"
+    return run
+
+
+def _reload(run: PipelineRun) -> PipelineRun:
+    from loopml.pipelines._state import load_pipeline_run
+
+    return load_pipeline_run(get_client().store, run.id)
+
+
+def test_a_step_run_deleted_alone_stays_with_its_live_pipeline_run(fluent_store: str) -> None:
+    client = get_client()
+    pipeline = _chain(3)
+    step = pipeline.steps["load"].run_id
+    assert step is not None
+    _set_deleted(client, [step], 40)
+    _age_blobs(client)
+
+    purged = _gc(client)
+    assert purged.runs == []
+    [kept] = purged.kept
+    assert kept.id == step and f"step of pipeline run {pipeline.id}" in kept.reason
+    again = _reload(pipeline)
+    assert again.steps["load"].status == "finished"
+    assert again.output("load", trust_executable=True) == [0, 1, 2]
+
+
+def test_the_runs_a_live_pipeline_run_reuses_or_resumed_from_stay(fluent_store: str) -> None:
+    client = get_client()
+    first = _chain(4)
+    second = _chain(4)  # every step a cache hit of the first run's steps
+    assert second.steps["total"].cached_from == first.steps["total"].run_id
+    client.delete_run(first.id)
+    _set_deleted(client, [first.id, *(s.run_id for s in first.steps.values() if s.run_id)], 40)
+    _age_blobs(client)
+
+    purged = _gc(client)
+    assert purged.runs == []
+    reasons = {item.id: item.reason for item in purged.kept}
+    producer = first.steps["total"].run_id
+    assert producer is not None and "reuses its outputs (cached)" in reasons[producer]
+    assert "child run" in reasons[first.id]
+    assert _reload(second).output("total", trust_executable=True) == 12
+
+    # A pipeline run resumed from a deleted one keeps it (and so its steps) too.
+    third = _chain(5)
+    with client.store.write() as conn:
+        conn.execute(
+            update(tables.PIPELINE_RUN)
+            .where(tables.PIPELINE_RUN.c.run_id == second.id)
+            .values(resumed_from=third.id)
+        )
+    client.delete_run(third.id)
+    _set_deleted(client, [third.id, *(s.run_id for s in third.steps.values() if s.run_id)], 40)
+    reasons = {item.id: item.reason for item in _gc(client).kept}
+    assert reasons[third.id] == f"pipeline run {second.id}, which stays, resumed from it"
+
+
+def test_a_cached_output_whose_producer_is_gone_names_it(fluent_store: str) -> None:
+    """A store purged before gc kept cache producers: the output says what is missing."""
+    from lp_project import flows
+
+    from loopml.errors import MaterializerError
+
+    flows.round_trip.run(params={"n": 10}, max_workers=1)
+    second = flows.round_trip.run(params={"n": 10}, max_workers=1)
+    record = second.steps["centre"]
+    assert record.status == "cached" and record.outputs[0].executable
+    gone = "0" * 32
+    with get_client().store.write() as conn:
+        conn.execute(
+            update(tables.STEP_RUN)
+            .where(tables.STEP_RUN.c.run_id == record.run_id)
+            .values(cached_from=gone)
+        )
+    again = _reload(second)
+    with pytest.raises(MaterializerError, match=f"run {gone}, which produced it, no longer"):
+        again.output("centre")
+    assert again.output("centre", trust_executable=True) == second.output("centre")
+
+
+def test_a_run_that_produced_a_version_that_stays_is_kept(
+    client: TrackingClient, tmp_path: Path
+) -> None:
+    producer = _full_run(client, tmp_path, b"producer")
+    data = DataClient(client.store, client.artifacts)
+    out = data.register("out", pd.DataFrame({"b": [1, 2]}), project="p", run_id=producer)
+    client.delete_run(producer)
+    _deleted_days_ago(client, [producer], 40)
+
+    purged = _gc(client)
+    assert purged.runs == []
+    assert [(k.id, k.reason) for k in purged.kept] == [
+        (producer, "it produced dataset version out:1, which stays (output)")
+    ]
+    assert _rows(client, producer)["lineage_edge"] == 1
+
+    # Deleted together and both old enough, the run and its version go together.
+    data.delete(out.ref, project="p")
+    with client.store.write() as conn:
+        conn.execute(
+            update(tables.DATASET_VERSION)
+            .where(tables.DATASET_VERSION.c.id == out.id)
+            .values(deleted_at=int(time.time() * 1000) - 40 * _DAY_MS)
+        )
+    purged = _gc(client)
+    assert purged.runs == [producer]
+    assert [label for _, label in purged.dataset_versions] == ["out:1"]
+
+
+def test_an_active_run_is_never_purged(client: TrackingClient, store_uri: str) -> None:
+    running = client.create_run(project="p", capture_context=False)
+    active = [running]
+    # run.status is VARCHAR(16) since migration 0001: PostgreSQL cannot hold
+    # "waiting_for_approval" (20 characters), so only SQLite has such runs today.
+    waiting = None
+    if not store_uri.startswith("postgresql"):
+        waiting = client.create_run(project="p", capture_context=False)
+        client.set_run_status(waiting, "waiting_for_approval")
+        active.append(waiting)
+    client.delete_runs(active, force=True)
+    _deleted_days_ago(client, active, 40)
+
+    purged = _gc(client)
+    assert purged.runs == []
+    reasons = {item.id: item.reason for item in purged.kept}
+    assert reasons[running].startswith("it is still running")
+    if waiting is not None:
+        assert reasons[waiting] == "it is waiting for approval"
+    client.log_metric(running, "after", 1.0)
+    client.end_run(running)
+    assert client.get_run(running).metrics["after"] == 1.0
+
+
+def test_a_deleted_derived_version_goes_and_a_deleted_parent_stays_for_its_child(
+    client: TrackingClient,
+) -> None:
+    data = DataClient(client.store, client.artifacts)
+    raw = data.register("raw", pd.DataFrame({"a": [1, 2]}), project="p")
+    der = data.register("der", pd.DataFrame({"a": [2, 4]}), project="p", parents=["raw:1"])
+    data.delete(der.ref, project="p")
+    old = int(time.time() * 1000) - 40 * _DAY_MS
+    version = tables.DATASET_VERSION
+    with client.store.write() as conn:
+        conn.execute(update(version).where(version.c.id == der.id).values(deleted_at=old))
+    purged = _gc(client)
+    assert [label for _, label in purged.dataset_versions] == ["der:1"]
+
+    child = data.register("der2", pd.DataFrame({"a": [3]}), project="p", parents=["raw:1"])
+    with pytest.warns(DatasetVersionReferenced, match="der2:1"):
+        data.delete(raw.ref, project="p")
+    with client.store.write() as conn:
+        conn.execute(update(version).where(version.c.id == raw.id).values(deleted_at=old))
+    purged = _gc(client)
+    assert purged.dataset_versions == []
+    assert [(k.label, k.reason) for k in purged.kept] == [
+        ("raw:1", f"dataset version {child.ref} stays and was derived from it")
+    ]
+
+
+# -- races (PostgreSQL: SQLite write transactions are exclusive, so none there) -----------
+
+
+def _wait_for_a_lock_wait(client: TrackingClient, sessions: int = 1) -> None:
+    """Block until ``sessions`` other sessions of this database wait on a row lock."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with client.store.read() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        if waiting >= sessions:
+            return
+        time.sleep(0.05)  # polling a condition, not a fixed wait
+    raise AssertionError(f"fewer than {sessions} session(s) ever waited for a lock")
+
+
+def _gc_in_thread(client: TrackingClient, found: list[PurgeReport]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: found.append(_gc(client)), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_run_restored_while_gc_runs_is_not_purged(
+    client: TrackingClient, tmp_path: Path, store_uri: str
+) -> None:
+    if not store_uri.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: a restore cannot interleave with gc")
+    run_id = _full_run(client, tmp_path, b"victim")
+    client.delete_run(run_id)
+    _deleted_days_ago(client, [run_id], 40)
+    found: list[PurgeReport] = []
+    with client.store.write() as conn:  # a restore, under way while gc starts
+        conn.execute(update(tables.RUN).where(tables.RUN.c.id == run_id).values(deleted_at=None))
+        thread = _gc_in_thread(client, found)
+        _wait_for_a_lock_wait(client)
+    thread.join(timeout=120)
+    assert not thread.is_alive() and found
+    assert found[0].runs == []
+    assert not client.get_run(run_id).deleted
+    assert client.get_run(run_id).metrics["loss"] == 0.5
+
+
+def test_a_version_restored_while_gc_runs_is_not_purged(
+    client: TrackingClient, store_uri: str
+) -> None:
+    if not store_uri.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: a restore cannot interleave with gc")
+    data = DataClient(client.store, client.artifacts)
+    version = _deleted_version(client, data, "ds", 40)
+    found: list[PurgeReport] = []
+    table = tables.DATASET_VERSION
+    with client.store.write() as conn:
+        conn.execute(update(table).where(table.c.id == version.id).values(deleted_at=None))
+        thread = _gc_in_thread(client, found)
+        _wait_for_a_lock_wait(client)
+    thread.join(timeout=120)
+    assert not thread.is_alive() and found
+    assert found[0].dataset_versions == []
+    assert len(data.load(version.ref, project="p")) == 3
+
+
+def test_a_restore_waiting_on_gc_reports_what_gc_purged(
+    client: TrackingClient, tmp_path: Path, store_uri: str
+) -> None:
+    """The other order: gc holds the rows first; the restores wait, then find nothing."""
+    if not store_uri.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: a restore cannot interleave with gc")
+    from loopml.errors import DatasetNotFound, RunNotFound
+
+    data = DataClient(client.store, client.artifacts)
+    version = _deleted_version(client, data, "ds", 40)
+    run_id = _full_run(client, tmp_path, b"victim")
+    client.delete_run(run_id)
+    _deleted_days_ago(client, [run_id], 40)
+    errors: list[Exception] = []
+
+    def restore(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as exc:  # the test inspects it
+            errors.append(exc)
+
+    with client.store.write() as conn:  # gc, between choosing and deleting
+        report = purge_deleted(conn, int(time.time() * 1000))
+        assert report.runs == [run_id] and report.dataset_versions == [(str(version.id), "ds:1")]
+        threads = [
+            threading.Thread(target=restore, args=(lambda: client.restore_run(run_id),)),
+            threading.Thread(
+                target=restore, args=(lambda: data.restore(version.ref, project="p"),)
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        _wait_for_a_lock_wait(client, sessions=2)
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(type(e).__name__ for e in errors) == ["DatasetNotFound", "RunNotFound"]
+    assert any(isinstance(e, RunNotFound) for e in errors)
+    assert any(isinstance(e, DatasetNotFound) for e in errors)

@@ -209,6 +209,61 @@ def test_project_summaries_count_what_each_project_holds(client: TrackingClient)
     assert summaries["p"].last_activity is not None
 
 
+def test_project_summaries_skip_a_dataset_whose_versions_are_all_deleted(
+    client: TrackingClient,
+) -> None:
+    import pandas as pd
+
+    from loopml.data import DataClient
+
+    data = DataClient(client.store, client.artifacts)
+    data.register("kept", pd.DataFrame({"a": [1]}), project="p")
+    data.register("gone", pd.DataFrame({"a": [1]}), project="p")
+    data.register("gone", pd.DataFrame({"a": [2]}), project="p")
+    assert {s.name: s for s in client.project_summaries()}["p"].datasets == 2
+    data.delete("gone:1", project="p")
+    assert {s.name: s for s in client.project_summaries()}["p"].datasets == 2
+    data.delete("gone:2", project="p")
+    assert {s.name: s for s in client.project_summaries()}["p"].datasets == 1
+
+
+def test_restore_runs_takes_a_child_and_its_parent_in_any_order(client: TrackingClient) -> None:
+    parent = _run(client)
+    child = _run(client, parent_id=parent)
+    alone = _run(client, parent_id=parent)
+    grandchild = _run(client, parent_id=alone)
+    client.delete_run(alone)  # on its own, before its parent
+    client.delete_run(parent)
+
+    restored = client.restore_runs([grandchild, alone, child, parent])
+    assert restored[0] == parent and set(restored) == {parent, child, alone, grandchild}
+    assert _ids(client) == {parent, child, alone, grandchild}
+
+
+def test_a_step_run_is_deleted_only_with_its_pipeline_run(
+    client: TrackingClient, fluent_store: str
+) -> None:
+    import sys
+    from pathlib import Path
+
+    project = str(Path(__file__).parents[1] / "pipelines" / "project")
+    if project not in sys.path:
+        sys.path.insert(0, project)
+    from lp_project import flows
+
+    done = flows.chain.run(params={"n": 3}, max_workers=1)
+    step = done.steps["load"].run_id
+    assert step is not None
+    with pytest.raises(RunStateError, match=f"pipeline run {done.id}.*Delete pipeline run"):
+        client.delete_run(step)
+    with pytest.raises(RunStateError, match=f"pipeline run {done.id}"):
+        client.delete_runs([step, _run(client)])
+    assert not client.get_run(step).deleted
+    deleted = client.delete_runs([step, done.id])  # with its pipeline run, it may go
+    assert set(deleted) >= {step, done.id}
+    assert client.get_run(step).deleted
+
+
 def test_names_and_keys_longer_than_the_column_are_refused_up_front(
     client: TrackingClient,
 ) -> None:

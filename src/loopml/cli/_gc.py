@@ -52,6 +52,10 @@ def gc(
     from loopml import settings
     from loopml.maintenance import collect_garbage
 
+    if grace is not None and not grace >= 0:  # also refuses nan
+        raise typer.BadParameter(
+            f"{grace:g}: the grace must be a number of seconds >= 0.", param_hint="--grace"
+        )
     grace_seconds = float(settings.get("LOOPML_GC_GRACE")) if grace is None else grace
     deleted_grace_seconds = _deleted_grace(deleted_grace)
     with open_client() as client:

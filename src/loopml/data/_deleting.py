@@ -89,7 +89,8 @@ def restore(store: Store, ref: str, *, project: str) -> DatasetVersion:
     """Bring a deleted version ``ref`` (``name:N``) back, as it was.
 
     Raises:
-        DatasetNotFound: no such dataset or version.
+        DatasetNotFound: no such dataset or version (or ``loopml gc`` purged it while
+            this waited for gc's lock on it).
         DatasetVersionNotDeleted: the version is not deleted.
     """
     version = get_version(store, ref, project=project)
@@ -100,6 +101,7 @@ def restore(store: Store, ref: str, *, project: str) -> DatasetVersion:
             .values(deleted_at=None)
         )
     if done.rowcount == 0:
+        get_version(store, version.ref, project=project)  # purged by gc meanwhile: not found
         raise DatasetVersionNotDeleted(
             f"Dataset version {version.ref} in project {project!r} is not deleted; "
             "there is nothing to restore.",

@@ -8,12 +8,24 @@ are then unreferenced, and the blob pass of :func:`collect_garbage` deletes them
 
 What is kept although deleted long enough ago, and why:
 
-* a run with a child run that is not purged with it (a child restored or deleted
-  later), since the child would lose its parent;
-* a run that a model version names as its source run (the model's card and
-  lineage lead to it);
+* a run that is still active: running with a fresh heartbeat (its process would
+  go on logging to a run that no longer exists), or waiting for approval;
+* a run a model version names as its source run (the model's card and lineage
+  lead to it);
+* a run with a child run that stays (a child restored or deleted later), since
+  the child would lose its parent;
+* a step run of a pipeline run that stays (its step record and outputs are part
+  of that pipeline run), and a run whose outputs a step that stays reuses
+  (``step_run.cached_from``) or that a pipeline run that stays resumed from;
+* a run that produced a dataset version that stays (its provenance);
 * a dataset version linked by lineage to a run that stays (live or recently
-  deleted), to a model version, or to a dataset version that stays (derived data).
+  deleted) or to a model version, and one a version that stays was derived from
+  (a derived version's parents stay for it; its own parents keep nothing).
+
+Whether something stays depends on what else stays, so the rules are applied
+until nothing changes. On PostgreSQL the candidates' rows are locked, so a run or
+version restored while gc runs waits for it (or makes it skip that row), and the
+final deletes check again that each row is still deleted long enough ago.
 """
 
 from __future__ import annotations
@@ -22,9 +34,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, and_, delete, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    delete,
+    or_,
+    select,
+    update,
+)
 
-from loopml.store import tables
+from loopml import settings
+from loopml._html import when
+from loopml.errors import StoreError
+from loopml.store import now_ms, tables
 
 __all__ = ["KeptItem", "PurgeReport", "purge_deleted"]
 
@@ -36,6 +62,8 @@ _note = tables.NOTE
 _approval = tables.APPROVAL
 _model = tables.MODEL
 _model_version = tables.MODEL_VERSION
+_step_run = tables.STEP_RUN
+_pipeline_run = tables.PIPELINE_RUN
 _CHUNK = 500
 _RUN_OBJECT_KINDS = ("run", "pipeline_run")
 _VERSION_KIND = "dataset_version"
@@ -72,63 +100,224 @@ def purge_deleted(conn: Connection, deleted_before_ms: int) -> PurgeReport:
 
     Returns:
         What was removed and what was kept although old enough, with why.
+
+    Raises:
+        StoreError: a candidate was restored or deleted again while gc ran (only
+            possible without row locks); the transaction must be rolled back.
     """
-    kept: list[KeptItem] = []
-    runs = _purgeable_runs(conn, deleted_before_ms, kept)
-    versions = _purgeable_versions(conn, deleted_before_ms, set(runs), kept)
-    _delete_runs(conn, runs)
-    _delete_versions(conn, [version_id for version_id, _ in versions])
-    return PurgeReport(runs, versions, kept)
+    run_names = _candidate_runs(conn, deleted_before_ms)
+    labels = _candidate_versions(conn, deleted_before_ms)
+    links = _Links.read(conn, set(run_names), set(labels))
+    run_reasons = _fixed_run_reasons(conn, sorted(run_names))
+    version_reasons = links.fixed_version_reasons(conn)
+    runs = set(run_names) - set(run_reasons)
+    versions = set(labels) - set(version_reasons)
+    changed = True
+    while changed:  # keeping one thing can keep others: repeat to a fixpoint
+        changed = False
+        for run_id, reason in links.run_holds(runs, versions):
+            if run_id in runs:
+                runs.discard(run_id)
+                run_reasons[run_id] = reason
+                changed = True
+        for version_id, reason in links.version_holds(runs, versions):
+            if version_id in versions:
+                versions.discard(version_id)
+                version_reasons[version_id] = reason
+                changed = True
+    kept = [KeptItem("run", r, run_names[r], run_reasons[r]) for r in sorted(run_reasons)]
+    kept.extend(
+        KeptItem(_VERSION_KIND, v, labels[v], version_reasons[v])
+        for v in sorted(version_reasons, key=int)
+    )
+    purged_versions = [(v, labels[v]) for v in sorted(versions, key=int)]
+    _delete_runs(conn, sorted(runs), deleted_before_ms)
+    _delete_versions(conn, [v for v, _ in purged_versions], deleted_before_ms)
+    return PurgeReport(sorted(runs), purged_versions, kept)
 
 
-# -- runs -------------------------------------------------------------------------------
+# -- candidates ---------------------------------------------------------------------------
 
 
-def _purgeable_runs(conn: Connection, before: int, kept: list[KeptItem]) -> list[str]:
-    rows = conn.execute(
-        select(_run.c.id, _run.c.parent_id, _run.c.name).where(
-            _run.c.deleted_at.is_not(None), _run.c.deleted_at <= before
-        )
-    ).all()
-    names = {row.id: row.name or "" for row in rows}
-    candidates = set(names)
+def _locked(conn: Connection, query: Select[Any], table: Table) -> Select[Any]:
+    """``query`` holding its rows of ``table`` until the transaction ends (PostgreSQL).
+
+    A concurrent restore then waits for gc, and gc's select waits for a restore
+    already under way (and skips the row it brought back). SQLite's write
+    transactions are exclusive already.
+    """
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(of=table)
+    return query
+
+
+def _deleted_long_enough(column: Column[Any], before: int) -> ColumnElement[bool]:
+    return and_(column.is_not(None), column <= before)
+
+
+def _candidate_runs(conn: Connection, before: int) -> dict[str, str]:
+    query = select(_run.c.id, _run.c.name).where(_deleted_long_enough(_run.c.deleted_at, before))
+    return {row.id: row.name or "" for row in conn.execute(_locked(conn, query, _run))}
+
+
+def _candidate_versions(conn: Connection, before: int) -> dict[str, str]:
+    query = (
+        select(_dataset_version.c.id, _dataset.c.name, _dataset_version.c.version)
+        .join(_dataset, _dataset.c.id == _dataset_version.c.dataset_id)
+        .where(_deleted_long_enough(_dataset_version.c.deleted_at, before))
+    )
+    rows = conn.execute(_locked(conn, query, _dataset_version))
+    return {str(row.id): f"{row.name}:{row.version}" for row in rows}
+
+
+def _fixed_run_reasons(conn: Connection, run_ids: Sequence[str]) -> dict[str, str]:
+    """Reasons to keep a run that do not depend on what else is purged."""
     reasons: dict[str, str] = {}
-    for chunk in _chunks(sorted(candidates)):
+    fresh = now_ms() - int(float(settings.get("LOOPML_HEARTBEAT_TIMEOUT")) * 1000)
+    for chunk in _chunks(run_ids):
+        for run_id, status, beat in conn.execute(
+            select(_run.c.id, _run.c.status, _run.c.heartbeat_at).where(
+                _run.c.id.in_(chunk), _run.c.status.in_(("running", "waiting_for_approval"))
+            )
+        ):
+            if status == "waiting_for_approval":
+                reasons[run_id] = "it is waiting for approval"
+            elif beat is not None and beat >= fresh:
+                reasons[run_id] = f"it is still running (last heartbeat {when(beat)})"
         for source_run, model, version in conn.execute(
             select(_model_version.c.source_run_id, _model.c.name, _model_version.c.version)
             .join(_model, _model.c.id == _model_version.c.model_id)
             .where(_model_version.c.source_run_id.in_(chunk))
         ):
             reasons.setdefault(source_run, f"model version {model}/{version} was trained by it")
-    candidates -= set(reasons)
-    # A run whose child stays must stay too (repeat: keeping a child keeps its parents).
-    changed = True
-    while changed:
-        changed = False
-        children = _children(conn, sorted(candidates))
-        for parent, child in children:
-            if parent in candidates and child not in candidates:
-                candidates.discard(parent)
-                reasons[parent] = f"its child run {child} is not being purged"
-                changed = True
-    for run_id in sorted(reasons):
-        kept.append(KeptItem("run", run_id, names.get(run_id, ""), reasons[run_id]))
-    return sorted(candidates)
+    return reasons
 
 
-def _children(conn: Connection, run_ids: Sequence[str]) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for chunk in _chunks(run_ids):
-        found.extend(
-            (parent, child)
-            for child, parent in conn.execute(
-                select(_run.c.id, _run.c.parent_id).where(_run.c.parent_id.in_(chunk))
+@dataclass
+class _Links:
+    """What ties the candidates to other runs and versions, read once."""
+
+    children: list[tuple[str, str]]  # (parent, child)
+    steps: list[tuple[str, str, str | None]]  # (step run, pipeline run, cached from)
+    resumed: list[tuple[str, str]]  # (pipeline run, resumed from)
+    outputs: list[tuple[str, str]]  # (run, dataset version it produced)
+    version_edges: list[
+        tuple[str, str, str, str, bool]
+    ]  # (version, kind, other, rel, other is src)
+    labels: dict[str, str]  # dataset version id -> name:N, for every version named here
+    linked_runs: set[str]  # the runs the versions' edges name that exist
+
+    @classmethod
+    def read(cls, conn: Connection, runs: set[str], versions: set[str]) -> _Links:
+        run_ids, version_ids = sorted(runs), sorted(versions, key=int)
+        links = cls([], [], [], [], [], {}, set())
+        for chunk in _chunks(run_ids):
+            links.children.extend(
+                (parent, child)
+                for child, parent in conn.execute(
+                    select(_run.c.id, _run.c.parent_id).where(_run.c.parent_id.in_(chunk))
+                )
             )
+            links.steps.extend(
+                (row.run_id, row.pipeline_run_id, row.cached_from)
+                for row in conn.execute(
+                    select(
+                        _step_run.c.run_id, _step_run.c.pipeline_run_id, _step_run.c.cached_from
+                    ).where(or_(_step_run.c.run_id.in_(chunk), _step_run.c.cached_from.in_(chunk)))
+                )
+            )
+            links.resumed.extend(
+                (row.run_id, row.resumed_from)
+                for row in conn.execute(
+                    select(_pipeline_run.c.run_id, _pipeline_run.c.resumed_from).where(
+                        _pipeline_run.c.resumed_from.in_(chunk)
+                    )
+                )
+            )
+            links.outputs.extend(
+                (edge.src_id, edge.dst_id)
+                for edge in conn.execute(
+                    select(_edge.c.src_id, _edge.c.dst_id).where(
+                        _edge.c.src_kind == "run",
+                        _edge.c.src_id.in_(chunk),
+                        _edge.c.dst_kind == _VERSION_KIND,
+                        _edge.c.relation == "output",
+                    )
+                )
+            )
+        for chunk in _chunks(version_ids):
+            for edge in conn.execute(select(_edge).where(_edge_touches(_VERSION_KIND, chunk))):
+                if edge.src_kind == _VERSION_KIND and edge.src_id in versions:
+                    links.version_edges.append(
+                        (edge.src_id, edge.dst_kind, edge.dst_id, edge.relation, False)
+                    )
+                if edge.dst_kind == _VERSION_KIND and edge.dst_id in versions:
+                    links.version_edges.append(
+                        (edge.dst_id, edge.src_kind, edge.src_id, edge.relation, True)
+                    )
+        named = {v for _, v in links.outputs}
+        named |= {o for _, k, o, _, _ in links.version_edges if k == _VERSION_KIND}
+        links.labels = _version_labels(conn, named | versions)
+        linked = sorted({o for _, k, o, _, _ in links.version_edges if k == "run"})
+        for chunk in _chunks(linked):
+            links.linked_runs.update(
+                conn.execute(select(_run.c.id).where(_run.c.id.in_(chunk))).scalars()
+            )
+        return links
+
+    def fixed_version_reasons(self, conn: Connection) -> dict[str, str]:
+        """Versions a model version was trained on."""
+        models = _model_versions(
+            conn, {o for _, k, o, _, _ in self.version_edges if k == "model_version"}
         )
-    return found
+        reasons: dict[str, str] = {}
+        for version_id, kind, other, _, _ in self.version_edges:
+            if kind == "model_version" and other in models:
+                reasons.setdefault(version_id, f"model version {models[other]} was trained on it")
+        return reasons
+
+    def run_holds(self, runs: set[str], versions: set[str]) -> Iterable[tuple[str, str]]:
+        """(candidate run, why it must stay) given the runs and versions still to purge."""
+
+        def stays(version_id: str) -> bool:
+            return version_id in self.labels and version_id not in versions
+
+        for parent, child in self.children:
+            if child not in runs:
+                yield parent, f"its child run {child} is not being purged"
+        for step, pipeline, cached_from in self.steps:
+            if pipeline not in runs:
+                yield step, f"it is a step of pipeline run {pipeline}, which is not being purged"
+            if cached_from is not None and step not in runs:
+                yield cached_from, f"step run {step}, which stays, reuses its outputs (cached)"
+        for pipeline, resumed_from in self.resumed:
+            if pipeline not in runs:
+                yield resumed_from, f"pipeline run {pipeline}, which stays, resumed from it"
+        for run_id, version_id in self.outputs:
+            if stays(version_id):
+                label = self.labels[version_id]
+                yield run_id, f"it produced dataset version {label}, which stays (output)"
+
+    def version_holds(self, runs: set[str], versions: set[str]) -> Iterable[tuple[str, str]]:
+        """(candidate version, why it must stay) given the runs and versions still to purge."""
+        for version_id, kind, other, relation, other_is_src in self.version_edges:
+            if kind == "run" and other in self.linked_runs and other not in runs:
+                yield version_id, f"run {other} still references it ({relation})"
+            elif (
+                kind == _VERSION_KIND
+                and relation == "derived"
+                and not other_is_src  # only a child derived from this version keeps it
+                and other in self.labels
+                and other not in versions
+            ):
+                label = self.labels[other]
+                yield version_id, f"dataset version {label} stays and was derived from it"
 
 
-def _delete_runs(conn: Connection, run_ids: Sequence[str]) -> None:
+# -- deleting -----------------------------------------------------------------------------
+
+
+def _delete_runs(conn: Connection, run_ids: Sequence[str], before: int) -> None:
     if not run_ids:
         return
     referencing = _referencing_columns(_run)
@@ -146,61 +335,15 @@ def _delete_runs(conn: Connection, run_ids: Sequence[str]) -> None:
         )
         conn.execute(delete(_edge).where(_edge_touches("run", ids)))
     for chunk in _chunks(run_ids):
-        conn.execute(delete(_run).where(_run.c.id.in_(chunk)))
-
-
-# -- dataset versions ---------------------------------------------------------------------
-
-
-def _purgeable_versions(
-    conn: Connection, before: int, purged_runs: set[str], kept: list[KeptItem]
-) -> list[tuple[str, str]]:
-    rows = conn.execute(
-        select(_dataset_version.c.id, _dataset.c.name, _dataset_version.c.version)
-        .join(_dataset, _dataset.c.id == _dataset_version.c.dataset_id)
-        .where(_dataset_version.c.deleted_at.is_not(None), _dataset_version.c.deleted_at <= before)
-        .order_by(_dataset_version.c.id)
-    ).all()
-    labels = {str(row.id): f"{row.name}:{row.version}" for row in rows}
-    candidates = set(labels)
-    links: list[tuple[str, str, str, str]] = []  # (version id, other kind, other id, relation)
-    for chunk in _chunks(sorted(candidates)):
-        ids = list(chunk)
-        for edge in conn.execute(select(_edge).where(_edge_touches(_VERSION_KIND, ids))):
-            if edge.src_kind == _VERSION_KIND and edge.src_id in candidates:
-                links.append((edge.src_id, edge.dst_kind, edge.dst_id, edge.relation))
-            if edge.dst_kind == _VERSION_KIND and edge.dst_id in candidates:
-                links.append((edge.dst_id, edge.src_kind, edge.src_id, edge.relation))
-    runs_staying = _existing(conn, _run.c.id, {i for _, k, i, _ in links if k == "run"})
-    runs_staying -= purged_runs
-    models = _model_versions(conn, {i for _, k, i, _ in links if k == "model_version"})
-    linked_versions = {int(i) for _, k, i, _ in links if k == _VERSION_KIND and i.isdigit()}
-    versions_staying = _existing(conn, _dataset_version.c.id, linked_versions) - candidates
-    reasons: dict[str, str] = {}
-    for version_id, kind, other, relation in links:
-        if kind == "run" and other in runs_staying:
-            reasons.setdefault(version_id, f"run {other} still references it ({relation})")
-        elif kind == "model_version" and other in models:
-            reasons.setdefault(version_id, f"model version {models[other]} was trained on it")
-    # Derived data: a version linked to a version that stays, stays (to a fixpoint).
-    changed = True
-    while changed:
-        changed = False
-        for version_id, kind, other, relation in links:
-            if kind != _VERSION_KIND or version_id in reasons:
-                continue
-            if other in versions_staying or other in reasons:
-                label = labels.get(other) or f"id {other}"
-                reasons[version_id] = f"dataset version {label} stays and is linked ({relation})"
-                changed = True
-    for version_id in sorted(reasons, key=int):
-        kept.append(
-            KeptItem("dataset_version", version_id, labels[version_id], reasons[version_id])
+        done = conn.execute(
+            delete(_run).where(
+                _run.c.id.in_(chunk), _deleted_long_enough(_run.c.deleted_at, before)
+            )
         )
-    return [(v, labels[v]) for v in sorted(candidates - set(reasons), key=int)]
+        _check_all_gone("run", done.rowcount, len(chunk))
 
 
-def _delete_versions(conn: Connection, version_ids: Sequence[str]) -> None:
+def _delete_versions(conn: Connection, version_ids: Sequence[str], before: int) -> None:
     referencing = _referencing_columns(_dataset_version)
     for chunk in _chunks(version_ids):
         ids = list(chunk)
@@ -208,32 +351,51 @@ def _delete_versions(conn: Connection, version_ids: Sequence[str]) -> None:
         for table, columns in referencing.items():
             conn.execute(delete(table).where(or_(*(column.in_(numbers) for column in columns))))
         conn.execute(delete(_edge).where(_edge_touches(_VERSION_KIND, ids)))
-        conn.execute(delete(_dataset_version).where(_dataset_version.c.id.in_(numbers)))
+        done = conn.execute(
+            delete(_dataset_version).where(
+                _dataset_version.c.id.in_(numbers),
+                _deleted_long_enough(_dataset_version.c.deleted_at, before),
+            )
+        )
+        _check_all_gone("dataset version", done.rowcount, len(numbers))
+
+
+def _check_all_gone(kind: str, deleted: int, expected: int) -> None:
+    """Refuse to go on when a candidate changed under gc (its rows are half deleted)."""
+    if deleted != expected:
+        raise StoreError(
+            f"A {kind} gc was purging was restored or deleted again while gc ran; "
+            "nothing was purged. Run gc again."
+        )
+
+
+def _version_labels(conn: Connection, ids: set[str]) -> dict[str, str]:
+    numbers = sorted(int(i) for i in ids if i.isdigit())
+    found: dict[str, str] = {}
+    for chunk in _chunks(numbers):
+        for version_id, name, version in conn.execute(
+            select(_dataset_version.c.id, _dataset.c.name, _dataset_version.c.version)
+            .join(_dataset, _dataset.c.id == _dataset_version.c.dataset_id)
+            .where(_dataset_version.c.id.in_(chunk))
+        ):
+            found[str(version_id)] = f"{name}:{version}"
+    return found
 
 
 def _model_versions(conn: Connection, ids: set[str]) -> dict[str, str]:
-    numbers = [int(i) for i in ids if i.isdigit()]
+    numbers = sorted(int(i) for i in ids if i.isdigit())
     found: dict[str, str] = {}
     for chunk in _chunks(numbers):
         for version_id, name, version in conn.execute(
             select(_model_version.c.id, _model.c.name, _model_version.c.version)
             .join(_model, _model.c.id == _model_version.c.model_id)
-            .where(_model_version.c.id.in_(list(chunk)))
+            .where(_model_version.c.id.in_(chunk))
         ):
             found[str(version_id)] = f"{name}/{version}"
     return found
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _existing(conn: Connection, key: Column[Any], ids: Iterable[Any]) -> set[str]:
-    """The ``ids`` that ``key`` (a primary key column) holds, as text."""
-    wanted = sorted(ids, key=str)
-    found: set[str] = set()
-    for chunk in _chunks(wanted):
-        found.update(str(v) for v in conn.execute(select(key).where(key.in_(chunk))).scalars())
-    return found
 
 
 def _referencing_columns(target: Table) -> dict[Table, list[Column[Any]]]:

@@ -104,9 +104,12 @@ class PipelineRun:
 
         Raises:
             KeyError: the step has no stored outputs.
-            MaterializerError: an executable value someone else produced, untrusted.
+            MaterializerError: an executable value someone else produced, or whose
+                producing run no longer exists (``loopml gc`` purged it before it
+                kept the runs cached outputs come from), untrusted.
         """
         from loopml._identity import current_identity
+        from loopml.errors import MaterializerError, RunNotFound
         from loopml.pipelines._materializers import get_materializer, load_value
         from loopml.tracking import get_client
 
@@ -119,5 +122,14 @@ class PipelineRun:
         executable = value.executable or get_materializer(value.materializer).executable
         if executable and not trust_executable and producer is not None:
             me = current_identity()
-            trust_executable = me is not None and client.get_run(producer).user == me
+            try:
+                writer = client.get_run(producer).user
+            except RunNotFound:
+                raise MaterializerError(
+                    f"Output {index} of step {step!r} of pipeline run {self.id} is "
+                    f"executable (pickled) and run {producer}, which produced it, no longer "
+                    "exists, so who wrote it cannot be checked; pass trust_executable=True "
+                    "to load it anyway."
+                ) from None
+            trust_executable = me is not None and writer == me
         return load_value(value, client.artifacts, trust_executable=trust_executable)

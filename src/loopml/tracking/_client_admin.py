@@ -33,6 +33,7 @@ __all__ = ["MARKED_FAILED_TYPE", "AdminOps"]
 _run = tables.RUN
 _tag = tables.TAG
 _env = tables.ENVIRONMENT
+_step_run = tables.STEP_RUN
 
 MARKED_FAILED_TYPE = "loopml.MarkedFailed"
 """The ``failure.type`` of a run that ``mark_run_failed`` ended."""
@@ -80,7 +81,9 @@ class AdminOps(ClientBase):
 
         Raises:
             RunNotFound: an unknown run id (nothing is deleted).
-            RunStateError: a run is already deleted, or active without ``force``.
+            RunStateError: a run is already deleted, or active without ``force``, or
+                it is a step of a pipeline run not deleted with it (delete the
+                pipeline run instead: a step is part of its record).
         """
         cutoff = _lost_cutoff()
         stamp = now_ms()
@@ -97,6 +100,7 @@ class AdminOps(ClientBase):
                 if not force:
                     _refuse_active(conn, tree, cutoff)
                 deleted.extend(r for r in tree if r not in deleted)
+            _refuse_lone_steps(conn, deleted)
             states = conn.execute(
                 select(_run.c.id, _run.c.deleted_at).where(_run.c.id.in_(deleted))
             ).all()
@@ -126,16 +130,19 @@ class AdminOps(ClientBase):
     def restore_runs(self, run_ids: Sequence[str]) -> list[str]:
         """Restore several deleted runs at once: all of them or none.
 
+        The order of ``run_ids`` does not matter: a run named with its parent comes
+        back after (or with) the parent.
+
         Raises:
             RunNotFound: an unknown run id (nothing is restored).
             RunStateError: a run is not deleted, or its parent is deleted.
         """
         with self.store.write() as conn:
             restored: list[str] = []
-            for run_id in _unique(run_ids):
+            for run_id in _parents_first(conn, _unique(run_ids)):
                 if run_id in restored:
-                    continue  # came back with a parent named before it
-                row = _run_state(conn, run_id)
+                    continue  # came back with a parent named in the same call
+                row = _run_state(conn, run_id, lock=True)
                 if row.deleted_at is None:
                     raise RunStateError(
                         f"Run {run_id} is not deleted; there is nothing to restore."
@@ -282,19 +289,57 @@ def _unique(run_ids: Sequence[str]) -> list[str]:
     return seen
 
 
-def _run_state(conn: Connection, run_id: str) -> Any:
-    row = conn.execute(
-        select(
-            _run.c.id,
-            _run.c.status,
-            _run.c.parent_id,
-            _run.c.deleted_at,
-            _run.c.heartbeat_at,
-        ).where(_run.c.id == run_id)
-    ).first()
+def _run_state(conn: Connection, run_id: str, *, lock: bool = False) -> Any:
+    """The run's state; ``lock`` holds its row until commit (PostgreSQL), so a
+    concurrent ``loopml gc`` purging it finishes first (and this raises RunNotFound)."""
+    query = select(
+        _run.c.id,
+        _run.c.status,
+        _run.c.parent_id,
+        _run.c.deleted_at,
+        _run.c.heartbeat_at,
+    ).where(_run.c.id == run_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
     if row is None:
         raise RunNotFound(f"No run with id {run_id!r}.")
     return row
+
+
+def _parents_first(conn: Connection, run_ids: list[str]) -> list[str]:
+    """``run_ids`` reordered so that a run comes after every ancestor named with it."""
+    wanted = set(run_ids)
+    depth: dict[str, int] = {}
+    for run_id in run_ids:
+        level, current, seen = 0, run_id, {run_id}
+        while True:
+            parent = conn.execute(select(_run.c.parent_id).where(_run.c.id == current)).scalar()
+            if parent is None or parent in seen:
+                break
+            seen.add(parent)
+            if parent in wanted:
+                level += 1
+            current = parent
+        depth[run_id] = level
+    return sorted(run_ids, key=lambda r: depth[r])
+
+
+def _refuse_lone_steps(conn: Connection, run_ids: list[str]) -> None:
+    """Refuse to delete a pipeline's step run unless its pipeline run goes too."""
+    for start in range(0, len(run_ids), 500):
+        rows = conn.execute(
+            select(_step_run.c.run_id, _step_run.c.step, _step_run.c.pipeline_run_id).where(
+                _step_run.c.run_id.in_(run_ids[start : start + 500])
+            )
+        ).all()
+        for row in rows:
+            if row.pipeline_run_id not in run_ids:
+                raise RunStateError(
+                    f"Run {row.run_id} is step {row.step!r} of pipeline run "
+                    f"{row.pipeline_run_id}; a step is part of its pipeline run's record. "
+                    f"Delete pipeline run {row.pipeline_run_id} instead (its steps go with it)."
+                )
 
 
 def _descendants(conn: Connection, run_id: str, *, deleted_at: int | None = None) -> list[str]:

@@ -31,7 +31,7 @@ class ProjectSummary:
         name: the project.
         runs: live runs (not deleted), every kind.
         deleted_runs: soft-deleted runs ``loopml gc`` has not removed yet.
-        datasets: datasets.
+        datasets: datasets with a version that is not deleted.
         models: registered models.
         endpoints: deployment endpoints.
         last_activity: newest time (epoch ms) anything was recorded in it: a run
@@ -83,7 +83,8 @@ def project_summaries(conn: Connection) -> list[ProjectSummary]:
                 owner.c.project_id
             )
         ):
-            counts[key][project_id] = int(number)
+            if key != "datasets":
+                counts[key][project_id] = int(number)
             newer(project_id, created)
         for project_id, created in conn.execute(
             select(owner.c.project_id, func.max(child.c.created_at))
@@ -91,6 +92,14 @@ def project_summaries(conn: Connection) -> list[ProjectSummary]:
             .group_by(owner.c.project_id)
         ):
             newer(project_id, created)
+    # A dataset whose versions are all deleted holds nothing usable: not counted.
+    for project_id, number in conn.execute(
+        select(_dataset.c.project_id, func.count(func.distinct(_dataset.c.id)))
+        .join(_dataset_version, _dataset_version.c.dataset_id == _dataset.c.id)
+        .where(_dataset_version.c.deleted_at.is_(None))
+        .group_by(_dataset.c.project_id)
+    ):
+        counts["datasets"][project_id] = int(number)
     summaries = []
     for project_id, name, created in conn.execute(
         select(_project.c.id, _project.c.name, _project.c.created_at)
