@@ -248,3 +248,19 @@ def test_lineage_both_directions(client: TrackingClient) -> None:
     downstream = client.lineage(data, "downstream")
     assert [e.dst for e in downstream] == [Node("run", run_id), model]
     assert client.lineage(data, "downstream", max_depth=1)[0].dst == Node("run", run_id)
+
+
+@pytest.mark.parametrize("status", ["waiting_for_approval", "running"])
+def test_every_paused_status_is_stored(client: TrackingClient, status: str) -> None:
+    """``waiting_for_approval`` (20 characters) once overflowed ``run.status`` on PostgreSQL."""
+    run_id = client.create_run(project="p", capture_context=False)
+    client.set_run_status(run_id, "waiting_for_approval")
+    client.set_run_status(run_id, status)  # type: ignore[arg-type]
+    assert client.get_run(run_id).status == status
+
+
+@pytest.mark.parametrize("status", ["finished", "failed", "killed", "rejected"])
+def test_every_terminal_status_is_stored(client: TrackingClient, status: str) -> None:
+    run_id = client.create_run(project="p", capture_context=False)
+    client.end_run(run_id, status)  # type: ignore[arg-type]
+    assert client.get_run(run_id).status == status

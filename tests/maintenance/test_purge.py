@@ -409,25 +409,18 @@ def test_a_run_that_produced_a_version_that_stays_is_kept(
     assert [label for _, label in purged.dataset_versions] == ["out:1"]
 
 
-def test_an_active_run_is_never_purged(client: TrackingClient, store_uri: str) -> None:
+def test_an_active_run_is_never_purged(client: TrackingClient) -> None:
     running = client.create_run(project="p", capture_context=False)
-    active = [running]
-    # run.status is VARCHAR(16) since migration 0001: PostgreSQL cannot hold
-    # "waiting_for_approval" (20 characters), so only SQLite has such runs today.
-    waiting = None
-    if not store_uri.startswith("postgresql"):
-        waiting = client.create_run(project="p", capture_context=False)
-        client.set_run_status(waiting, "waiting_for_approval")
-        active.append(waiting)
-    client.delete_runs(active, force=True)
-    _deleted_days_ago(client, active, 40)
+    waiting = client.create_run(project="p", capture_context=False)
+    client.set_run_status(waiting, "waiting_for_approval")
+    client.delete_runs([running, waiting], force=True)
+    _deleted_days_ago(client, [running, waiting], 40)
 
     purged = _gc(client)
     assert purged.runs == []
     reasons = {item.id: item.reason for item in purged.kept}
     assert reasons[running].startswith("it is still running")
-    if waiting is not None:
-        assert reasons[waiting] == "it is waiting for approval"
+    assert reasons[waiting] == "it is waiting for approval"
     client.log_metric(running, "after", 1.0)
     client.end_run(running)
     assert client.get_run(running).metrics["after"] == 1.0

@@ -134,7 +134,7 @@ class RunRow(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
     name: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))  # up to ``waiting_for_approval``
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("run.id"), index=True)
     user: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     start_time: Mapped[int] = mapped_column(BigInteger)
