@@ -8,12 +8,17 @@ go into the artifact ``feature_importance.json``.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from loopml.tracking._autolog import _sklearn
 from loopml.tracking._autolog._common import (
     SCHEMA_FILE,
     Config,
+    guarded,
     is_number,
     open_run,
     safely,
@@ -24,6 +29,7 @@ from loopml.tracking._validate import MAX_KEY_LENGTH
 
 __all__ = [
     "IMPORTANCE_FILE",
+    "BoosterPatches",
     "eval_history",
     "log_best",
     "log_eval_history",
@@ -35,6 +41,89 @@ __all__ = [
 IMPORTANCE_FILE = "feature_importance.json"
 
 _BATCH = 1000  # metric points per write
+
+LoggedTrain = Callable[[Config, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+"""Runs a library's native ``train`` under a run: (config, original, args, kwargs)."""
+ModelLogger = Callable[[ActiveRun, Any], None]
+
+
+class BoosterPatches:
+    """The ``train`` function and wrapper ``fit`` methods one boosting library's autolog replaces.
+
+    ``library.train`` is wrapped to call ``logged_train``; every ``fit`` defined by the
+    library on the wrapper classes' MROs is wrapped to log like scikit-learn's autolog,
+    with ``fit_details`` (evaluation histories, best iteration) and ``log_wrapper``
+    (the model). Applying twice changes nothing; :meth:`undo` puts the originals back.
+    """
+
+    def __init__(
+        self,
+        library: str,
+        wrappers: Sequence[str],
+        logged_train: LoggedTrain,
+        fit_details: ModelLogger,
+        log_wrapper: ModelLogger,
+    ) -> None:
+        self.library = library
+        self.wrappers = tuple(wrappers)
+        self._logged_train = logged_train
+        self._fit_details = fit_details
+        self._log_wrapper = log_wrapper
+        self._originals: dict[tuple[Any, str], Any] = {}
+
+    def apply(self) -> None:
+        """Wrap ``train`` and each wrapper class's own ``fit`` (idempotent)."""
+        module: Any = importlib.import_module(self.library)
+        if (module, "train") not in self._originals:
+            self._originals[(module, "train")] = module.train
+            module.train = self._wrap_train(module.train)
+        for name in self.wrappers:
+            for owner in getattr(module, name).__mro__:
+                fit = owner.__dict__.get("fit")
+                if (owner, "fit") in self._originals or not inspect.isfunction(fit):
+                    continue
+                if not owner.__module__.startswith(self.library):
+                    continue
+                self._originals[(owner, "fit")] = fit
+                setattr(owner, "fit", self._wrap_fit(fit))  # noqa: B010 - the attribute is the point
+
+    def undo(self) -> None:
+        """Put the original ``train`` and ``fit`` methods back."""
+        for (owner, attribute), original in self._originals.items():
+            setattr(owner, attribute, original)
+        self._originals.clear()
+
+    def _wrap_train(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        framework, logged = self.library, self._logged_train
+
+        @functools.wraps(original)
+        def train(*args: Any, **kwargs: Any) -> Any:
+            return guarded(
+                framework,
+                original,
+                lambda config: logged(config, original, args, kwargs),
+                args,
+                kwargs,
+            )
+
+        return train
+
+    def _wrap_fit(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        framework, details, log_model = self.library, self._fit_details, self._log_wrapper
+
+        @functools.wraps(original)
+        def fit(model: Any, *args: Any, **kwargs: Any) -> Any:
+            return guarded(
+                framework,
+                original,
+                lambda config: _sklearn.logged_fit(
+                    config, original, model, args, kwargs, extras=details, log_model=log_model
+                ),
+                (model, *args),
+                kwargs,
+            )
+
+        return fit
 
 
 def logged_train(

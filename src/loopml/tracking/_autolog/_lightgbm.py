@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from loopml.tracking._autolog import _boosting, _sklearn
+from loopml.tracking._autolog import _boosting
 from loopml.tracking._autolog._common import (
     Config,
-    guarded,
     log_model_folder,
     qualified_name,
     text_params,
@@ -48,49 +47,20 @@ _KNOWN = ("LGBMClassifier", "LGBMRegressor", "LGBMRanker", "LGBMModel")
 _MODEL_FILE = "model.txt"
 _IMPORTANCE_KINDS = ("split", "gain")
 
-_originals: dict[tuple[Any, str], Any] = {}
-
 
 def patch() -> None:
     """Wrap ``lightgbm.train`` and each wrapper class's own ``fit`` (idempotent)."""
-    import lightgbm
-
-    if (lightgbm, "train") not in _originals:
-        _originals[(lightgbm, "train")] = lightgbm.train
-        lightgbm.train = _wrap_train(lightgbm.train)
-    for name in _WRAPPERS:
-        for owner in getattr(lightgbm, name).__mro__:
-            fit = owner.__dict__.get("fit")
-            if (owner, "fit") in _originals or not inspect.isfunction(fit):
-                continue
-            if not owner.__module__.startswith("lightgbm"):
-                continue
-            _originals[(owner, "fit")] = fit
-            setattr(owner, "fit", _wrap_fit(fit))  # noqa: B010 - the attribute is the point
+    _patches().apply()
 
 
 def unpatch() -> None:
     """Put the original ``train`` and ``fit`` methods back."""
-    for (owner, attribute), original in _originals.items():
-        setattr(owner, attribute, original)
-    _originals.clear()
+    _patches().undo()
 
 
-# -- lightgbm.train -----------------------------------------------------------------------
-
-
-def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def train(*args: Any, **kwargs: Any) -> Any:
-        return guarded(
-            FRAMEWORK,
-            original,
-            lambda config: _logged_train(config, original, args, kwargs),
-            args,
-            kwargs,
-        )
-
-    return train
+@functools.cache
+def _patches() -> _boosting.BoosterPatches:
+    return _boosting.BoosterPatches(FRAMEWORK, _WRAPPERS, _logged_train, _fit_details, _log_wrapper)
 
 
 def _logged_train(
@@ -142,22 +112,6 @@ def _logged_train(
 
 
 # -- the scikit-learn wrappers ------------------------------------------------------------
-
-
-def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return guarded(
-            FRAMEWORK,
-            original,
-            lambda config: _sklearn.logged_fit(
-                config, original, self, args, kwargs, extras=_fit_details, log_model=_log_wrapper
-            ),
-            (self, *args),
-            kwargs,
-        )
-
-    return fit
 
 
 def _fit_details(run: ActiveRun, model: Any) -> None:

@@ -26,10 +26,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopml.tracking._autolog import _boosting, _sklearn
+from loopml.tracking._autolog import _boosting
 from loopml.tracking._autolog._common import (
     Config,
-    guarded,
     log_model_folder,
     qualified_name,
     safely_quiet,
@@ -61,49 +60,20 @@ _KNOWN = (
 _MODEL_FILE = "model.ubj"
 _IMPORTANCE_KINDS = ("weight", "gain")
 
-_originals: dict[tuple[Any, str], Any] = {}
-
 
 def patch() -> None:
     """Wrap ``xgboost.train`` and each wrapper class's own ``fit`` (idempotent)."""
-    import xgboost
-
-    if (xgboost, "train") not in _originals:
-        _originals[(xgboost, "train")] = xgboost.train
-        xgboost.train = _wrap_train(xgboost.train)
-    for name in _WRAPPERS:
-        for owner in getattr(xgboost, name).__mro__:
-            fit = owner.__dict__.get("fit")
-            if (owner, "fit") in _originals or not inspect.isfunction(fit):
-                continue
-            if not owner.__module__.startswith("xgboost"):
-                continue
-            _originals[(owner, "fit")] = fit
-            setattr(owner, "fit", _wrap_fit(fit))  # noqa: B010 - the attribute is the point
+    _patches().apply()
 
 
 def unpatch() -> None:
     """Put the original ``train`` and ``fit`` methods back."""
-    for (owner, attribute), original in _originals.items():
-        setattr(owner, attribute, original)
-    _originals.clear()
+    _patches().undo()
 
 
-# -- xgboost.train ----------------------------------------------------------------------
-
-
-def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def train(*args: Any, **kwargs: Any) -> Any:
-        return guarded(
-            FRAMEWORK,
-            original,
-            lambda config: _logged_train(config, original, args, kwargs),
-            args,
-            kwargs,
-        )
-
-    return train
+@functools.cache
+def _patches() -> _boosting.BoosterPatches:
+    return _boosting.BoosterPatches(FRAMEWORK, _WRAPPERS, _logged_train, _fit_details, _log_wrapper)
 
 
 def _logged_train(
@@ -157,22 +127,6 @@ def _train_params(signature: inspect.Signature, arguments: Mapping[str, Any]) ->
 
 
 # -- the scikit-learn wrappers ------------------------------------------------------------
-
-
-def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return guarded(
-            FRAMEWORK,
-            original,
-            lambda config: _sklearn.logged_fit(
-                config, original, self, args, kwargs, extras=_fit_details, log_model=_log_wrapper
-            ),
-            (self, *args),
-            kwargs,
-        )
-
-    return fit
 
 
 def _fit_details(run: ActiveRun, model: Any) -> None:
