@@ -370,28 +370,26 @@ def _check_all_gone(kind: str, deleted: int, expected: int) -> None:
 
 
 def _version_labels(conn: Connection, ids: set[str]) -> dict[str, str]:
-    numbers = sorted(int(i) for i in ids if i.isdigit())
-    found: dict[str, str] = {}
-    for chunk in _chunks(numbers):
-        for version_id, name, version in conn.execute(
-            select(_dataset_version.c.id, _dataset.c.name, _dataset_version.c.version)
-            .join(_dataset, _dataset.c.id == _dataset_version.c.dataset_id)
-            .where(_dataset_version.c.id.in_(chunk))
-        ):
-            found[str(version_id)] = f"{name}:{version}"
-    return found
+    return _labels(conn, ids, _dataset_version, _dataset, "dataset_id", ":")
 
 
 def _model_versions(conn: Connection, ids: set[str]) -> dict[str, str]:
+    return _labels(conn, ids, _model_version, _model, "model_id", "/")
+
+
+def _labels(
+    conn: Connection, ids: set[str], versions: Table, owners: Table, owner_key: str, sep: str
+) -> dict[str, str]:
+    """``{row id: "name{sep}version"}`` of the rows of ``versions`` among ``ids``."""
     numbers = sorted(int(i) for i in ids if i.isdigit())
     found: dict[str, str] = {}
     for chunk in _chunks(numbers):
         for version_id, name, version in conn.execute(
-            select(_model_version.c.id, _model.c.name, _model_version.c.version)
-            .join(_model, _model.c.id == _model_version.c.model_id)
-            .where(_model_version.c.id.in_(chunk))
+            select(versions.c.id, owners.c.name, versions.c.version)
+            .join(owners, owners.c.id == versions.c[owner_key])
+            .where(versions.c.id.in_(chunk))
         ):
-            found[str(version_id)] = f"{name}/{version}"
+            found[str(version_id)] = f"{name}{sep}{version}"
     return found
 
 
