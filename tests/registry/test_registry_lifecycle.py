@@ -121,6 +121,24 @@ def test_register_records_the_version_and_load_predicts_like_the_original(
     assert registry.list_models(project="elsewhere") == []
 
 
+def test_a_deleted_run_cannot_be_a_model_versions_source(registry: RegistryClient) -> None:
+    from loopml.errors import RunStateError
+    from loopml.tracking import TrackingClient
+
+    tracking = TrackingClient.over(registry.store, registry.artifacts)
+    run_id = tracking.create_run(project=P, capture_context=False)
+    tracking.end_run(run_id)
+    tracking.delete_run(run_id)
+    model, _ = _model()
+
+    with pytest.raises(RunStateError, match="deleted.*loopml runs restore"):
+        registry.register(model, "credit", project=P, run_id=run_id)
+    assert registry.list_models(project=P) == []
+
+    tracking.restore_run(run_id)
+    assert registry.register(model, "credit", project=P, run_id=run_id).version == 1
+
+
 def test_references_by_name_number_alias_and_models_uri(registry: RegistryClient) -> None:
     for seed in range(3):
         _register(registry, seed=seed)

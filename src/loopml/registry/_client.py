@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from loopml.errors import InvalidParameter, ModelError, UntrustedModelError
+from loopml._html import when
+from loopml.errors import InvalidParameter, ModelError, RunStateError, UntrustedModelError
 from loopml.registry._archive import ArchiveOps
 from loopml.registry._base import current_identity, version_record, versions_query
 from loopml.registry._flavors import flavor_for, get_flavor
@@ -101,6 +102,7 @@ class RegistryClient(PromotionOps, ArchiveOps):
         Raises:
             ModelError: no flavor can store the model, or the ONNX conversion differs.
             RunNotFound: ``run_id`` names no run.
+            RunStateError: ``run_id`` names a deleted run.
             InvalidParameter: an ``extra_pip`` line is not a pip requirement.
         """
         check_model_name(name)
@@ -191,6 +193,11 @@ class RegistryClient(PromotionOps, ArchiveOps):
         from loopml.tracking import TrackingClient
 
         run = TrackingClient.over(self.store, self.artifacts).get_run(run_id)
+        if run.deleted_at is not None:
+            raise RunStateError(
+                f"Run {run_id} is deleted (since {when(run.deleted_at)}); a model version "
+                f"cannot come from a deleted run. Restore it first: loopml runs restore {run_id}"
+            )
         git = run.context.get("git") or {}
         dataset_ids: list[str] = []
         with self.store.read() as conn:
