@@ -53,10 +53,3 @@ def test_dry_run_then_delete(cli: Cli, seeded: Seeded, sdk: TrackingClient, tmp_
     got = cli("artifacts", "get", seeded.good, "model", "--dest", str(tmp_path / "m"))
     assert got.exit_code == 0, got.output
     assert (tmp_path / "m" / "model" / "sub" / "config.json").exists()
-
-
-def test_negative_grace_is_one_error(cli: Cli, seeded: Seeded) -> None:
-    result = cli("gc", "--grace", "-1")
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: The 'grace_seconds' parameter of collect_garbage")
-    assert len(result.stderr.splitlines()) == 1

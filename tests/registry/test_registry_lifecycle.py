@@ -131,7 +131,7 @@ def test_a_deleted_run_cannot_be_a_model_versions_source(registry: RegistryClien
     tracking.delete_run(run_id)
     model, _ = _model()
 
-    with pytest.raises(RunStateError, match="deleted.*loopml runs restore"):
+    with pytest.raises(RunStateError, match=r"deleted.*loopml runs restore"):
         registry.register(model, "credit", project=P, run_id=run_id)
     assert registry.list_models(project=P) == []
 
