@@ -1,4 +1,4 @@
-"""The one rule for names of datasets, models and endpoints."""
+"""The one rule for names of datasets, models and endpoints, and for version numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import re
 
 from loopml.errors import InvalidParameter
 
-__all__ = ["check_name"]
+__all__ = ["MAX_VERSION", "check_name", "version_number"]
+
+MAX_VERSION = 2**31 - 1
+"""The highest version number the store's integer columns hold on every back-end."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 
@@ -23,3 +26,17 @@ def check_name(kind: str, name: object) -> str:
             f"'_', '.' and '-' (at most 200 characters); got {name!r}."
         )
     return name
+
+
+def version_number(digits: str, ref: str) -> int:
+    """The version number written as ``digits`` in reference ``ref``.
+
+    Raises:
+        InvalidParameter: the number is over :data:`MAX_VERSION` (checked before
+            converting, so thousands of digits cost nothing).
+    """
+    if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+        raise InvalidParameter(
+            f"The version number in {ref[:80]!r} is too large: at most {MAX_VERSION}."
+        )
+    return int(digits)

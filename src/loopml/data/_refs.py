@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loopml._names import check_name
+from loopml._names import check_name, version_number
 from loopml.errors import InvalidParameter
 
 __all__ = ["DatasetRef", "check_dataset_name", "parse_ref"]
@@ -33,7 +33,8 @@ def parse_ref(ref: object) -> DatasetRef:
     """Parse ``name``, ``name:N`` or ``name@latest``.
 
     Raises:
-        InvalidParameter: the text is not a dataset reference.
+        InvalidParameter: the text is not a dataset reference, or its number is over
+            :data:`loopml._names.MAX_VERSION`.
     """
     if not isinstance(ref, str):
         raise InvalidParameter(
@@ -51,5 +52,6 @@ def parse_ref(ref: object) -> DatasetRef:
         )
     version = match.group("version")
     return DatasetRef(
-        check_dataset_name(match.group("name")), None if version is None else int(version)
+        check_dataset_name(match.group("name")),
+        None if version is None else version_number(version, ref),
     )

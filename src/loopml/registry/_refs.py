@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loopml._names import check_name
+from loopml._names import check_name, version_number
 from loopml.errors import InvalidParameter
 
 __all__ = ["ModelRef", "check_alias", "check_model_name", "parse_model_ref"]
@@ -49,7 +49,8 @@ def parse_model_ref(ref: object) -> ModelRef:
     """Parse ``name``, ``name/N``, ``name@alias``, ``models:/name/N`` or ``models:/name@alias``.
 
     Raises:
-        InvalidParameter: the text is not a model reference.
+        InvalidParameter: the text is not a model reference, or its version number is
+            too large (over :data:`loopml._names.MAX_VERSION`).
     """
     if not isinstance(ref, str):
         raise InvalidParameter(f"A model reference must be a str; got {type(ref).__name__}.")
@@ -64,4 +65,4 @@ def parse_model_ref(ref: object) -> ModelRef:
     alias = match.group("alias") or match.group("alias2")
     if alias == "latest":
         alias = None
-    return ModelRef(name, None if version is None else int(version), alias)
+    return ModelRef(name, None if version is None else version_number(version, ref), alias)
