@@ -9,6 +9,7 @@ existing handlers keep working. Each docstring says who raises it.
 from __future__ import annotations
 
 __all__ = [
+    "AlertNotFound",
     "ApprovalError",
     "ArtifactError",
     "ArtifactExists",
@@ -25,6 +26,8 @@ __all__ = [
     "EmptyPolicyError",
     "EnvironmentNotCaptured",
     "FilterSyntaxError",
+    "ForbiddenAddress",
+    "InsufficientData",
     "InvalidParameter",
     "LoopmlError",
     "LoopmlWarning",
@@ -32,6 +35,8 @@ __all__ = [
     "MetadataPathError",
     "ModelError",
     "ModelNotFound",
+    "MonitorNotFound",
+    "MonitoringError",
     "ParamConflict",
     "PipelineDefinitionError",
     "PipelineError",
@@ -488,3 +493,49 @@ class StoreNotFound(StoreError):
     def __init__(self, message: str, uri: str = "") -> None:
         super().__init__(message)
         self.uri = uri
+
+
+class MonitoringError(LoopmlError):
+    """The base of the errors raised by ``loopml.monitoring`` (monitors, checks, alerts)."""
+
+
+class MonitorNotFound(MonitoringError, KeyError):
+    """Raised by ``loopml.monitoring`` when no monitor has the name asked for.
+
+    The message names the closest monitor, if any.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "monitor not found"
+
+
+class AlertNotFound(MonitoringError, KeyError):
+    """Raised by ``loopml.monitoring.ack_alert`` (``loopml alerts ack``) for an unknown alert id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "alert not found"
+
+
+class InsufficientData(MonitoringError, ValueError):
+    """Raised by a monitoring check called directly on data too small to judge.
+
+    An empty window, a reference without rows, fewer labelled rows than the check's
+    minimum. A stored monitor does not raise it: its result gets the status
+    ``no_data`` instead, never a silent pass. ``needed`` and ``got`` are row counts.
+    """
+
+    def __init__(self, message: str, *, needed: int = 0, got: int = 0) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.got = got
+
+
+class ForbiddenAddress(MonitoringError, PermissionError):
+    """Raised by an alert webhook whose URL is not http(s), or resolves to a loopback,
+    link-local, private or otherwise reserved address that the settings do not allow
+    (``LOOPML_WEBHOOK_ALLOW_PRIVATE``). Nothing is sent; ``url`` is the URL refused.
+    """
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
