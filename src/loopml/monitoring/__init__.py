@@ -6,6 +6,7 @@ Every check returns :class:`CheckResult` objects; a monitor run returns a
 
 from __future__ import annotations
 
+from loopml.monitoring._multivariate import domain_classifier_drift
 from loopml.monitoring._results import (
     CHECK_KINDS,
     CheckResult,
@@ -14,4 +15,11 @@ from loopml.monitoring._results import (
     worst_status,
 )
 
-__all__ = ["CHECK_KINDS", "CheckResult", "MonitorResult", "Status", "worst_status"]
+__all__ = [
+    "CHECK_KINDS",
+    "CheckResult",
+    "MonitorResult",
+    "Status",
+    "domain_classifier_drift",
+    "worst_status",
+]
