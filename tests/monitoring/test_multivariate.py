@@ -249,3 +249,10 @@ def test_a_column_of_another_kind_in_the_current_data_is_refused(
     as_time = reference.assign(x=pd.date_range("2026-01-01", periods=ROWS, freq="s"))
     with pytest.raises(InvalidParameter, match=r"column 'x' .* Got double in the reference"):
         domain_classifier_drift(reference, as_time)
+
+
+def test_infinite_values_are_compared_not_refused(reference: pd.DataFrame) -> None:
+    current = correlated(ROWS, 0.8, seed=10)
+    current.loc[current.index[: ROWS // 5], "noise"] = np.inf
+    result = domain_classifier_drift(reference, current, columns=["noise"], folds=3)
+    assert result.status == "alert"

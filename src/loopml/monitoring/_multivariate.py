@@ -141,8 +141,8 @@ def domain_classifier_drift(
     features, categorical = _encode(ref, cur, chosen)
     labels = np.concatenate([np.zeros(m, dtype=np.int8), np.ones(m, dtype=np.int8)])
     scores, fold_aucs = _out_of_fold_scores(features, labels, categorical, folds, seed)
-    auc, low, high = delong_interval(scores[labels == 1], scores[labels == 0])
-    se = (high - low) / (2 * _Z95)
+    auc, se = _delong(scores[labels == 1], scores[labels == 0])
+    low, high = max(0.0, auc - _Z95 * se), min(1.0, auc + _Z95 * se)
     if se > 0:
         p_value = 1.0 - statistics.NormalDist().cdf((auc - threshold) / se)
     else:
@@ -181,14 +181,21 @@ def domain_classifier_drift(
 def delong_interval(positive: F64, negative: F64) -> tuple[float, float, float]:
     """The ROC AUC of scores and its 95 % DeLong interval (clipped to ``[0, 1]``).
 
-    Uses the midrank form of DeLong's variance (Sun and Xu, 2014): ties count a half.
-
     Args:
         positive: Scores of the rows labelled 1.
         negative: Scores of the rows labelled 0.
 
     Returns:
         ``(auc, low, high)``.
+    """
+    auc, se = _delong(positive, negative)
+    return auc, max(0.0, auc - _Z95 * se), min(1.0, auc + _Z95 * se)
+
+
+def _delong(positive: F64, negative: F64) -> tuple[float, float]:
+    """The AUC and DeLong's standard error, in the midrank form (Sun and Xu, 2014).
+
+    Ties count a half.
     """
     from scipy.stats import rankdata
 
@@ -201,8 +208,7 @@ def delong_interval(positive: F64, negative: F64) -> tuple[float, float, float]:
     v_pos = (ranks_pos - rankdata(positive)) / n
     v_neg = 1.0 - (ranks_neg - rankdata(negative)) / m
     var = float(np.var(v_pos, ddof=1) / m + np.var(v_neg, ddof=1) / n)
-    half = _Z95 * math.sqrt(max(var, 0.0))
-    return auc, max(0.0, auc - half), min(1.0, auc + half)
+    return auc, math.sqrt(max(var, 0.0))
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -336,8 +342,10 @@ def _encode(ref: pa.Table, cur: pa.Table, names: list[str]) -> tuple[F64, list[b
         if is_category:
             features[:, j] = _category_codes(values)
         else:
-            # Nulls become NaN, which the trees route on their own (missingness is signal).
-            features[:, j] = values.to_numpy(zero_copy_only=False)
+            # Nulls become NaN, which the trees route on their own (missingness is signal);
+            # infinities, which the trees refuse, become the largest finite values.
+            big = np.finfo(np.float64).max
+            features[:, j] = np.clip(values.to_numpy(zero_copy_only=False), -big, big)
     return features, categorical
 
 
