@@ -147,7 +147,9 @@ def test_alerts_open_once_stay_open_and_resolve(
         record, _result("m", "ok", [_drift("age", "ok", 0.01), _drift("x", "ok", 0.0)], 3000)
     )
     assert [(a.column, a.state) for a in resolved] == [("age", "resolved")]
-    _, reopened = monitors.record(record, _result("m", "alert", [_drift("age", "alert", 0.5)], 4000))
+    _, reopened = monitors.record(
+        record, _result("m", "alert", [_drift("age", "alert", 0.5)], 4000)
+    )
     assert [a.state for a in reopened] == ["firing"]
     assert len(list_alerts(monitors.store, project="p")) == 2
     with pytest.raises(AlertNotFound):
@@ -171,7 +173,9 @@ def test_a_run_without_enough_data_is_no_data_and_alerts(
     monitors, readers, data = stores
     data.register("credit", _frame(50, 1), project="p")
     monitors.create(
-        MonitorSpec(name="q", dataset="credit", reference="dataset:credit:1", checks=["data_quality"]),
+        MonitorSpec(
+            name="q", dataset="credit", reference="dataset:credit:1", checks=["data_quality"]
+        ),
         project="p",
     )
     result = run_monitor(monitors, readers, "q", project="p")

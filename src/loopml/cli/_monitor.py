@@ -220,6 +220,15 @@ def run(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the result's HTML report here.")
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Judge predictions from then ('2h', ISO time), not the window."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="... up to then (default: now).")
+    ] = None,
     fail_on_alert: Annotated[
         bool, typer.Option("--fail-on-alert", help="Exit with status 3 when a check alerts.")
     ] = False,
@@ -229,7 +238,7 @@ def run(
     """Run a monitor once: judge, store the result, open or resolve alerts."""
     from loopml.monitoring import run_monitor
 
-    result = run_monitor(name, project=project, trust=trust)
+    result = run_monitor(name, project=project, trust=trust, since=since, until=until)
     if html is not None:
         _write_html(result, html, project)
     if as_json:

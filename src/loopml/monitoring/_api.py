@@ -21,7 +21,8 @@ from loopml.monitoring._results import MonitorResult
 from loopml.monitoring._run import run_monitor as _run
 from loopml.monitoring._sources import PredictionWindow, Readers
 from loopml.monitoring._spec import MonitorSpec, spec_from_yaml
-from loopml.store import read_only
+from loopml.serving._reading import TimeBound, time_bound_ms
+from loopml.store import now_ms, read_only
 
 __all__ = [
     "ack",
@@ -124,19 +125,35 @@ def delete_monitor(name: str, *, project: str | None = None) -> int:
     return monitor_store().delete(name, project=settings.project(project))
 
 
-def run_monitor(name: str, *, project: str | None = None, trust: bool = False) -> MonitorResult:
+def run_monitor(
+    name: str,
+    *,
+    project: str | None = None,
+    trust: bool = False,
+    since: TimeBound | None = None,
+    until: TimeBound | None = None,
+) -> MonitorResult:
     """Run a stored monitor once: judge, store the result, open/resolve alerts, notify sinks.
 
     Args:
         name: The monitor.
         project: Its project (default: ``LOOPML_PROJECT``).
         trust: Allow loading a model that runs code (only the attribution check loads it).
+        since: Judge the predictions from this moment (a datetime, ``"2h"`` back from
+            now, an ISO time) instead of the monitor's window.
+        until: ... up to this moment (default: now).
 
     Returns:
         The stored result.
     """
     from loopml.monitoring._delivery import deliver
 
+    window = None
+    if since is not None or until is not None:
+        end = now_ms() if until is None else time_bound_ms(until, "until")
+        if since is None:
+            raise InvalidParameter("Give 'since' with 'until': the window's start.")
+        window = (time_bound_ms(since, "since"), end)
     return _run(
         monitor_store(),
         readers(),
@@ -144,6 +161,7 @@ def run_monitor(name: str, *, project: str | None = None, trust: bool = False) -
         project=settings.project(project),
         trust=trust,
         deliver=deliver,
+        window=window,
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from loopml.errors import InsufficientData, LoopmlError
+from loopml.errors import InsufficientData, InvalidParameter, LoopmlError
 from loopml.monitoring._monitors import MonitorRecord, MonitorStore
 from loopml.monitoring._results import CheckResult, MonitorResult, worst_status
 from loopml.monitoring._sources import (
@@ -79,6 +79,7 @@ def run_monitor(
     trust: bool = False,
     deliver: Callable[[MonitorSpec, list[Alert], MonitorResult], list[str]] | None = None,
     at_ms: int | None = None,
+    window: tuple[int, int] | None = None,
 ) -> MonitorResult:
     """Run monitor ``name`` once and store its result.
 
@@ -90,6 +91,8 @@ def run_monitor(
         trust: Allow loading a model that needs code to run (attribution).
         deliver: Tells the sinks; returns the sinks that failed.
         at_ms: Judge the window ending at this time (default: now).
+        window: Judge the predictions of ``[since, until)`` (ms) instead of the
+            monitor's window (an endpoint monitor only).
 
     Returns:
         The stored result (with its id).
@@ -102,7 +105,12 @@ def run_monitor(
     record = monitors.get(name, project=project)
     spec = record.spec
     started = now_ms() if at_ms is None else at_ms
-    current = load_current(spec, readers, project=project, now_ms=started)
+    if window is not None and (spec.endpoint is None or not 0 <= window[0] < window[1]):
+        raise InvalidParameter(
+            "An explicit window needs an endpoint monitor and a start before its end. "
+            f"Got {window!r} for monitor {spec.name!r}."
+        )
+    current = load_current(spec, readers, project=project, now_ms=started, window=window)
     model = model_version_of(spec, current, readers, project=project)
     if current.rows < spec.min_rows:
         result = _no_data(record, started, current, model)

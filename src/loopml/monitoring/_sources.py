@@ -92,8 +92,17 @@ class Readers:
         self.prediction_rows = prediction_rows
 
 
-def load_current(spec: MonitorSpec, readers: Readers, *, project: str, now_ms: int) -> Data:
+def load_current(
+    spec: MonitorSpec,
+    readers: Readers,
+    *,
+    project: str,
+    now_ms: int,
+    window: tuple[int, int] | None = None,
+) -> Data:
     """The current data of ``spec``: its window of the prediction log, or its dataset.
+
+    ``window`` (``[since, until)`` in ms) replaces the spec's window back from ``now_ms``.
 
     Raises:
         DeploymentNotFound: the endpoint is unknown.
@@ -109,7 +118,7 @@ def load_current(spec: MonitorSpec, readers: Readers, *, project: str, now_ms: i
             version,
         )
     assert spec.endpoint is not None
-    since, until = now_ms - spec.window_ms, now_ms
+    since, until = window if window is not None else (now_ms - spec.window_ms, now_ms)
     rows: PredictionWindow = readers.prediction_rows(
         spec.endpoint, since, until, spec.route, spec.model_version
     )
