@@ -1,4 +1,4 @@
-"""Stored monitors: configuration, results as a time series, alert state, on SQLite and PostgreSQL."""
+"""Stored monitors: configuration, results over time, alert state; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def stores(client: TrackingClient) -> Iterator[tuple[MonitorStore, Readers, Data
     def no_log(*_: object) -> PredictionWindow:
         raise AssertionError("a dataset monitor reads no prediction log")
 
-    readers = Readers(data, RegistryClient(client.store, client.artifacts), no_log)
+    readers = Readers(
+        client.store, client.artifacts, data, RegistryClient(client.store, client.artifacts), no_log
+    )
     yield MonitorStore(client.store, client.artifacts), readers, data
 
 

@@ -65,6 +65,8 @@ def readers() -> Readers:
         )
 
     return Readers(
+        tracking.store,
+        tracking.artifacts,
         DataClient(tracking.store, tracking.artifacts),
         RegistryClient(tracking.store, tracking.artifacts),
         prediction_rows,

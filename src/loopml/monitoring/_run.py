@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import InsufficientData, InvalidParameter, LoopmlError
+from loopml.monitoring._checks import MONITOR_CHECKS
+from loopml.monitoring._context import CheckContext
 from loopml.monitoring._monitors import MonitorRecord, MonitorStore
 from loopml.monitoring._results import CheckResult, MonitorResult, worst_status
 from loopml.monitoring._sources import (
@@ -37,37 +38,9 @@ if TYPE_CHECKING:
     from loopml.monitoring._alert_state import Alert
     from loopml.registry import ModelVersion
 
-__all__ = ["CheckContext", "run_monitor"]
+__all__ = ["run_monitor"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CheckContext:
-    """What every check of one run may read.
-
-    Attributes:
-        spec: The monitor.
-        project: Its project.
-        current: The current data.
-        reference: The reference data.
-        columns: The input columns to judge.
-        model: The model version watched, if known.
-        readers: The service clients.
-        trust: Whether model code may run (attribution loads the model).
-    """
-
-    spec: MonitorSpec
-    project: str
-    current: Data
-    reference: Data
-    columns: list[str]
-    model: ModelVersion | None
-    readers: Readers
-    trust: bool
-
-
-Check = Callable[[CheckContext, dict[str, Any]], list[CheckResult]]
 
 
 def run_monitor(
@@ -143,7 +116,7 @@ def run_monitor(
 
 def _run_check(kind: str, context: CheckContext, options: dict[str, Any]) -> list[CheckResult]:
     try:
-        return CHECKS[kind](context, options)
+        return MONITOR_CHECKS[kind](context, options)
     except InsufficientData as exc:
         return [CheckResult(kind, "", "", None, None, "no_data", message=str(exc))]
     except LoopmlError:
@@ -178,30 +151,3 @@ def _model_lineage(model: ModelVersion | None) -> dict[str, Any]:
     if model is None:
         return {}
     return {"model_version": model.ref, "model_version_id": model.id}
-
-
-# -- the checks ---------------------------------------------------------------------
-
-
-def _data_quality(context: CheckContext, options: dict[str, Any]) -> list[CheckResult]:
-    from loopml.monitoring._quality import data_quality
-
-    against = options.get("dataset")
-    if against is None and context.reference.dataset is not None:
-        against = context.reference.dataset.ref
-    if against is None:
-        raise InsufficientData(
-            "data_quality needs a dataset whose schema to apply: the reference is not a "
-            "dataset version; set the check's 'dataset' option."
-        )
-    return data_quality(
-        context.readers.data,
-        context.current.table,
-        against=str(against),
-        project=context.project,
-        columns=context.columns,
-    )
-
-
-CHECKS: dict[str, Check] = {"data_quality": _data_quality}
-"""Check kind → the function that runs it on one monitor run's data."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -21,8 +21,10 @@ from loopml.errors import InvalidParameter, UnknownColumnError
 from loopml.monitoring._spec import MonitorSpec, window_reference_ms
 
 if TYPE_CHECKING:
+    from loopml.artifacts import ArtifactStore
     from loopml.data import DataClient, DatasetVersion
     from loopml.registry import ModelVersion, RegistryClient
+    from loopml.store import Store
 
 __all__ = [
     "META_COLUMNS",
@@ -41,25 +43,56 @@ META_COLUMNS = frozenset(
 """Columns of prediction rows that are not model inputs (``proba_*`` columns neither)."""
 
 
-@dataclass(frozen=True)
 class Data:
-    """Data a monitor judges.
+    """Data a monitor judges; a dataset version's rows are read only when a check needs them.
 
-    Attributes:
-        table: The rows.
+    Args:
+        table: The rows, or a function that reads them (called at most once).
         description: How results name it (``dataset:credit:3``, ``endpoint:credit[a,b)``).
         lineage: JSON-able references to what was read.
-        dataset: The dataset version read, if the data is one.
+        dataset: The dataset version, if the data is one.
+        columns: The column names, when known without reading the rows.
+        rows: The row count, when known without reading the rows.
     """
 
-    table: pa.Table
-    description: str
-    lineage: dict[str, Any] = field(default_factory=dict)
-    dataset: DatasetVersion | None = None
+    def __init__(
+        self,
+        table: pa.Table | Callable[[], pa.Table],
+        description: str,
+        lineage: dict[str, Any] | None = None,
+        dataset: DatasetVersion | None = None,
+        *,
+        columns: list[str] | None = None,
+        rows: int | None = None,
+    ) -> None:
+        self._table = table if isinstance(table, pa.Table) else None
+        self._read = None if isinstance(table, pa.Table) else table
+        self.description = description
+        self.lineage = dict(lineage or {})
+        self.dataset = dataset
+        self._columns = columns
+        self._rows = rows
+
+    @property
+    def table(self) -> pa.Table:
+        """The rows (read now if they were not yet)."""
+        if self._table is None:
+            assert self._read is not None
+            self._table = self._read()
+        return self._table
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names."""
+        if self._columns is not None and self._table is None:
+            return list(self._columns)
+        return list(self.table.column_names)
 
     @property
     def rows(self) -> int:
         """How many rows."""
+        if self._rows is not None and self._table is None:
+            return self._rows
         return int(self.table.num_rows)
 
 
@@ -75,6 +108,8 @@ class Readers:
     """The service clients a monitor reads through (data, registry, prediction rows).
 
     Args:
+        store: The metadata store.
+        artifacts: The artifact store.
         data: The data client.
         registry: The registry client.
         prediction_rows: ``(endpoint, since_ms, until_ms, route, model_version)`` →
@@ -83,10 +118,14 @@ class Readers:
 
     def __init__(
         self,
+        store: Store,
+        artifacts: ArtifactStore,
         data: DataClient,
         registry: RegistryClient,
         prediction_rows: Callable[[str, int, int, str | None, str | None], PredictionWindow],
     ) -> None:
+        self.store = store
+        self.artifacts = artifacts
         self.data = data
         self.registry = registry
         self.prediction_rows = prediction_rows
@@ -180,12 +219,13 @@ def load_reference(
     if reference.startswith("dataset:"):
         ref = reference.removeprefix("dataset:")
         version = readers.data.get_version(ref if ":" in ref else f"{ref}@latest", project=project)
-        table = readers.data.load_table(version.ref, project=project)
         return Data(
-            table,
+            lambda: readers.data.load_table(version.ref, project=project),
             f"dataset:{version.ref}",
             {"reference_dataset": version.ref, "reference_dataset_id": version.id},
             version,
+            columns=[name for name, _ in version.columns],
+            rows=version.row_count,
         )
     if reference.startswith("file:"):
         from loopml.data._sources import open_source
@@ -214,12 +254,11 @@ def input_columns(
     Raises:
         UnknownColumnError: a column of the spec is in neither data.
     """
+    reference_columns = set(reference.columns)
     shared = [
         c
-        for c in current.table.column_names
-        if c in reference.table.column_names
-        and c not in META_COLUMNS
-        and not c.startswith("proba_")
+        for c in current.columns
+        if c in reference_columns and c not in META_COLUMNS and not c.startswith("proba_")
     ]
     if spec.columns is not None:
         missing = [c for c in spec.columns if c not in shared]
