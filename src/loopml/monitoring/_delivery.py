@@ -34,14 +34,26 @@ def event_of(alert: Alert, result: MonitorResult, report: str | None = None) -> 
     )
 
 
-def deliver(spec: MonitorSpec, alerts: list[Alert], result: MonitorResult) -> list[str]:
+def deliver(
+    spec: MonitorSpec, alerts: list[Alert], result: MonitorResult, *, trust: bool = False
+) -> list[str]:
     """Send every alert to every sink of ``spec``; a failing sink does not stop the others.
+
+    A ``command`` sink runs a program named by the stored monitor -- code chosen by
+    whoever saved it -- so it runs only with ``trust`` (``loopml monitor run --trust``);
+    without, it is reported as failed and skipped.
 
     Returns:
         One line per sink and alert that failed (empty when all were delivered).
     """
     failed: list[str] = []
     for sink_spec in spec.sinks:
+        if isinstance(sink_spec, dict) and "command" in sink_spec and not trust:
+            failed.append(
+                f"sink {sink_spec!r} runs a local command, which a stored monitor may do only "
+                "when its run is trusted (run_monitor(trust=True), `loopml monitor run --trust`)"
+            )
+            continue
         try:
             sink = sink_from_spec(sink_spec)
         except LoopmlError as exc:

@@ -31,11 +31,9 @@ from loopml.monitoring._sources import (
     load_reference,
     model_version_of,
 )
-from loopml.monitoring._spec import MonitorSpec
 from loopml.store import now_ms
 
 if TYPE_CHECKING:
-    from loopml.monitoring._alert_state import Alert
     from loopml.registry import ModelVersion
 
 __all__ = ["run_monitor"]
@@ -50,7 +48,7 @@ def run_monitor(
     *,
     project: str,
     trust: bool = False,
-    deliver: Callable[[MonitorSpec, list[Alert], MonitorResult], list[str]] | None = None,
+    deliver: Callable[..., list[str]] | None = None,
     at_ms: int | None = None,
     window: tuple[int, int] | None = None,
 ) -> MonitorResult:
@@ -61,8 +59,10 @@ def run_monitor(
         readers: The service clients to read data through.
         name: The monitor.
         project: Its project.
-        trust: Allow loading a model that needs code to run (attribution).
-        deliver: Tells the sinks; returns the sinks that failed.
+        trust: Allow what runs code chosen by whoever saved the monitor or the model:
+            loading a model that needs code (attribution), command sinks.
+        deliver: Tells the sinks (``deliver(spec, alerts, result, trust=...)``); returns
+            the deliveries that failed.
         at_ms: Judge the window ending at this time (default: now).
         window: Judge the predictions of ``[since, until)`` (ms) instead of the
             monitor's window (an endpoint monitor only).
@@ -108,7 +108,7 @@ def run_monitor(
         )
     stored, changed = monitors.record(record, result, alert_on_no_data=spec.alert_on_no_data)
     if deliver is not None and changed:
-        failed = deliver(spec, changed, stored)
+        failed = deliver(spec, changed, stored, trust=trust)
         if failed:
             _log.error("Monitor %r: alert sinks failed: %s", spec.name, "; ".join(failed))
     return stored
