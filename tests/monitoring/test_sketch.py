@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 
 import numpy as np
@@ -52,7 +53,7 @@ def _state(col: ColumnSketch) -> tuple[object, ...]:
 
 def _split(table: pa.Table, cuts: list[int]) -> list[pa.Table]:
     bounds = sorted({0, table.num_rows, *(c % (table.num_rows + 1) for c in cuts)})
-    return [table.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds)]
 
 
 @given(
@@ -222,3 +223,10 @@ def test_state_is_bounded_for_25_columns() -> None:
     assert size <= 50 * 1024 * 1024
     # The numeric part does not grow with the rows: ~1,346 counters a column.
     assert len(sketch(pa.table({"x": rng.normal(size=10)})).to_bytes()) < 20_000
+
+
+def test_a_column_limit_must_match_the_table() -> None:
+    doc = orjson.loads(sketch(pa.table({"c": ["a", "b"]})).to_bytes())
+    doc["columns"][0][1]["limit"] = 5
+    with pytest.raises(InvalidParameter, match="table's limit"):
+        TableSketch.from_bytes(orjson.dumps(doc))

@@ -310,6 +310,9 @@ def _bootstrap(
     from scipy.stats import norm
 
     n, m = int(a.sum()), int(b.sum())
+    if n == 0 or m == 0:  # wasserstein with no finite value on a side: no distance to measure
+        far = math.inf if n != m else 0.0
+        return _Raw(far, 0.0 if n != m else 1.0, (far, far), {"plug_in": far, "bootstrap": 0})
     p, q = a / n, b / m
     plug_in = float(f(p, q))
     reps = f(rng.multinomial(n, p, size=_BOOTSTRAP) / n, rng.multinomial(m, q, size=_BOOTSTRAP) / m)

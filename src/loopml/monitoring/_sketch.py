@@ -361,6 +361,9 @@ class ColumnSketch:
             out.neg_inf = _count(d.get("neg_inf"), "neg_inf")
             out.pos_inf = _count(d.get("pos_inf"), "pos_inf")
             out.min, out.max = _float(d.get("min"), math.inf), _float(d.get("max"), -math.inf)
+            _require(
+                (out.min <= out.max) == bool(counts.sum()), "min <= max exactly when values exist"
+            )
             moments = d.get("moments")
             _require(isinstance(moments, list) and len(moments) == 3, "moments must be [n, m, m2]")
             assert isinstance(moments, list)
@@ -486,6 +489,7 @@ class TableSketch:
             _require(item[0] not in out.columns, f"column {item[0]!r} appears twice")
             col = ColumnSketch.from_dict(item[1])
             _require(col.rows == out.rows, f"column {item[0]!r} must have the table's rows")
+            _require(col.limit == out.limit, f"column {item[0]!r} must have the table's limit")
             out.columns[item[0]] = col
         return out
 
