@@ -189,3 +189,12 @@ def test_dataset_drift_alerts_at_the_share() -> None:
     cols = ["num_00", "num_01", "num_05"]
     assert detect_drift(ref, cur, columns=cols).dataset.status == "alert"  # 2 of 3
     assert detect_drift(ref, cur, columns=cols, drift_share=0.9).dataset.status == "ok"
+
+
+def test_a_current_column_of_another_type_is_named() -> None:
+    ref = pd.DataFrame({"x": np.arange(100.0)})
+    cur = pd.DataFrame({"x": ["a"] * 100})
+    with pytest.raises(InvalidParameter, match="Column 'x': A numeric sketch needs"):
+        detect_drift(ref, cur)
+    with pytest.raises(UnknownColumnError, match="lacks column 'x'"):
+        detect_drift(ref, pd.DataFrame({"y": np.arange(100.0)}))

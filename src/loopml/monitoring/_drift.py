@@ -219,12 +219,19 @@ def _as_sketch(
                 f"Table, a pandas DataFrame or a TableSketch. Got {type(data).__name__} instead."
             )
         data = pa.Table.from_pandas(data, preserve_index=False)
-    if columns is not None:
-        _check_columns(columns, data.schema.names, "columns")
     if layout is None:
+        if columns is not None:
+            _check_columns(columns, data.schema.names, "columns")
         layout = infer_layout(data, columns=columns, kinds=kinds)
     elif columns is not None:
         _check_columns(columns, list(layout), "columns")
+    absent = [c for c in (columns or layout) if c not in data.schema.names]
+    if absent:
+        raise UnknownColumnError(
+            f"The data given to detect_drift lacks column {absent[0]!r} of the reference.",
+            tuple(absent),
+            tuple(data.schema.names),
+        )
     return sketch(data, layout, columns=columns)
 
 

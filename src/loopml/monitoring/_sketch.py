@@ -431,9 +431,12 @@ class TableSketch:
             raise InvalidParameter(
                 f"Every sketched column must be in each batch. Got a batch without {missing}."
             )
-        self.rows += batch.num_rows
         for name, col in self.columns.items():
-            col.update(batch.column(name))
+            try:
+                col.update(batch.column(name))
+            except InvalidParameter as exc:
+                raise InvalidParameter(f"Column {name!r}: {exc}") from None
+        self.rows += batch.num_rows
 
     def merge(self, other: TableSketch) -> TableSketch:
         """A new sketch of both sketches' rows (they must share their layout)."""
