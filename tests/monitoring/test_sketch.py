@@ -230,3 +230,12 @@ def test_a_column_limit_must_match_the_table() -> None:
     doc["columns"][0][1]["limit"] = 5
     with pytest.raises(InvalidParameter, match="table's limit"):
         TableSketch.from_bytes(orjson.dumps(doc))
+
+
+def test_decimals_are_sketched_as_floats() -> None:
+    from decimal import Decimal
+
+    dec = pa.array([Decimal("1.50"), None, Decimal("-2.25")], pa.decimal128(5, 2))
+    s = sketch(pa.table({"d": dec, "f": pa.array([1.5, None, -2.25])}))
+    assert s.layout["d"] == s.layout["f"]
+    assert s.columns["d"].counts.tolist() == s.columns["f"].counts.tolist()

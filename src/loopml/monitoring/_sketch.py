@@ -210,7 +210,7 @@ class ColumnSketch:
         nulls = arr.null_count
         if nulls:
             arr = arr.drop_null()
-        x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+        x = _float64(arr)
         finite_mask = np.isfinite(x)
         if finite_mask.all():
             finite = x
@@ -571,8 +571,7 @@ def infer_layout(
             chosen = _choose_kinds(schema, columns, kinds)
             moments = {n: Moments() for n, k in chosen.items() if k == "numeric"}
         for name, mom in moments.items():
-            arr = batch.column(name)
-            x = np.asarray(arr.drop_null().to_numpy(zero_copy_only=False), dtype=np.float64)
+            x = _float64(batch.column(name).drop_null())
             mom.update(x[np.isfinite(x)])
     return {
         n: SketchLayout.numeric(moments[n].mean if moments[n].n else None, moments[n].std)
@@ -698,6 +697,13 @@ def _bin_index(finite: npt.NDArray[np.float64], layout: SketchLayout) -> npt.NDA
     if tail.size:
         idx[tail] = np.searchsorted(Z_EDGES, z[tail], side="right")
     return idx
+
+
+def _float64(arr: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    """Non-null numbers as float64 (decimals through Arrow's cast, not per value)."""
+    if pa.types.is_decimal(arr.type):
+        arr = arr.cast(pa.float64())
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _merge_moments(a: Moments, b: Moments) -> Moments:
