@@ -4,14 +4,15 @@ A monitor (:class:`MonitorSpec`, stored with :func:`create_monitor`) watches an
 endpoint's prediction log or a dataset against a reference; :func:`run_monitor`
 judges it once, stores the :class:`MonitorResult` as a time series, opens and
 resolves alerts and tells the monitor's sinks. Every check returns
-:class:`CheckResult` objects. ``docs/architecture.md`` (Monitoring) gives the
-decision rules and their defaults.
+:class:`CheckResult` objects; :func:`detect_drift` judges two tables (or sketches)
+directly. ``docs/architecture.md`` (Monitoring) gives the decision rules and defaults.
 
 Example:
     >>> import loopml.monitoring as mon
-    >>> mon.create_monitor(name="credit-live", endpoint="credit", window="1d")  # doctest: +SKIP
-    >>> mon.run_monitor("credit-live").status                                   # doctest: +SKIP
-    'alert'
+    >>> reference = mon.make_frame(2_000, seed=1)
+    >>> current = mon.make_frame(2_000, seed=2, shifts=["mean"])
+    >>> mon.detect_drift(reference, current).drifted_columns
+    ('num_00',)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from loopml.monitoring._api import (
     results,
     run_monitor,
 )
+from loopml.monitoring._drift import DriftReport, benjamini_hochberg, detect_drift
+from loopml.monitoring._drift_stats import DEFAULT_TOLERANCES, DRIFT_METHODS
 from loopml.monitoring._monitors import HistoryPoint, MonitorRecord, MonitorStore
 from loopml.monitoring._results import (
     CHECK_KINDS,
@@ -37,28 +40,51 @@ from loopml.monitoring._results import (
     Status,
     worst_status,
 )
+from loopml.monitoring._sketch import (
+    ColumnSketch,
+    SketchLayout,
+    TableSketch,
+    infer_layout,
+    layout_from_profile,
+    sketch,
+)
 from loopml.monitoring._spec import MonitorSpec, spec_from_yaml
+from loopml.monitoring._synthetic import MEANINGFUL_SHIFTS, SHIFTS, make_frame
 
 __all__ = [
     "CHECK_KINDS",
+    "DEFAULT_TOLERANCES",
+    "DRIFT_METHODS",
+    "MEANINGFUL_SHIFTS",
+    "SHIFTS",
     "Alert",
     "CheckResult",
+    "ColumnSketch",
+    "DriftReport",
     "HistoryPoint",
     "MonitorRecord",
     "MonitorResult",
     "MonitorSpec",
     "MonitorStore",
+    "SketchLayout",
     "Status",
+    "TableSketch",
     "ack",
     "alerts",
+    "benjamini_hochberg",
     "create_monitor",
     "delete_monitor",
+    "detect_drift",
     "get_monitor",
     "history",
+    "infer_layout",
+    "layout_from_profile",
     "list_monitors",
+    "make_frame",
     "monitor_store",
     "results",
     "run_monitor",
+    "sketch",
     "spec_from_yaml",
     "worst_status",
 ]

@@ -66,7 +66,10 @@ def sketch_partition(path: str, layout_data: Mapping[str, Any]) -> bytes:
     """The serialised sketch of one Parquet partition (what a Ray task returns)."""
     import pyarrow.dataset as ds
 
-    layout = {name: SketchLayout.from_dict(d) for name, d in layout_data.items()}
+    layout = {
+        name: SketchLayout(d["kind"], float(d["center"]), float(d["scale"]))
+        for name, d in layout_data.items()
+    }
     dataset = ds.dataset(path, format="parquet")
     columns = list(layout)
 
