@@ -1,11 +1,14 @@
 """Monitoring: drift, data quality, performance, fairness and attribution checks of a live model.
 
 Every check returns :class:`CheckResult` objects; a monitor run returns a
-:class:`MonitorResult`. See ``docs/architecture.md`` (Monitoring) for the decision rules.
+:class:`MonitorResult`. Alert events go to sinks (:class:`LogSink`,
+:class:`WebhookSink`, :class:`CommandSink`).
+See ``docs/architecture.md`` (Monitoring) for the decision rules.
 """
 
 from __future__ import annotations
 
+from loopml.monitoring._events import AlertEvent, AlertState, Sink
 from loopml.monitoring._results import (
     CHECK_KINDS,
     CheckResult,
@@ -13,5 +16,20 @@ from loopml.monitoring._results import (
     Status,
     worst_status,
 )
+from loopml.monitoring._sinks import CommandSink, LogSink, sink_from_spec
+from loopml.monitoring._webhook import WebhookSink
 
-__all__ = ["CHECK_KINDS", "CheckResult", "MonitorResult", "Status", "worst_status"]
+__all__ = [
+    "CHECK_KINDS",
+    "AlertEvent",
+    "AlertState",
+    "CheckResult",
+    "CommandSink",
+    "LogSink",
+    "MonitorResult",
+    "Sink",
+    "Status",
+    "WebhookSink",
+    "sink_from_spec",
+    "worst_status",
+]
