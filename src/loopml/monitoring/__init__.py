@@ -2,13 +2,14 @@
 
 Every check returns :class:`CheckResult` objects; a monitor run returns a
 :class:`MonitorResult`. Alert events go to sinks (:class:`LogSink`,
-:class:`WebhookSink`, :class:`CommandSink`).
-See ``docs/architecture.md`` (Monitoring) for the decision rules.
+:class:`WebhookSink`, :class:`CommandSink`); :func:`render_html` draws a result as
+one self-contained page. See ``docs/architecture.md`` (Monitoring) for the decision rules.
 """
 
 from __future__ import annotations
 
 from loopml.monitoring._events import AlertEvent, AlertState, Sink
+from loopml.monitoring._report import render_html, write_report
 from loopml.monitoring._results import (
     CHECK_KINDS,
     CheckResult,
@@ -30,6 +31,8 @@ __all__ = [
     "Sink",
     "Status",
     "WebhookSink",
+    "render_html",
     "sink_from_spec",
     "worst_status",
+    "write_report",
 ]
