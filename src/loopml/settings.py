@@ -339,7 +339,7 @@ SETTINGS: dict[str, Setting] = {
             "LOOPML_WEBHOOK_TIMEOUT",
             "float (s)",
             5.0,
-            "How long an alert webhook waits to connect, and for each read of the answer.",
+            "How long an alert webhook waits to connect, and then for the whole answer.",
             _parse_positive_float,
         ),
         Setting(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from loopml.errors import InvalidParameter
 from loopml.monitoring import CheckResult, MonitorResult, render_html, write_report
-from loopml.monitoring._report import MAX_BINS
+from loopml.monitoring._report import MAX_BINS, MAX_TABLE_ROWS, MAX_TEXT
 
 DAY = 86_400_000
 START = 1_733_000_000_000
@@ -248,7 +248,8 @@ def test_fairness_and_attribution_are_drawn_per_group_and_feature(page: str) -> 
     attribution = sections(page)["Attribution ranking, before and after"]
     for label in ("income #1→#2", "tenure #3→#1", "age #2→gone", "region new→#3"):
         assert f">{label}</text>" in attribution
-    assert "importance by permutation" in attribution
+    assert "ndcg = 0.82, threshold 0.9; importance by permutation" in attribution
+    assert "demographic_parity_difference = 0.18, threshold 0.1" in fairness
 
 
 def test_whole_table_drift_shows_the_drifted_columns_and_folds(page: str) -> None:
@@ -356,3 +357,21 @@ def test_bad_arguments_are_named(
 ) -> None:
     with pytest.raises(InvalidParameter, match=match):
         render_html(*args, **options)
+
+
+def test_tables_and_texts_are_cut_to_the_limits() -> None:
+    count = MAX_TABLE_ROWS + 7
+    checks = [
+        CheckResult("data_quality", f"c{i}", "null_rate", 0.5, 0.1, "alert", message="x" * 10_000)
+        for i in range(count)
+    ]
+    page = render_html(result(*checks, lineage={"segments": ["d" * 64] * 1000}))
+    attention = sections(page)["Needs attention"]
+    assert attention.count("<tr>") == MAX_TABLE_ROWS + 1  # and the header
+    assert "… and 7 more; the result's JSON has them all." in attention
+    assert "x" * MAX_TEXT not in page and "x" * (MAX_TEXT - 1) + "…" in page
+    assert (
+        ("d" * 64 + ", ") * 5 in page
+        and "d" * 64 * 8 not in page.replace(", ", "")
+        and len(page) < 3 * MAX_TABLE_ROWS * (MAX_TEXT + 600)
+    )

@@ -7,6 +7,8 @@ import ipaddress
 import json
 import logging
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -55,6 +57,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     block: bool = False  # hold the answer until the test releases it
+    trickle: bool = False  # send a header a byte at a time until the client leaves
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Received:
 class Receiver:
     """A real HTTP server on 127.0.0.1 that records requests and plays scripted answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[Received] = []
         self.script: list[Answer] = []
         self.release = threading.Event()
@@ -84,6 +87,17 @@ class Receiver:
                 answer = receiver.script.pop(0) if receiver.script else Answer()
                 if answer.block:
                     receiver.release.wait(DEADLINE)
+                if answer.trickle:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                    end = time.monotonic() + DEADLINE
+                    # The pause paces the drip (the behaviour under test), it waits for nothing.
+                    while time.monotonic() < end and not receiver.release.wait(0.02):
+                        try:
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    return
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -95,6 +109,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -268,6 +284,12 @@ def test_a_receiver_slower_than_the_timeout_fails_the_attempt(receiver: Receiver
     assert len(receiver.requests) == 1
 
 
+def test_a_receiver_that_trickles_its_answer_is_cut_at_the_timeout(receiver: Receiver) -> None:
+    receiver.reset(Answer(trickle=True))
+    with pytest.raises(AlertDeliveryFailed, match=r"no whole answer within 0\.3 s"):
+        sink(receiver, retries=0, timeout=0.3).deliver(EVENT)
+
+
 def test_a_refused_connection_is_retried_then_reported() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -414,6 +436,50 @@ def test_the_connection_goes_to_the_address_checked_with_the_name_as_host(
     assert asked == ["receiver.test"]  # one lookup: the connection reused its answer
 
 
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver, Path]]:
+    """A real HTTPS receiver whose self-signed certificate names receiver.test."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=receiver.test",
+         "-addext", "subjectAltName=DNS:receiver.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    receiver = Receiver(tls=context)
+    yield receiver, cert
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def test_https_checks_the_certificate_against_the_name_while_connecting_to_the_address(
+    tls_server: tuple[Receiver, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver, cert = tls_server
+    receiver.reset()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test's own certificate
+    fake_resolver(monkeypatch, {"receiver.test": ["127.0.0.1"]})
+    url = f"https://receiver.test:{receiver.port}/x"
+    WebhookSink(url, allow_private=True).deliver(EVENT)
+    assert receiver.requests[0].headers["Host"] == f"receiver.test:{receiver.port}"
+    assert json.loads(receiver.requests[0].body)["monitor"] == "credit"
+
+
+def test_an_untrusted_certificate_is_final(
+    tls_server: tuple[Receiver, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver, _cert = tls_server
+    receiver.reset()
+    fake_resolver(monkeypatch, {"receiver.test": ["127.0.0.1"]})
+    webhook = WebhookSink(f"https://receiver.test:{receiver.port}/x", allow_private=True)
+    with pytest.raises(AlertDeliveryFailed, match="TLS certificate was refused") as failure:
+        webhook.deliver(EVENT)
+    assert failure.value.attempts == 1 and receiver.requests == []
+
+
 ipv4 = st.integers(min_value=0, max_value=2**32 - 1).map(ipaddress.IPv4Address)
 
 
@@ -556,3 +622,9 @@ def test_specs_build_each_sink() -> None:
 def test_bad_specs_name_what_is_wrong(spec: Any, match: str) -> None:
     with pytest.raises(InvalidParameter, match=match):
         sink_from_spec(spec)
+
+
+def test_a_caller_may_refuse_command_specs() -> None:
+    with pytest.raises(InvalidParameter, match="allow_command=False"):
+        sink_from_spec({"command": ["rm", "-rf", "/"]}, allow_command=False)
+    assert isinstance(sink_from_spec("log", allow_command=False), LogSink)

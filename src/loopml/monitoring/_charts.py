@@ -89,10 +89,15 @@ def bars(
         parts.append(_text(left - 4, base, "0", "end"))
         shown = range(count) if grouped and count <= 20 else sorted({0, count // 2, count - 1})
         for i in shown:
-            x = left + (i + 0.5) * slot
-            parts.append(
-                _text(x, base + 14 + (i % 2) * 12 * (count > 8), _clip(labels[i]), "middle")
-            )
+            # The outer labels hug the plot's edges, so long ones are not cut by the frame.
+            if i == 0 and not grouped:
+                x, anchor = left, "start"
+            elif i == count - 1 and not grouped:
+                x, anchor = left + plot_w, "end"
+            else:
+                x, anchor = left + (i + 0.5) * slot, "middle"
+            y = base + 14 + (i % 2) * 12 * (count > 8)
+            parts.append(_text(x, y, _clip(labels[i]), anchor))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -186,6 +191,7 @@ def hbars(
     current: Sequence[float | None],
     *,
     title: str,
+    joiner: str = " → ",
 ) -> str:
     """Pairs of horizontal bars, one pair per label (groups, features), on a shared scale.
 
@@ -195,15 +201,16 @@ def hbars(
             leaves it out.
         current: The second bar of each row.
         title: The chart's accessible name.
+        joiner: Between the two values written after a row's bars.
 
     Returns:
         The ``<svg>`` element.
     """
-    row, left, plot_w = 22.0, 120.0, 330.0
+    row, left, plot_w = 22.0, 120.0, 300.0
     height = row * len(labels) + 6.0
     values = [abs(v) for v in (*reference, *current) if v is not None and math.isfinite(v)]
     peak = max([*values, 1e-12])
-    parts = [_open(left + plot_w + 60.0, height, title, "chart")]
+    parts = [_open(left + plot_w + 90.0, height, title, "chart")]
     for series_index, (css, values_of) in enumerate((("ref", reference), ("cur", current))):
         d = []
         for i, value in enumerate(values_of):
@@ -216,7 +223,7 @@ def hbars(
         parts.append(_text(left - 6, 4.0 + i * row + 13.0, _clip(label), "end"))
         shown = [v for v in (reference[i], current[i]) if v is not None and math.isfinite(v)]
         if shown:
-            tail = " → ".join(f"{v:.3g}" for v in (reference[i], current[i]) if v is not None)
+            tail = joiner.join(f"{v:.3g}" for v in (reference[i], current[i]) if v is not None)
             parts.append(
                 _text(
                     left + abs(max(shown, key=abs)) / peak * plot_w + 4,

@@ -24,12 +24,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from loopml._html import number, when
+from loopml._html import clip, number, when
 from loopml.errors import InvalidParameter
 from loopml.monitoring import _charts
 from loopml.monitoring._results import CheckResult, MonitorResult
 
-__all__ = ["MAX_BINS", "MAX_COLUMNS_DRAWN", "MAX_HISTORY", "render_html", "write_report"]
+__all__ = [
+    "MAX_BINS",
+    "MAX_COLUMNS_DRAWN",
+    "MAX_HISTORY",
+    "MAX_TABLE_ROWS",
+    "MAX_TEXT",
+    "render_html",
+    "write_report",
+]
 
 MAX_BINS = 100
 """Most bins or categories drawn of one distribution (the rest are left out)."""
@@ -39,6 +47,12 @@ MAX_COLUMNS_DRAWN = 500
 
 MAX_HISTORY = 1000
 """Most earlier results drawn over time (the latest are kept)."""
+
+MAX_TABLE_ROWS = 1000
+"""Most rows of one table of checks (the JSON form of the result has them all)."""
+
+MAX_TEXT = 500
+"""Characters shown of one message or lineage value."""
 
 _MAX_ROWS_SHOWN = 50  # groups, features
 _DRIFT_CHECKS = ("drift", "missing_rate", "unseen_category")
@@ -159,6 +173,8 @@ def _template() -> Any:
     env.filters["num"] = _number
     env.filters["when"] = when
     env.filters["count"] = number
+    env.filters["clip"] = lambda text: clip(text, MAX_TEXT)
+    env.globals["max_rows"] = MAX_TABLE_ROWS
     # The charts escape every text they hold (see _charts); they go in as markup.
     env.filters["svg"] = Markup
     return env.from_string(text)
@@ -217,7 +233,7 @@ def _view(result: object, history: object, title: object) -> _View:
         attribution=[c for c in map(_attribution, result.checks) if c is not None],
         checks=sorted(rows, key=lambda r: (_SEVERITY[r.check.status], r.check.key)),
         history_note=note,
-        lineage=[(str(k), _plain(v)) for k, v in sorted(result.lineage.items())],
+        lineage=[(str(k), clip(_plain(v), MAX_TEXT)) for k, v in sorted(result.lineage.items())],
     )
 
 
@@ -374,8 +390,9 @@ def _fairness(check: CheckResult) -> _Chart | None:
         [_float(v.get("selection_rate")) for _, v in items],
         [_float(v.get("accuracy")) for _, v in items],
         title=f"selection rate and accuracy per group of {check.column}",
+        joiner=", ",
     )
-    note = "bars: selection rate, then accuracy"
+    note = _judged(check)
     if len(groups) > len(items):
         note += f"; the {len(items)} largest of {len(groups):,} groups"
     return _Chart(check.column, check.segment, check.method, check.status, svg, note)
@@ -406,8 +423,13 @@ def _attribution(check: CheckResult) -> _Chart | None:
         title=f"feature importance before and after ({check.detail.get('method', check.method)})",
     )
     method = check.detail.get("method")
-    note = f"importance by {method}" if isinstance(method, str) else ""
-    return _Chart(check.column, check.segment, check.method, check.status, svg, note)
+    note = _judged(check) + (f"; importance by {method}" if isinstance(method, str) else "")
+    name = check.column or "feature importance"
+    return _Chart(name, check.segment, check.method, check.status, svg, note)
+
+
+def _judged(check: CheckResult) -> str:
+    return f"{check.method} = {_number(check.statistic)}, threshold {_number(check.threshold)}"
 
 
 def _ranking(importances: Mapping[Any, Any]) -> list[tuple[str, float]]:

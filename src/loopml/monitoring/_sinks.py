@@ -143,20 +143,24 @@ class CommandSink:
                 )
 
 
-def sink_from_spec(spec: object) -> Sink:
+def sink_from_spec(spec: object, *, allow_command: bool = True) -> Sink:
     """Build a sink from its stored form.
 
     Args:
         spec: ``"log"``; ``{"webhook": url}`` with optional ``format`` (``generic`` or
             ``slack``), ``headers``, ``timeout`` and ``retries``; or ``{"command":
             [program, arg, ...]}`` with optional ``timeout``.
+        allow_command: Accept command specs. A command sink runs a program on the
+            machine that runs the monitor: pass False for specs from anyone who may
+            not run programs there (an HTTP API's callers).
 
     Returns:
         The sink.
 
     Raises:
         InvalidParameter: the spec has an unknown form or key, or a value of the wrong
-            type; the message names it.
+            type, or is a command spec when ``allow_command`` is False; the message
+            names it.
         ForbiddenAddress: a webhook URL that is not http(s) or names a forbidden address.
 
     Example:
@@ -192,6 +196,12 @@ def sink_from_spec(spec: object) -> Sink:
             f"{sorted(allowed)}. Got unknown keys {unknown} instead."
         )
     if kind == "command":
+        if not allow_command:
+            raise InvalidParameter(
+                "The 'spec' parameter of sink_from_spec must not be a command sink here: "
+                "a command runs a program on this machine, and this caller does not allow "
+                "it (allow_command=False). Use a webhook or the log."
+            )
         command = spec["command"]
         if not isinstance(command, list):
             raise InvalidParameter(

@@ -10,6 +10,7 @@ obeyed up to ``max_wait``); other answers are final.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import logging
@@ -17,6 +18,7 @@ import math
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -61,7 +63,7 @@ class WebhookSink:
             ``title``); ``slack`` posts ``{"text": ..., "blocks": [...]}`` for a Slack
             (or Mattermost, Rocket.Chat) incoming webhook.
         headers: Extra request headers (an ``Authorization`` token ...).
-        timeout: Seconds to wait to connect and for each read; default
+        timeout: Seconds to wait to connect, and then for the whole answer; default
             ``LOOPML_WEBHOOK_TIMEOUT``.
         retries: Retries after a connection error, a 5xx or a 429; default
             ``LOOPML_WEBHOOK_RETRIES``.
@@ -208,18 +210,39 @@ class WebhookSink:
                         raise
                     last = exc  # try the host's next address, as browsers do
                     continue
-                connection.request("POST", target.path, body=payload, headers=headers)
-                response = connection.getresponse()
-                answer = response.read(MAX_ANSWER_BYTES)
-                return (
-                    response.status,
-                    _retry_after(response.getheader("Retry-After")),
-                    _clip(answer),
-                )
+                return self._exchange(connection, payload, headers)
             finally:
                 connection.close()
         assert last is not None  # resolve() returns at least one address
         raise last
+
+    def _exchange(
+        self, connection: _PinnedConnection, payload: bytes, headers: dict[str, str]
+    ) -> tuple[int, float | None, str]:
+        # The socket timeout bounds each read; a receiver that trickles its answer a
+        # byte at a time would pass every one of them. The timer bounds the whole.
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            connection.abort()
+
+        timer = threading.Timer(self.timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            connection.request("POST", self._target.path, body=payload, headers=headers)
+            response = connection.getresponse()
+            answer = response.read(MAX_ANSWER_BYTES)
+        except (OSError, http.client.HTTPException):
+            if expired.is_set():
+                raise TimeoutError(f"no whole answer within {self.timeout:g} s") from None
+            raise
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            raise TimeoutError(f"no whole answer within {self.timeout:g} s")
+        return response.status, _retry_after(response.getheader("Retry-After")), _clip(answer)
 
 
 class _PinnedConnection(http.client.HTTPConnection):
@@ -256,6 +279,13 @@ class _PinnedConnection(http.client.HTTPConnection):
             sock.close()
             raise
         self.sock = sock
+
+    def abort(self) -> None:
+        """Cut the connection from another thread: a blocked read returns at once."""
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _slack(event: AlertEvent) -> dict[str, Any]:
