@@ -628,3 +628,13 @@ def test_a_caller_may_refuse_command_specs() -> None:
     with pytest.raises(InvalidParameter, match="allow_command=False"):
         sink_from_spec({"command": ["rm", "-rf", "/"]}, allow_command=False)
     assert isinstance(sink_from_spec("log", allow_command=False), LogSink)
+
+
+def test_importing_monitoring_loads_no_http_stack_subprocess_or_templates() -> None:
+    probe = (
+        "import sys, loopml.monitoring\n"
+        "loaded = [m for m in ('ssl', 'http.client', 'subprocess', 'jinja2',"
+        " 'loopml.monitoring._http') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True)

@@ -17,10 +17,8 @@ import functools
 import itertools
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +143,8 @@ def write_report(
     Returns:
         The path written.
     """
+    import tempfile  # only writing needs it
+
     page = render_html(result, history=history, title=title)
     target = Path(path)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".report-", suffix=".tmp")
@@ -161,6 +161,8 @@ def write_report(
 @functools.cache
 def _template() -> Any:
     """The compiled page template (compiled once per process)."""
+    from importlib import resources
+
     import jinja2  # only the HTML rendering needs it
     from markupsafe import Markup  # jinja2's own dependency
 

@@ -13,15 +13,15 @@ import contextlib
 import logging
 import math
 import os
-import signal
-import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from loopml.errors import AlertDeliveryFailed, InvalidParameter
 from loopml.monitoring._events import AlertEvent, Sink
 from loopml.monitoring._webhook import WebhookSink
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["CommandSink", "LogSink", "sink_from_spec"]
 
@@ -110,6 +110,9 @@ class CommandSink:
             AlertDeliveryFailed: the command could not start, exited with a non-zero
                 status, or ran past its timeout (it is killed then).
         """
+        import subprocess  # loaded when a command runs, not when loopml.monitoring is imported
+        import tempfile
+
         payload = event.to_json()
         env = {**os.environ, _ALERT_VARIABLE: payload.decode()}
         with tempfile.TemporaryFile() as stderr:
@@ -220,6 +223,8 @@ def sink_from_spec(spec: object, *, allow_command: bool = True) -> Sink:
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
     if os.name == "posix":
+        import signal
+
         # The command ran in a session of its own: end what it started too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

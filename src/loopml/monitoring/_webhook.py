@@ -1,24 +1,18 @@
 """The webhook alert sink: a JSON POST, generic or Slack-shaped, with retries.
 
-Sent with the standard library's ``http.client`` (loopml's runtime does not depend on
-an HTTP client), over a connection opened to an address checked by
-:mod:`loopml.monitoring._addresses`. Redirects are never followed: a 3xx answer is a
-failure, so a checked URL cannot forward the alert to an unchecked one. Connection
-errors, 5xx and 429 answers are retried with exponential backoff (``Retry-After`` is
-obeyed up to ``max_wait``); other answers are final.
+This module holds what is configured and decided: the URL's checks, the body, the
+retries. Sending is :mod:`loopml.monitoring._http`'s, loaded on the first delivery.
+Redirects are never followed: a 3xx answer is a failure, so a checked URL cannot
+forward the alert to an unchecked one. Connection errors, timeouts, 5xx and 429
+answers are retried with exponential backoff (``Retry-After`` is obeyed up to
+``max_wait``); other answers, and a refused TLS certificate, are final.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import http.client
 import logging
 import math
 import re
-import socket
-import ssl
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -27,21 +21,13 @@ import orjson
 
 from loopml import settings
 from loopml._version import __version__
-from loopml.errors import AlertDeliveryFailed, ForbiddenAddress, InvalidParameter
-from loopml.monitoring._addresses import (
-    SocketAddress,
-    WebhookTarget,
-    parse_webhook_url,
-    resolve,
-)
+from loopml.errors import AlertDeliveryFailed, InvalidParameter
+from loopml.monitoring._addresses import WebhookTarget, parse_webhook_url
 from loopml.monitoring._events import AlertEvent
 
-__all__ = ["MAX_ANSWER_BYTES", "WebhookFormat", "WebhookSink"]
+__all__ = ["WebhookFormat", "WebhookSink"]
 
 WebhookFormat = Literal["generic", "slack"]
-
-MAX_ANSWER_BYTES = 64 * 1024
-"""Most bytes of a webhook's answer read (the rest is dropped unread)."""
 
 _MAX_HEADERS = 50
 _MAX_HEADER_VALUE = 8192
@@ -141,21 +127,26 @@ class WebhookSink:
             AlertDeliveryFailed: the retries ran out, or the answer was final (a 3xx,
                 a 4xx other than 429) or the server's TLS certificate is invalid.
         """
+        from loopml.monitoring import _http  # the HTTP stack loads on the first alert only
+
         payload = orjson.dumps(self.body(event))
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                status, retry_after, answer = self._post(payload)
-            except ForbiddenAddress:
-                raise
-            except ssl.SSLCertVerificationError as exc:
-                raise AlertDeliveryFailed(
-                    f"The webhook {self.shown_url}'s TLS certificate was refused ({exc.reason}); "
-                    "not retried.",
-                    attempts=attempt,
-                ) from None
-            except (OSError, http.client.HTTPException) as exc:
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                status, retry_after, answer = _http.post(
+                    self._target,
+                    payload,
+                    self._request_headers(),
+                    timeout=self.timeout,
+                    allow_private=self.allow_private,
+                )
+            except _http.Unreachable as exc:
+                if exc.final:
+                    raise AlertDeliveryFailed(
+                        f"The webhook {self.shown_url} cannot be reached: {exc}; not retried.",
+                        attempts=attempt,
+                    ) from None
+                problem = str(exc)
                 wait = self._backoff_wait(attempt)
             else:
                 if 200 <= status < 300:
@@ -190,102 +181,14 @@ class WebhookSink:
     def _backoff_wait(self, attempt: int) -> float:
         return min(self.backoff * 2.0 ** (attempt - 1), self.max_wait)
 
-    def _post(self, payload: bytes) -> tuple[int, float | None, str]:
+    def _request_headers(self) -> dict[str, str]:
         target = self._target
-        tls = ssl.create_default_context() if target.scheme == "https" else None
-        headers = {
+        return {
             "Content-Type": "application/json",
             "User-Agent": f"loopml/{__version__}",
             **({"Authorization": target.authorization} if target.authorization else {}),
             **self._headers,
         }
-        last: OSError | None = None
-        for family, address in resolve(target, allow_private=self.allow_private):
-            connection = _PinnedConnection(target, family, address, self.timeout, tls)
-            try:
-                try:
-                    connection.connect()
-                except (ssl.SSLError, OSError) as exc:
-                    if isinstance(exc, ssl.SSLCertVerificationError):
-                        raise
-                    last = exc  # try the host's next address, as browsers do
-                    continue
-                return self._exchange(connection, payload, headers)
-            finally:
-                connection.close()
-        assert last is not None  # resolve() returns at least one address
-        raise last
-
-    def _exchange(
-        self, connection: _PinnedConnection, payload: bytes, headers: dict[str, str]
-    ) -> tuple[int, float | None, str]:
-        # The socket timeout bounds each read; a receiver that trickles its answer a
-        # byte at a time would pass every one of them. The timer bounds the whole.
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            connection.abort()
-
-        timer = threading.Timer(self.timeout, expire)
-        timer.daemon = True
-        timer.start()
-        try:
-            connection.request("POST", self._target.path, body=payload, headers=headers)
-            response = connection.getresponse()
-            answer = response.read(MAX_ANSWER_BYTES)
-        except (OSError, http.client.HTTPException):
-            if expired.is_set():
-                raise TimeoutError(f"no whole answer within {self.timeout:g} s") from None
-            raise
-        finally:
-            timer.cancel()
-        if expired.is_set():
-            raise TimeoutError(f"no whole answer within {self.timeout:g} s")
-        return response.status, _retry_after(response.getheader("Retry-After")), _clip(answer)
-
-
-class _PinnedConnection(http.client.HTTPConnection):
-    """An HTTP(S) connection to an address resolved and checked beforehand.
-
-    The Host header and the TLS server name (SNI and certificate check) are the URL's
-    host; the TCP connection goes to ``address``, never to a fresh lookup.
-    """
-
-    def __init__(
-        self,
-        target: WebhookTarget,
-        family: int,
-        address: SocketAddress,
-        timeout: float,
-        tls: ssl.SSLContext | None,
-    ) -> None:
-        super().__init__(target.host, target.port, timeout=timeout)
-        if tls is not None:
-            self.default_port = 443  # so the Host header leaves out a default https port
-        self._family = family
-        self._address = address
-        self._tls = tls
-
-    def connect(self) -> None:
-        sock = socket.socket(self._family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self._address)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-    def abort(self) -> None:
-        """Cut the connection from another thread: a blocked read returns at once."""
-        sock = self.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _slack(event: AlertEvent) -> dict[str, Any]:
@@ -341,25 +244,6 @@ def _mrkdwn(text: str) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip(answer: bytes) -> str:
-    text = " ".join(answer[:400].decode("utf-8", "replace").split())
-    return _cut("".join(c for c in text if c.isprintable()), 200)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (a number or an HTTP date), None when absent or unreadable."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 def _positive(name: str, value: object) -> float:
