@@ -58,6 +58,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     block: bool = False  # hold the answer until the test releases it
     trickle: bool = False  # send a header a byte at a time until the client leaves
+    body: bytes = b"ok"
 
 
 @dataclass
@@ -101,9 +102,9 @@ class Receiver:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer.body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -306,8 +307,9 @@ def test_credentials_in_the_url_are_sent_but_never_shown(
 ) -> None:
     url = f"http://alice:s3cret@127.0.0.1:{receiver.port}/services/T0/B0/TOKEN42?key=k3y"
     webhook = WebhookSink(url, allow_private=True, retries=1, backoff=0.01)
-    receiver.reset(Answer(500), Answer(500))
-    with pytest.raises(AlertDeliveryFailed) as failure:
+    echo = b"no route for POST /services/T0/B0/TOKEN42?key=k3y from alice"
+    receiver.reset(Answer(500, body=echo), Answer(500, body=echo))
+    with pytest.raises(AlertDeliveryFailed, match=r"HTTP 500 \(no route for POST") as failure:
         webhook.deliver(EVENT)
     request = receiver.requests[0]
     assert request.path == "/services/T0/B0/TOKEN42?key=k3y"

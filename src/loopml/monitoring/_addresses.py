@@ -50,6 +50,7 @@ class WebhookTarget:
     path: str
     shown: str
     authorization: str | None
+    secrets: tuple[str, ...] = ()
 
 
 def parse_webhook_url(url: object, *, allow_private: bool) -> WebhookTarget:
@@ -118,7 +119,10 @@ def parse_webhook_url(url: object, *, allow_private: bool) -> WebhookTarget:
                 url=shown,
             )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return WebhookTarget(scheme, host, port, path, shown, _basic(parts.username, parts.password))
+    secrets = tuple(unquote(s) for s in (parts.username, parts.password) if s)
+    return WebhookTarget(
+        scheme, host, port, path, shown, _basic(parts.username, parts.password), secrets
+    )
 
 
 def resolve(target: WebhookTarget, *, allow_private: bool) -> list[tuple[int, SocketAddress]]:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from loopml import settings
+from loopml._urls import redact_text
 from loopml._version import __version__
 from loopml.errors import AlertDeliveryFailed, InvalidParameter
 from loopml.monitoring._addresses import WebhookTarget, parse_webhook_url
@@ -151,7 +152,7 @@ class WebhookSink:
             else:
                 if 200 <= status < 300:
                     return
-                problem = f"HTTP {status}" + (f" ({answer})" if answer else "")
+                problem = f"HTTP {status}" + (f" ({self._scrub(answer)})" if answer else "")
                 if status != 429 and status < 500:
                     why = "redirects are not followed" if 300 <= status < 400 else "not retried"
                     raise AlertDeliveryFailed(
@@ -177,6 +178,13 @@ class WebhookSink:
             f"The webhook {self.shown_url} failed {attempts} time(s); the last error: {problem}.",
             attempts=attempts,
         )
+
+    def _scrub(self, text: str) -> str:
+        # A receiver's error page may echo the request's path, which holds the secret
+        # of most webhook URLs (Slack's), or its credentials: none of it may be shown.
+        target = self._target
+        pieces = [target.path, *re.split(r"[/?&=;]", target.path), *target.secrets]
+        return redact_text(text, sorted({p for p in pieces if len(p) >= 3}, key=len, reverse=True))
 
     def _backoff_wait(self, attempt: int) -> float:
         return min(self.backoff * 2.0 ** (attempt - 1), self.max_wait)
