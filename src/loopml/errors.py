@@ -9,6 +9,7 @@ existing handlers keep working. Each docstring says who raises it.
 from __future__ import annotations
 
 __all__ = [
+    "AlertDeliveryFailed",
     "AlertNotFound",
     "ApprovalError",
     "ArtifactError",
@@ -539,3 +540,15 @@ class ForbiddenAddress(MonitoringError, PermissionError):
     def __init__(self, message: str, *, url: str = "") -> None:
         super().__init__(message)
         self.url = url
+
+
+class AlertDeliveryFailed(MonitoringError, ConnectionError):
+    """Raised by an alert sink (``loopml.monitoring.WebhookSink``, ``CommandSink``) that
+    could not deliver an event: the webhook kept failing after its retries or answered
+    with a status that retrying cannot fix, or the command failed, timed out or could
+    not start. ``attempts`` is how many times delivery was tried.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts

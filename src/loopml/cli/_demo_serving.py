@@ -156,7 +156,7 @@ def serve_demo(
     return normal, drift_window
 
 
-def _drifted(row: dict[str, Any]) -> dict[str, Any]:
+def _drifted(row: dict[Any, Any]) -> dict[Any, Any]:
     """``row`` with the :data:`DRIFTED` columns scaled: what a changed upstream sends."""
     return {k: v * DRIFTED[k] if k in DRIFTED else v for k, v in row.items()}
 

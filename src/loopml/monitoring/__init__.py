@@ -17,7 +17,9 @@ Example:
 
 from __future__ import annotations
 
-from loopml.monitoring._alert_state import Alert
+from loopml.monitoring._alert_state import (
+    Alert,
+)
 from loopml.monitoring._api import (
     ack,
     alerts,
@@ -30,15 +32,40 @@ from loopml.monitoring._api import (
     results,
     run_monitor,
 )
-from loopml.monitoring._drift import DriftReport, benjamini_hochberg, detect_drift
-from loopml.monitoring._drift_stats import DEFAULT_TOLERANCES, DRIFT_METHODS
-from loopml.monitoring._monitors import HistoryPoint, MonitorRecord, MonitorStore
+from loopml.monitoring._drift import (
+    DriftReport,
+    benjamini_hochberg,
+    detect_drift,
+)
+from loopml.monitoring._drift_stats import (
+    DEFAULT_TOLERANCES,
+    DRIFT_METHODS,
+)
+from loopml.monitoring._events import (
+    AlertEvent,
+    AlertState,
+    Sink,
+)
+from loopml.monitoring._monitors import (
+    HistoryPoint,
+    MonitorRecord,
+    MonitorStore,
+)
+from loopml.monitoring._report import (
+    render_html,
+    write_report,
+)
 from loopml.monitoring._results import (
     CHECK_KINDS,
     CheckResult,
     MonitorResult,
     Status,
     worst_status,
+)
+from loopml.monitoring._sinks import (
+    CommandSink,
+    LogSink,
+    sink_from_spec,
 )
 from loopml.monitoring._sketch import (
     ColumnSketch,
@@ -48,8 +75,18 @@ from loopml.monitoring._sketch import (
     layout_from_profile,
     sketch,
 )
-from loopml.monitoring._spec import MonitorSpec, spec_from_yaml
-from loopml.monitoring._synthetic import MEANINGFUL_SHIFTS, SHIFTS, make_frame
+from loopml.monitoring._spec import (
+    MonitorSpec,
+    spec_from_yaml,
+)
+from loopml.monitoring._synthetic import (
+    MEANINGFUL_SHIFTS,
+    SHIFTS,
+    make_frame,
+)
+from loopml.monitoring._webhook import (
+    WebhookSink,
+)
 
 __all__ = [
     "CHECK_KINDS",
@@ -58,17 +95,23 @@ __all__ = [
     "MEANINGFUL_SHIFTS",
     "SHIFTS",
     "Alert",
+    "AlertEvent",
+    "AlertState",
     "CheckResult",
     "ColumnSketch",
+    "CommandSink",
     "DriftReport",
     "HistoryPoint",
+    "LogSink",
     "MonitorRecord",
     "MonitorResult",
     "MonitorSpec",
     "MonitorStore",
+    "Sink",
     "SketchLayout",
     "Status",
     "TableSketch",
+    "WebhookSink",
     "ack",
     "alerts",
     "benjamini_hochberg",
@@ -82,9 +125,12 @@ __all__ = [
     "list_monitors",
     "make_frame",
     "monitor_store",
+    "render_html",
     "results",
     "run_monitor",
+    "sink_from_spec",
     "sketch",
     "spec_from_yaml",
     "worst_status",
+    "write_report",
 ]

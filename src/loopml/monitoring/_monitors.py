@@ -24,6 +24,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter, MonitorNotFound
 from loopml.monitoring._alert_state import Alert, apply_alerts
 from loopml.monitoring._results import CheckResult, MonitorResult
+from loopml.monitoring._sinks import sink_from_spec
 from loopml.monitoring._spec import MonitorSpec
 from loopml.store import Store, now_ms, tables
 from loopml.store._lineage import Node, add_edge
@@ -110,9 +111,17 @@ class MonitorStore:
     def create(self, spec: MonitorSpec, *, project: str, replace: bool = False) -> MonitorRecord:
         """Store a new monitor, or (with ``replace``) a new configuration of an existing one.
 
+        Every sink is checked first (a webhook's scheme and literal address, a command's
+        form), so a monitor that could never deliver is not stored.
+
         Raises:
-            InvalidParameter: the monitor exists and ``replace`` is false. Nothing changes.
+            InvalidParameter: the monitor exists and ``replace`` is false, or a sink is
+                malformed. Nothing changes.
+            ForbiddenAddress: a webhook points at a loopback, private or reserved address
+                the settings do not allow.
         """
+        for sink in spec.sinks:
+            sink_from_spec(sink)
         now = now_ms()
         with self.store.write() as conn:
             project_id = self.store.project_id(conn, project)
