@@ -70,6 +70,12 @@ def test_a_dataset_monitor_from_create_to_ack(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(as_yaml.replace("quality", "quality-2", 1))
     from_file = cli("monitor", "create", "--file", str(tmp_path / "m.yaml"), "-p", "p")
     assert from_file.exit_code == 0, from_file.output
+    html = tmp_path / "report.html"
+    reported = cli("monitor", "report", "quality", "--html", str(html), "-p", "p")
+    assert reported.exit_code == 0, reported.output
+    page = html.read_text()
+    assert "<html" in page and "age" in page
+    assert "src=\"http" not in page and "href=\"http" not in page  # self-contained
     deleted = cli("monitor", "delete", "quality", "--yes", "-p", "p", "--json")
     assert json.loads(deleted.output) == {"deleted": "quality", "results": 2}
 
