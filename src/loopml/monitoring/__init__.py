@@ -6,6 +6,8 @@ Every check returns :class:`CheckResult` objects; a monitor run returns a
 
 from __future__ import annotations
 
+from loopml.monitoring._estimated import compare_estimate, estimate_performance
+from loopml.monitoring._performance import performance
 from loopml.monitoring._results import (
     CHECK_KINDS,
     CheckResult,
@@ -14,4 +16,13 @@ from loopml.monitoring._results import (
     worst_status,
 )
 
-__all__ = ["CHECK_KINDS", "CheckResult", "MonitorResult", "Status", "worst_status"]
+__all__ = [
+    "CHECK_KINDS",
+    "CheckResult",
+    "MonitorResult",
+    "Status",
+    "compare_estimate",
+    "estimate_performance",
+    "performance",
+    "worst_status",
+]
