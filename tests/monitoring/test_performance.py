@@ -193,6 +193,24 @@ def test_threshold_alerts_only_when_the_whole_interval_breaks_it(cancer: Any) ->
     assert "within the bound" in fine.message
 
 
+def test_thresholds_read_from_yaml_are_lists(cancer: Any) -> None:
+    frame, *_ = cancer
+    [as_list] = performance(
+        frame, metrics=["accuracy"], by=(), thresholds={"accuracy": [">=", 0.99]}
+    )
+    [as_tuple] = performance(
+        frame, metrics=["accuracy"], by=(), thresholds={"accuracy": (">=", 0.99)}
+    )
+    assert as_list == as_tuple
+    assert as_list.status == "alert"
+
+
+def test_timestamps_window_like_milliseconds(cancer: Any) -> None:
+    frame, *_ = cancer
+    stamped = frame.assign(ts=pd.to_datetime(frame["ts"], unit="ms", utc=True))
+    assert performance(stamped, metrics=["accuracy"]) == performance(frame, metrics=["accuracy"])
+
+
 def test_error_thresholds_bound_from_above(diabetes: Any) -> None:
     frame, *_ = diabetes
     [rmse] = performance(frame, metrics=["rmse"], by=(), thresholds={"rmse": ("<=", 30)})

@@ -267,12 +267,18 @@ def segments(
     if "window" in by and window is None:
         raise bad("window", function, "a duration when 'by' includes 'window'", window)
     ts = _require(frame, "ts", function)
-    if not pd.api.types.is_integer_dtype(ts.dtype):
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(ts.dtype):
+        if ts.hasnans:
+            raise InvalidParameter(f"The 'ts' column given to {function} has missing times.")
+        stamps = ts.dt.tz_localize(None) if isinstance(ts.dtype, pd.DatetimeTZDtype) else ts
+        stamps = stamps.to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    elif pd.api.types.is_integer_dtype(ts.dtype):
+        stamps = ts.to_numpy(dtype=np.int64)
+    else:
         raise InvalidParameter(
             f"The 'ts' column given to {function} must hold integer milliseconds since "
-            f"the epoch. Got dtype {ts.dtype} instead."
+            f"the epoch (or timestamps). Got dtype {ts.dtype} instead."
         )
-    stamps = ts.to_numpy(dtype=np.int64)
     keys: dict[str, npt.NDArray[Any]] = {}
     for key in by:
         if key == "window":
@@ -331,9 +337,10 @@ def bounds(
     out: dict[str, Bound] = {}
     for metric, rule in (thresholds or {}).items():
         name = METRIC_ALIASES.get(metric, metric)
+        # A list as well as a tuple: thresholds read from YAML or JSON arrive as lists.
         valid = (
             name in metrics
-            and isinstance(rule, tuple)
+            and isinstance(rule, tuple | list)
             and len(rule) == 2
             and rule[0] in (">=", "<=")
             and _real(rule[1])
