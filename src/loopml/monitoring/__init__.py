@@ -41,6 +41,10 @@ from loopml.monitoring._drift_stats import (
     DEFAULT_TOLERANCES,
     DRIFT_METHODS,
 )
+from loopml.monitoring._estimated import (
+    compare_estimate,
+    estimate_performance,
+)
 from loopml.monitoring._events import (
     AlertEvent,
     AlertState,
@@ -50,6 +54,9 @@ from loopml.monitoring._monitors import (
     HistoryPoint,
     MonitorRecord,
     MonitorStore,
+)
+from loopml.monitoring._performance import (
+    performance,
 )
 from loopml.monitoring._report import (
     render_html,
@@ -115,9 +122,11 @@ __all__ = [
     "ack",
     "alerts",
     "benjamini_hochberg",
+    "compare_estimate",
     "create_monitor",
     "delete_monitor",
     "detect_drift",
+    "estimate_performance",
     "get_monitor",
     "history",
     "infer_layout",
@@ -125,6 +134,7 @@ __all__ = [
     "list_monitors",
     "make_frame",
     "monitor_store",
+    "performance",
     "render_html",
     "results",
     "run_monitor",

@@ -126,7 +126,7 @@ def estimated_performance(context: CheckContext, options: dict[str, Any]) -> lis
             "probabilities: set the monitor's reference to a window of the prediction log "
             "('window:7d@-7d')."
         )
-    metrics = tuple(options.get("metrics") or ("accuracy", "roc_auc"))
+    metrics = tuple(options.get("metrics") or ("accuracy", "auc"))
     return estimate_performance(reference, context.current.table, metrics=metrics)
 
 
