@@ -6,6 +6,8 @@ Every check returns :class:`CheckResult` objects; a monitor run returns a
 
 from __future__ import annotations
 
+from loopml.monitoring._attribution import attribution_drift
+from loopml.monitoring._fairness import fairness
 from loopml.monitoring._results import (
     CHECK_KINDS,
     CheckResult,
@@ -14,4 +16,12 @@ from loopml.monitoring._results import (
     worst_status,
 )
 
-__all__ = ["CHECK_KINDS", "CheckResult", "MonitorResult", "Status", "worst_status"]
+__all__ = [
+    "CHECK_KINDS",
+    "CheckResult",
+    "MonitorResult",
+    "Status",
+    "attribution_drift",
+    "fairness",
+    "worst_status",
+]

@@ -44,14 +44,16 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from loopml.errors import InsufficientData, InvalidParameter, UnknownColumnError
 from loopml.monitoring._results import CheckResult, Status
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MAX_SAMPLE", "MIN_ROWS", "attribution_drift", "ndcg"]
 
@@ -194,6 +196,8 @@ def _validate(method: str, ndcg_threshold: float, sample: int, seed: int) -> Non
 
 
 def _frame(data: Any, role: str) -> pd.DataFrame:
+    import pandas as pd  # imported on use: importing loopml.monitoring stays cheap
+
     if isinstance(data, pd.DataFrame):
         return data
     if hasattr(data, "column_names") and hasattr(data, "to_pandas"):  # a pyarrow Table
@@ -294,6 +298,8 @@ def _tree_model(native: Any) -> Any:
 
 
 def _choose(method: str, tree: Any, sample: pd.DataFrame) -> str:
+    import pandas as pd
+
     numeric = all(
         pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in sample.dtypes
     )
