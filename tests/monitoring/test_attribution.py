@@ -208,7 +208,7 @@ def test_ndcg_is_one_for_the_same_ranking_and_within_bounds(
 ) -> None:
     if sum(reference) == 0:
         return
-    assert ndcg(reference, [3 * v + 1 for v in reference]) == pytest.approx(1.0)
+    assert ndcg(reference, [2 * v for v in reference]) == pytest.approx(1.0)  # same order
     shuffled = list(reference)
     random.shuffle(shuffled)
     assert 0.0 <= ndcg(reference, shuffled) <= 1.0 + 1e-12

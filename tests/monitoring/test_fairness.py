@@ -200,6 +200,8 @@ def test_small_groups_are_no_data_and_named() -> None:
     results = fairness(frame, sensitive="group")
     small = _by(results, "selection_rate", "c")
     assert small.status == "no_data" and "'c'" in small.message and "fewer than 30" in small.message
+    represented = _by(results, "class_imbalance", "c")  # CI is about small groups: computed
+    assert represented.statistic is not None and represented.statistic > 0.9
     parity = _by(results, "demographic_parity_difference")
     assert parity.status == "alert"
     assert parity.detail["excluded"] == ["c"] and "left out" in parity.message
@@ -294,6 +296,7 @@ def test_an_id_column_is_refused_as_a_sensitive_column() -> None:
         ({"confidence": 1.0}, "'confidence' parameter of fairness"),
         ({"min_group": 0}, "'min_group' parameter of fairness"),
         ({"n_resamples": True}, "'n_resamples' parameter of fairness"),
+        ({"n_resamples": 10**6}, r"'n_resamples' parameter of fairness must be an int in \[1, "),
         ({"thresholds": {"parity": 0.1}}, "must have keys among"),
         ({"thresholds": {"accuracy": float("nan")}}, "to a finite number"),
     ],

@@ -83,7 +83,8 @@ def attribution_drift(
     Args:
         model: Anything with ``predict(DataFrame)`` (and optionally ``predict_proba``),
             or a loaded registry model.
-        reference: The reference rows (pandas DataFrame or pyarrow Table).
+        reference: The reference rows (pandas DataFrame or pyarrow Table; only the
+            sampled rows of a Table are converted).
         current: The current window's rows (same types).
         method: ``"auto"``, ``"shap"`` or ``"permutation"``.
         features: The feature columns; by default the model's signature inputs, else
@@ -195,23 +196,26 @@ def _validate(method: str, ndcg_threshold: float, sample: int, seed: int) -> Non
             )
 
 
-def _frame(data: Any, role: str) -> pd.DataFrame:
+def _frame(data: Any, role: str) -> Any:
+    """``data`` if it is a DataFrame or a pyarrow Table (converted only once sampled)."""
     import pandas as pd  # imported on use: importing loopml.monitoring stays cheap
 
-    if isinstance(data, pd.DataFrame):
+    if isinstance(data, pd.DataFrame) or (
+        hasattr(data, "column_names") and hasattr(data, "take") and hasattr(data, "to_pandas")
+    ):
         return data
-    if hasattr(data, "column_names") and hasattr(data, "to_pandas"):  # a pyarrow Table
-        frame: pd.DataFrame = data.to_pandas()
-        return frame
     raise InvalidParameter(
         f"The '{role}' parameter of attribution_drift must be a pandas DataFrame or a "
         f"pyarrow Table. Got {type(data).__name__} instead."
     )
 
 
-def _features(
-    model: Any, features: Sequence[str] | None, ref: pd.DataFrame, cur: pd.DataFrame
-) -> list[str]:
+def _columns(frame: Any) -> list[str]:
+    names = frame.column_names if hasattr(frame, "column_names") else frame.columns
+    return [str(c) for c in names]
+
+
+def _features(model: Any, features: Sequence[str] | None, ref: Any, cur: Any) -> list[str]:
     if features is not None:
         if isinstance(features, str) or not features:
             raise InvalidParameter(
@@ -227,11 +231,11 @@ def _features(
         elif getattr(native, "feature_names_in_", None) is not None:
             names = [str(f) for f in native.feature_names_in_]
         else:
-            names = [str(c) for c in ref.columns]
+            names = _columns(ref)
     for role, frame in (("reference", ref), ("current", cur)):
-        missing = tuple(n for n in names if n not in frame.columns)
+        known = tuple(_columns(frame))
+        missing = tuple(n for n in names if n not in known)
         if missing:
-            known = tuple(str(c) for c in frame.columns)
             raise UnknownColumnError(
                 f"The {role} window has no feature column {', '.join(map(repr, missing))}; "
                 f"its columns are: {', '.join(known) or '(none)'}.",
@@ -241,9 +245,7 @@ def _features(
     return names
 
 
-def _sample(
-    frame: pd.DataFrame, names: list[str], size: int, rng: np.random.Generator
-) -> pd.DataFrame:
+def _sample(frame: Any, names: list[str], size: int, rng: np.random.Generator) -> pd.DataFrame:
     n = len(frame)
     if n < MIN_ROWS:
         raise InsufficientData(
@@ -252,7 +254,12 @@ def _sample(
             got=n,
         )
     rows = np.sort(rng.choice(n, size=min(size, n), replace=False))
-    return frame.iloc[rows][names].reset_index(drop=True)
+    sampled: pd.DataFrame
+    if hasattr(frame, "column_names"):  # a pyarrow Table: convert the sampled rows only
+        sampled = frame.select(names).take(rows).to_pandas()
+    else:
+        sampled = frame.iloc[rows][names].reset_index(drop=True)
+    return sampled
 
 
 def _native(model: Any) -> tuple[Any, Callable[[pd.DataFrame], Any]]:

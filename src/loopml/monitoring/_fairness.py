@@ -65,7 +65,7 @@ from loopml.monitoring._results import CheckResult
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_THRESHOLDS", "MAX_GROUPS", "fairness"]
+__all__ = ["DEFAULT_THRESHOLDS", "MAX_GROUPS", "MAX_RESAMPLES", "fairness"]
 
 MAX_GROUPS = 100
 """The most groups a sensitive column may have (an id column given by mistake is refused)."""
@@ -82,6 +82,8 @@ DEFAULT_THRESHOLDS: Mapping[str, float | None] = {
 """Default thresholds per method; ``None`` means descriptive unless one is given."""
 
 MISSING_GROUP = "(missing)"
+MAX_RESAMPLES = 10_000
+"""The most bootstrap resamples (the resample array is resamples x groups x 6 floats)."""
 
 
 def fairness(
@@ -161,10 +163,19 @@ def _validate(
             "The 'confidence' parameter of fairness must be a float strictly between 0 and 1. "
             f"Got {confidence!r} instead."
         )
-    for name, value in (("min_group", min_group), ("n_resamples", n_resamples)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    for name, value, most in (
+        ("min_group", min_group, None),
+        ("n_resamples", n_resamples, MAX_RESAMPLES),
+    ):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < 1
+            or (most is not None and value > most)
+        ):
+            bound = ">= 1" if most is None else f"in [1, {most}]"
             raise InvalidParameter(
-                f"The '{name}' parameter of fairness must be an int >= 1. Got {value!r} instead."
+                f"The '{name}' parameter of fairness must be an int {bound}. Got {value!r} instead."
             )
     limits = dict(DEFAULT_THRESHOLDS)
     for key, given in (thresholds or {}).items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -171,7 +172,10 @@ class FairnessJudge:
             ]
         point = float(self._between(self.point, method, ok))
         samples = self._between(self.boot, method, ok)
-        note = f"; left out (fewer than {self.min_group} rows): {', '.join(small)}" if small else ""
+        rows = "labelled rows" if labelled else "rows"
+        note = (
+            f"; left out (fewer than {self.min_group} {rows}): {', '.join(small)}" if small else ""
+        )
         return [self._judge(method, "", point, samples, note, {**self.detail, "excluded": small})]
 
     def _between(self, rates: dict[str, FloatArray], method: str, ok: npt.NDArray[np.bool_]) -> Any:
@@ -186,7 +190,8 @@ class FairnessJudge:
         """One result per group for a per-group metric."""
         if labelled and not self.any_labels:
             return [self._no_data(method, g, "no labels yet") for g in self.groups]
-        ok = self._eligible(labelled)
+        # CI describes representation: a tiny group is exactly what it is there to show.
+        ok = self._eligible(labelled) | (method == "class_imbalance")
         out = []
         for i, group in enumerate(self.groups):
             if not ok[i]:
@@ -224,9 +229,7 @@ class FairnessJudge:
         # Group sizes are fixed in the stratified bootstrap, so CI's uncertainty comes
         # from the group's share: the Wilson interval of n_d / N, mapped by CI = 1 - 2 p.
         n_d, total = float(self.point["n"][self.groups.index(group)]), float(self.point["n"].sum())
-        from scipy.stats import norm
-
-        z = float(norm.ppf(0.5 + self.confidence / 2.0))
+        z = NormalDist().inv_cdf(0.5 + self.confidence / 2.0)
         share = n_d / total
         centre = (share + z * z / (2 * total)) / (1 + z * z / total)
         half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
