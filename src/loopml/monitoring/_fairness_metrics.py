@@ -176,7 +176,19 @@ class FairnessJudge:
         note = (
             f"; left out (fewer than {self.min_group} {rows}): {', '.join(small)}" if small else ""
         )
-        return [self._judge(method, "", point, samples, note, {**self.detail, "excluded": small})]
+        # A max (or min) over groups is biased away from parity on every resample, and
+        # the percentile interval inherits that bias (it alerted on 6 % of fair 2 x 60-row
+        # samples); the basic bootstrap reflects the resamples about the estimate, which
+        # removes it to first order: the interval is that of 2 * estimate - resample.
+        if (
+            method == "demographic_parity_ratio"
+        ):  # reflected on the log scale, where it is symmetric
+            with np.errstate(divide="ignore"):
+                reflected = point * point / samples if point > 0 else np.zeros_like(samples)
+        else:
+            reflected = 2.0 * point - samples
+        detail = {**self.detail, "excluded": small}
+        return [self._judge(method, "", point, reflected, note, detail)]
 
     def _between(self, rates: dict[str, FloatArray], method: str, ok: npt.NDArray[np.bool_]) -> Any:
         if method.startswith("demographic_parity"):
