@@ -272,3 +272,21 @@ def test_without_shap_auto_falls_back_to_permutations(
     assert results[0].detail["method"] == "permutation" and results[0].status == "alert"
     with pytest.raises(ImportError, match=r"pip install loopml\[monitoring\]"):
         attribution_drift(regressor, ref, cur, method="shap")
+
+
+class _ByColour:
+    """Needs its categorical column to stay categorical (as LightGBM does)."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+        assert isinstance(frame["colour"].dtype, pd.CategoricalDtype)
+        return np.where(frame["colour"] == "red", 1.0, 0.0) + 0.1 * frame["x0"].to_numpy()
+
+
+def test_permuted_columns_keep_their_dtype(windows: dict[str, pd.DataFrame]) -> None:
+    rng = np.random.default_rng(5)
+    ref = windows["reference"].assign(
+        colour=pd.Categorical(rng.choice(["red", "blue"], len(windows["reference"])))
+    )
+    results = attribution_drift(_ByColour(), ref, ref, features=["x0", "colour"], sample=300)
+    assert results[0].detail["method"] == "permutation"
+    assert results[0].detail["reference_ranking"] == ["colour", "x0"]

@@ -64,6 +64,7 @@ MIN_ROWS = 30
 
 _METHODS = ("auto", "shap", "permutation")
 _RESAMPLES = 200
+_BATCH_ROWS = 100_000
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -352,24 +353,46 @@ def _shap_explainer(tree: Any) -> Callable[[Any], FloatArray]:
 
 def _permutation(model: Any, x: pd.DataFrame, rng: np.random.Generator) -> FloatArray:
     """Per-row |f(x) - f(x with column j permuted)|: shape ``(rows, features)``."""
+    import pandas as pd
+
     proba = getattr(model, "has_proba", None)
     use_proba = (
         proba if isinstance(proba, bool) else callable(getattr(model, "predict_proba", None))
     )
     predict = model.predict_proba if use_proba else model.predict
+    n, f = x.shape
     base = np.asarray(predict(x))
-    out = np.empty((len(x), x.shape[1]))
-    for j, name in enumerate(x.columns):
-        shuffled = x.copy()
-        shuffled[name] = x[name].to_numpy()[rng.permutation(len(x))]
-        moved = np.asarray(predict(shuffled))
-        if use_proba:
-            out[:, j] = 0.5 * np.abs(moved - base).reshape(len(x), -1).sum(axis=1)
-        elif np.issubdtype(base.dtype, np.number) and base.dtype != np.bool_:
-            out[:, j] = np.abs(moved - base).reshape(len(x), -1).sum(axis=1)
-        else:  # labels: a changed prediction counts 1
-            out[:, j] = (moved != base).reshape(len(x), -1).any(axis=1)
+    out = np.empty((n, f))
+    # Permuted copies of several features go to the model in one call (a call has a fixed
+    # cost, large for models that start threads), at most _BATCH_ROWS rows at a time.
+    per_call = max(1, _BATCH_ROWS // n)
+    for first in range(0, f, per_call):
+        columns = list(range(first, min(f, first + per_call)))
+        copies = []
+        for j in columns:
+            shuffled = x.copy()
+            name = x.columns[j]
+            # set_axis keeps the column's dtype (categoricals too) and places it by position.
+            shuffled[name] = x[name].iloc[rng.permutation(n)].set_axis(x.index)
+            copies.append(shuffled)
+        moved = np.asarray(predict(pd.concat(copies, ignore_index=True)))
+        for k, j in enumerate(columns):
+            out[:, j] = _distance(moved[k * n : (k + 1) * n], base, use_proba)
     return out
+
+
+def _distance(moved: npt.NDArray[Any], base: npt.NDArray[Any], proba: bool) -> FloatArray:
+    """Per row: total variation between probabilities, |difference| of numbers, or 1 for a
+    changed label."""
+    n = len(base)
+    if proba:
+        tv: FloatArray = 0.5 * np.abs(moved - base).reshape(n, -1).sum(axis=1)
+        return tv
+    if np.issubdtype(base.dtype, np.number) and base.dtype != np.bool_:
+        gap: FloatArray = np.abs(moved - base).reshape(n, -1).sum(axis=1)
+        return gap
+    changed: FloatArray = (moved != base).reshape(n, -1).any(axis=1).astype(np.float64)
+    return changed
 
 
 def _results(
