@@ -31,7 +31,8 @@ A loaded registry model (``loopml.models.load``) is explained through the estima
 the registry already loaded under its own trust rules (``LoadedModel.native``) on the
 signature-checked input; nothing is loaded or unpickled here. The per-feature results
 (method ``attribution_change``) give the relative change of each feature's share of the
-total attribution; they are descriptive (threshold ``None``, status ``ok``): the
+total attribution (``inf`` for a feature with none on the reference that has some now,
+stored as null); they are descriptive (threshold ``None``, status ``ok``): the
 decision is the NDCG's. Defaults: ``sample`` = 2000 rows per window (at most
 :data:`MAX_SAMPLE`), at least :data:`MIN_ROWS` rows per window.
 """
