@@ -92,8 +92,13 @@ def test_per_feature_results_hold_the_share_change_and_both_rankings(
     assert x3.statistic is not None and x3.statistic > 1.0
     share_before, share_now = x3.detail["reference_share"], x3.detail["current_share"]
     assert x3.statistic == pytest.approx((share_now - share_before) / share_before)
-    assert set(x3.detail["reference"]) == set(x3.detail["current"]) == set(FEATURES)
+    assert (x3.detail["reference_rank"], x3.detail["current_rank"]) == (
+        x3.detail["reference_ranking"].index("x3") + 1,
+        1,
+    )
     assert sorted(x3.detail["current_ranking"]) == sorted(FEATURES)
+    assert "reference" not in x3.detail  # the importance maps are the ndcg result's
+    assert set(results[0].detail["reference"]) == set(results[0].detail["current"]) == set(FEATURES)
 
 
 def test_auto_uses_shap_for_tree_models_and_permutations_otherwise(

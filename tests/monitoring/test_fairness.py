@@ -100,7 +100,11 @@ def test_per_group_results_name_their_group(biased: list[CheckResult]) -> None:
     rate_a, rate_b = _by(biased, "selection_rate", "a"), _by(biased, "selection_rate", "b")
     assert rate_a.statistic is not None and rate_b.statistic is not None
     assert rate_b.statistic < rate_a.statistic
-    groups = rate_a.detail["groups"]
+    assert (
+        rate_a.detail["group"]["n"]
+        == _by(biased, "demographic_parity_ratio").detail["groups"]["a"]["n"]
+    )
+    groups = _by(biased, "demographic_parity_difference").detail["groups"]
     assert set(groups) == {"a", "b"}
     assert groups["a"]["n"] + groups["b"]["n"] == 4000
     assert groups["b"]["selection_rate"] == pytest.approx(rate_b.statistic)
@@ -213,7 +217,7 @@ def test_partial_feedback_judges_labels_on_the_labelled_rows_only() -> None:
     frame = _frame(4000, bias=0.5, seed=5)
     frame["label"] = frame["label"].astype("Int64").mask(np.arange(4000) % 2 == 0)
     results = fairness(frame, sensitive="group")
-    assert _by(results, "accuracy", "a").detail["groups"]["a"]["labelled"] < 1400
+    assert _by(results, "accuracy", "a").detail["group"]["labelled"] < 1400
     assert _by(results, "equal_opportunity_difference").status == "alert"
 
 
@@ -245,7 +249,8 @@ def test_missing_sensitive_values_form_their_own_group() -> None:
     frame = _frame(1000, bias=0.0, seed=7)
     frame["group"] = frame["group"].where(np.arange(1000) % 10 != 0)
     results = fairness(frame, sensitive="group")
-    assert "(missing)" in _by(results, "selection_rate", "a").detail["groups"]
+    assert "(missing)" in _by(results, "demographic_parity_ratio").detail["groups"]
+    assert _by(results, "selection_rate", "(missing)").detail["group"]["n"] == 100
 
 
 def test_arrow_tables_give_the_same_results() -> None:

@@ -454,6 +454,8 @@ def _results(
         )
     ]
     ref_share, cur_share = ref_imp / ref_imp.sum(), _shares(cur_imp)
+    ref_rank = {n: r + 1 for r, n in enumerate(detail["reference_ranking"])}
+    cur_rank = {n: r + 1 for r, n in enumerate(detail["current_ranking"])}
     for i, name in enumerate(names):
         change = (cur_share[i] - ref_share[i]) / ref_share[i] if ref_share[i] > 0 else math.inf
         if ref_share[i] == 0 and cur_share[i] == 0:
@@ -468,8 +470,14 @@ def _results(
                 status="ok",
                 message=f"{name!r}: share of attribution {ref_share[i]:.1%} on the reference, "
                 f"{cur_share[i]:.1%} now.",
+                # Both rankings, but not the importance maps: those are the ndcg result's,
+                # which the report draws once (not once per feature).
                 detail={
-                    **detail,
+                    "method": method,
+                    "reference_ranking": detail["reference_ranking"],
+                    "current_ranking": detail["current_ranking"],
+                    "reference_rank": ref_rank[name],
+                    "current_rank": cur_rank[name],
                     "reference_share": float(ref_share[i]),
                     "current_share": float(cur_share[i]),
                 },

@@ -52,6 +52,12 @@ that need labels) are left out of the between-group metrics and their own result
 sensitive column may have at most :data:`MAX_GROUPS` groups. Without labels (no
 feedback yet) the label-free metrics are still computed and the others are
 ``no_data``; ``prediction=None`` computes the label-only metrics (on training data).
+
+``detail``: the between-group results hold ``groups``, per group ``n``, ``labelled``,
+``selection_rate``, ``accuracy``, ``true_positive_rate``, ``false_positive_rate`` and
+``positive_label_rate`` (``None`` where undefined) and ``excluded`` (the small groups);
+a per-group result holds its own ``group`` row only. All hold ``confidence``,
+``resamples``, ``min_group``, ``dropped`` and ``positive``.
 """
 
 from __future__ import annotations
@@ -145,8 +151,8 @@ def fairness(
         [rng.multinomial(int(c.sum()), c / c.sum(), size=n_resamples) for c in cells], axis=1
     ).astype(np.float64)  # (resamples, groups, cells)
     judge = FairnessJudge(sensitive, confidence, groups, cells, boot, min_group, limits)
-    judge.detail["dropped"] = data["dropped"]
-    judge.detail["positive"] = str(pos)
+    judge.common["dropped"] = data["dropped"]
+    judge.common["positive"] = str(pos)
     results: list[CheckResult] = []
     if p_raw is not None:
         results += judge.between("demographic_parity_difference", labelled=False)

@@ -115,28 +115,35 @@ class FairnessJudge:
         self.point, self.boot = _rates(cells), _rates(boot)
         self.min_group, self.limits = min_group, limits
         self.any_labels = bool(self.point["labelled"].sum() > 0)
-        self.detail: dict[str, Any] = {
-            "groups": {
-                g: {
-                    "n": int(self.point["n"][i]),
-                    "labelled": int(self.point["labelled"][i]),
-                }
-                | {
-                    key: _num(self.point[key][i])
-                    for key in (
-                        "selection_rate",
-                        "accuracy",
-                        "true_positive_rate",
-                        "false_positive_rate",
-                        "positive_label_rate",
-                    )
-                }
-                for i, g in enumerate(groups)
-            },
+        self.table: dict[str, dict[str, Any]] = {
+            g: {
+                "n": int(self.point["n"][i]),
+                "labelled": int(self.point["labelled"][i]),
+            }
+            | {
+                key: _num(self.point[key][i])
+                for key in (
+                    "selection_rate",
+                    "accuracy",
+                    "true_positive_rate",
+                    "false_positive_rate",
+                    "positive_label_rate",
+                )
+            }
+            for i, g in enumerate(groups)
+        }
+        self.common: dict[str, Any] = {
             "confidence": confidence,
             "resamples": int(boot.shape[0]),
             "min_group": min_group,
         }
+
+    def _detail(self, segment: str) -> dict[str, Any]:
+        """The whole table of groups for a between-group result, one group's row for its own
+        (so a column with many groups does not store the table once per group)."""
+        if segment:
+            return {**self.common, "group": self.table[segment]}
+        return {**self.common, "groups": self.table}
 
     def _eligible(self, labelled: bool) -> npt.NDArray[np.bool_]:
         return self.point["labelled" if labelled else "n"] >= self.min_group
@@ -151,7 +158,7 @@ class FairnessJudge:
             status="no_data",
             segment=segment,
             message=f"{method} of {self.column!r} not judged: {why}.",
-            detail=self.detail,
+            detail=self._detail(segment),
         )
 
     def between(self, method: str, *, labelled: bool) -> list[CheckResult]:
@@ -187,7 +194,7 @@ class FairnessJudge:
                 reflected = point * point / samples if point > 0 else np.zeros_like(samples)
         else:
             reflected = 2.0 * point - samples
-        detail = {**self.detail, "excluded": small}
+        detail = {**self._detail(""), "excluded": small}
         return [self._judge(method, "", point, reflected, note, detail)]
 
     def _between(self, rates: dict[str, FloatArray], method: str, ok: npt.NDArray[np.bool_]) -> Any:
@@ -217,7 +224,9 @@ class FairnessJudge:
                 out.append(self._judge_ci(group, point))
             else:
                 out.append(
-                    self._judge(method, group, point, self.boot[method][:, i], "", self.detail)
+                    self._judge(
+                        method, group, point, self.boot[method][:, i], "", self._detail(group)
+                    )
                 )
         return out
 
@@ -247,7 +256,8 @@ class FairnessJudge:
         half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
         half /= 1 + z * z / total
         interval = (1.0 - 2.0 * (centre + half), 1.0 - 2.0 * (centre - half))
-        return self._decide("class_imbalance", group, point, interval, None, "", self.detail)
+        detail = self._detail(group)
+        return self._decide("class_imbalance", group, point, interval, None, "", detail)
 
     def _decide(
         self,
