@@ -32,6 +32,9 @@ from loopml.monitoring._api import (
     results,
     run_monitor,
 )
+from loopml.monitoring._attribution import (
+    attribution_drift,
+)
 from loopml.monitoring._drift import (
     DriftReport,
     benjamini_hochberg,
@@ -49,6 +52,9 @@ from loopml.monitoring._events import (
     AlertEvent,
     AlertState,
     Sink,
+)
+from loopml.monitoring._fairness import (
+    fairness,
 )
 from loopml.monitoring._monitors import (
     HistoryPoint,
@@ -121,12 +127,14 @@ __all__ = [
     "WebhookSink",
     "ack",
     "alerts",
+    "attribution_drift",
     "benjamini_hochberg",
     "compare_estimate",
     "create_monitor",
     "delete_monitor",
     "detect_drift",
     "estimate_performance",
+    "fairness",
     "get_monitor",
     "history",
     "infer_layout",
