@@ -24,18 +24,23 @@ def read_window(
 ) -> PredictionWindow:
     """One row per predicted row of ``endpoint`` in ``[since_ms, until_ms)``, with labels.
 
+    Predictions a running server has not flushed yet (its local log folders under
+    ``LOOPML_HOME``) are read too.
+
     Raises:
         DeploymentNotFound: the endpoint has neither a deployment nor logged predictions.
     """
-    from loopml.serving._predrows import read_prediction_rows
+    from loopml.serving._claim import local_log_folders
+    from loopml.serving._prediction_rows import read_prediction_rows
 
     rows = read_prediction_rows(
         store,
         artifacts,
         endpoint,
-        since_ms=since_ms,
-        until_ms=until_ms,
+        since=since_ms,
+        until=until_ms,
         route=route,
         model_version=model_version,
+        wal_folders=local_log_folders(),
     )
     return PredictionWindow(rows.table, tuple(rows.segments))
