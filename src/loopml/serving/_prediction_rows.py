@@ -362,10 +362,17 @@ class _Reader:
         )
 
     def _from_json(self, table: pa.Table) -> _Part:
-        inputs = [self._decoded(text) for text in table.column("inputs").to_pylist()]
+        texts = table.column("inputs").to_pylist()
+        inputs = [self._decoded(text) for text in texts]
         outputs = [self._decoded(text) for text in table.column("output").to_pylist()]
         versions = [str(v) for v in table.column("model_version").to_pylist()]
-        typed = typed_columns(inputs, outputs, versions, self._signature_types)
+        typed = typed_columns(
+            inputs,
+            outputs,
+            versions,
+            self._signature_types,
+            no_booleans=not any("true" in t or "false" in t for t in texts if t is not None),
+        )
         requests = table.select(list(_REQUEST))
         for name, column in typed.items():
             requests = requests.append_column(name, column)

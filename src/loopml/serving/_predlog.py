@@ -774,6 +774,7 @@ def _rows_to_table(
         [output for _, _, output in parsed],
         [row[4] for row in rows],
         signature_types,
+        no_booleans=not any("true" in row[6] or "false" in row[6] for row in rows),
     )
     for name, column in columns_.items():
         table = table.append_column(name, column)

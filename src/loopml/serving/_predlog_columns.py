@@ -26,6 +26,7 @@ for every request, and at most :data:`MAX_REQUEST_ROWS` rows per request.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -93,24 +94,16 @@ def typed_values(values: Sequence[Any] | np.ndarray, wanted: pa.DataType | None 
     """
     if isinstance(values, np.ndarray):
         # NaN as null, as the JSON text of the same values has it.
-        array: pa.Array = pa.array(values, type=pa.float64(), from_pandas=True)
-    else:
-        try:
-            array = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            return _json_text(values)
+        return _cast_values(pa.array(values, type=pa.float64(), from_pandas=True), wanted)
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return _json_text(values)
     if array.type not in VALUE_TYPES:  # nested lists, objects, anything else Arrow guessed
         return _json_text(array.to_pylist())
-    if wanted is None or array.type == wanted:
-        return array
-    if array.type == pa.null() or (array.type, wanted) == (pa.int64(), pa.float64()):
-        return array.cast(wanted)
-    if (array.type, wanted) == (pa.float64(), pa.int64()):
-        try:
-            return pc.cast(array, wanted, safe=True)  # whole floats only
-        except (pa.ArrowInvalid, OverflowError):
-            return array
-    return array
+    if array.type == pa.float64() and any(v is True or v is False for v in values):
+        return _json_text(values)  # Arrow reads booleans after a float as 1.0 and 0.0
+    return _cast_values(array, wanted)
 
 
 def _json_text(values: Sequence[Any]) -> pa.Array:
@@ -157,12 +150,12 @@ def request_rows(inputs: Any, output: Any) -> tuple[int, dict[str, Any]]:
     if isinstance(inputs, FloatRows):
         return int(inputs.values.shape[0]), dict(zip(inputs.names, inputs.values.T, strict=True))
     if isinstance(inputs, dict) and inputs:
-        values = list(inputs.values())
-        if all(isinstance(v, list) for v in values):
-            lengths = {len(v) for v in values}
+        kinds = set(map(type, inputs.values()))
+        if kinds == {list}:
+            lengths = set(map(len, inputs.values()))
             if len(lengths) == 1 and lengths != {0}:
                 return lengths.pop(), inputs
-        elif not any(isinstance(v, list) for v in values):
+        elif list not in kinds:
             return 1, {name: [value] for name, value in inputs.items()}
     return (len(output) if isinstance(output, list) and output else 1), {}
 
@@ -172,69 +165,180 @@ def typed_columns(
     outputs: Sequence[Any],
     versions: Sequence[str],
     signature_types: SignatureTypes | None = None,
+    *,
+    no_booleans: bool = False,
 ) -> dict[str, pa.Array]:
     """The typed columns of a segment's requests (see the module docstring).
+
+    A feature is typed by the signature when every version answering in the segment
+    gives it the same type (and every value fits it).
 
     Args:
         inputs: each request's inputs, decoded from JSON, or :class:`FloatRows`.
         outputs: each request's output, decoded from JSON.
         versions: each request's model version reference.
         signature_types: the input types of a model version, when known.
+        no_booleans: the caller knows no input holds a boolean (its JSON text has
+            no ``true`` nor ``false``), so objects of lists may be converted in bulk:
+            Arrow's inference would read a boolean after a float as a number.
 
     Returns:
         ``rows``, ``in.<feature>`` for each feature any request sent (sorted by
         name) and ``out.prediction``, each one entry per request.
     """
-    count = len(inputs)
-    rows = np.empty(count, dtype=np.int64)
-    features: dict[str, dict[int, Any]] = {}
-    predictions: dict[int, Any] = {}
-    wanted: dict[str, set[str]] = {}
-    known: dict[str, dict[str, str] | None] = {}
-    for index, (request, output, version) in enumerate(zip(inputs, outputs, versions, strict=True)):
-        n, columns = request_rows(request, output)
-        rows[index] = n
-        for name, values in columns.items():
-            features.setdefault(name, {})[index] = values
-        if isinstance(output, list) and len(output) == n:
-            predictions[index] = output
-        elif not isinstance(output, list) and n == 1:
-            predictions[index] = [output]
-        else:
-            predictions[index] = [None] * n
-        if signature_types is not None and columns:
-            if version not in known:
-                known[version] = signature_types(version)
-            types = known[version] or {}
-            for name in columns:
-                wanted.setdefault(name, set()).add(types.get(name, ""))
+    said: list[dict[str, str]] = []
+    if signature_types is not None:
+        said = [signature_types(v) or {} for v in dict.fromkeys(versions)]
+
+    def wanted(name: str) -> pa.DataType | None:
+        types = {types.get(name) for types in said}
+        return _BY_SIGNATURE.get(types.pop() or "") if len(types) == 1 else None
+
+    # The two shapes the server logs are converted by Arrow in bulk; anything else,
+    # request by request. Both give the same columns (a property test holds them to it).
+    fast = _float_rows(inputs) or (_json_columns(inputs) if no_booleans else None)
+    features: dict[str, pa.Array] = {}
+    if fast is not None:
+        rows, lists = fast
+        for name in sorted(lists):
+            features[name] = _retyped(lists[name], wanted(name))
+    else:
+        rows, present = _each_request(inputs, outputs)
+        for name in sorted(present):
+            features[name] = _list_column(present[name], rows, wanted(name))
     typed: dict[str, pa.Array] = {ROWS_COLUMN: pa.array(rows, type=pa.int32())}
-    for name in sorted(features):
-        said = wanted.get(name, set())
-        target = _BY_SIGNATURE.get(said.pop()) if len(said) == 1 else None
-        typed[INPUT_PREFIX + name] = _list_column(features[name], rows, target)
-    typed[PREDICTION_COLUMN] = _list_column(predictions, rows, None)
+    typed.update((INPUT_PREFIX + name, column) for name, column in features.items())
+    typed[PREDICTION_COLUMN] = _list_column(
+        dict(enumerate(_predictions(outputs, rows))), rows, None
+    )
     return typed
+
+
+def _each_request(
+    inputs: Sequence[Any], outputs: Sequence[Any]
+) -> tuple[np.ndarray, dict[str, dict[int, Any]]]:
+    """Rows per request, and feature → {request index: its values}."""
+    rows = np.empty(len(inputs), dtype=np.int64)
+    present: dict[str, dict[int, Any]] = {}
+    for index, (request, output) in enumerate(zip(inputs, outputs, strict=True)):
+        rows[index], columns = request_rows(request, output)
+        for name, values in columns.items():
+            present.setdefault(name, {})[index] = values
+    return rows, present
+
+
+def _predictions(outputs: Sequence[Any], rows: np.ndarray) -> list[list[Any]]:
+    """Each request's predictions, one per row (nulls when the output does not pair up)."""
+    found: list[list[Any]] = []
+    for output, n in zip(outputs, rows.tolist(), strict=True):
+        if isinstance(output, list) and len(output) == n:
+            found.append(output)
+        elif not isinstance(output, list) and n == 1:
+            found.append([output])
+        else:
+            found.append([None] * n)
+    return found
+
+
+def _float_rows(inputs: Sequence[Any]) -> tuple[np.ndarray, dict[str, pa.Array]] | None:
+    """Columns of requests that are all :class:`FloatRows` of the same names, else None."""
+    if not inputs or not all(isinstance(r, FloatRows) for r in inputs):
+        return None
+    names = inputs[0].names
+    if any(r.names != names for r in inputs):
+        return None
+    values = np.concatenate([r.values for r in inputs]) if len(inputs) > 1 else inputs[0].values
+    rows = np.array([r.values.shape[0] for r in inputs], dtype=np.int64)
+    offsets = _offsets(rows)
+    return rows, {
+        name: _lists(offsets, pa.array(values[:, j], type=pa.float64(), from_pandas=True), None)
+        for j, name in enumerate(names)
+    }
+
+
+def _json_columns(inputs: Sequence[Any]) -> tuple[np.ndarray, dict[str, pa.Array]] | None:
+    """Columns of requests that are all objects of equal-length lists of values, else None."""
+    if not inputs or not all(type(r) is dict and r for r in inputs):
+        return None
+    try:
+        struct = pa.array(inputs)
+    except (pa.ArrowException, OverflowError):
+        return None
+    if not pa.types.is_struct(struct.type) or struct.null_count:
+        return None
+    lists: dict[str, pa.Array] = {}
+    rows = np.zeros(len(inputs), dtype=np.int64)
+    lengths: list[tuple[np.ndarray, np.ndarray]] = []
+    for field in struct.type:
+        column = struct.field(field.name)
+        if not pa.types.is_list(field.type) or field.type.value_type not in VALUE_TYPES:
+            return None
+        valid = np.asarray(column.is_valid())
+        length = np.asarray(pc.list_value_length(column).fill_null(0))
+        lengths.append((valid, length))
+        rows = np.maximum(rows, length)
+        lists[field.name] = column
+    if np.any(rows < 1) or any(np.any(v & (n != rows)) for v, n in lengths):
+        return None  # a request with ragged or empty columns: the general path decides
+    return rows, lists
+
+
+def _retyped(column: pa.Array, wanted: pa.DataType | None) -> pa.Array:
+    """A list column with its values typed as :func:`typed_values` types them."""
+    values = column.flatten()
+    typed = _cast_values(values, wanted)
+    if typed is values:
+        return column
+    return _lists(_offsets_of(column), typed, column.is_null())
+
+
+def _cast_values(values: pa.Array, wanted: pa.DataType | None) -> pa.Array:
+    """``values`` as ``wanted`` when the cast changes no value, else as they are."""
+    if wanted is None or values.type == wanted:
+        return values
+    if values.type == pa.null() or (values.type, wanted) == (pa.int64(), pa.float64()):
+        return values.cast(wanted)
+    if (values.type, wanted) == (pa.float64(), pa.int64()):
+        try:
+            return pc.cast(values, wanted, safe=True)
+        except (pa.ArrowInvalid, OverflowError):
+            return values
+    return values
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def _offsets_of(column: pa.Array) -> np.ndarray:
+    lengths = np.asarray(pc.list_value_length(column).fill_null(0), dtype=np.int64)
+    return _offsets(lengths)
+
+
+def _lists(offsets: np.ndarray, values: pa.Array, mask: pa.Array | None) -> pa.Array:
+    """A list array of ``values`` cut at ``offsets`` (int64 offsets only when needed)."""
+    if offsets[-1] > _INT32_MAX:
+        return pa.LargeListArray.from_arrays(pa.array(offsets), values, mask=mask)
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values, mask=mask)
 
 
 def _list_column(present: dict[int, Any], rows: np.ndarray, wanted: pa.DataType | None) -> pa.Array:
     """One list per request: ``present[i]`` for request ``i``, null for the others."""
-    count = len(rows)
-    valid = np.zeros(count, dtype=bool)
+    valid = np.zeros(len(rows), dtype=bool)
     valid[list(present)] = True
-    lengths = np.where(valid, rows, 0)
-    offsets = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     chunks = [present[i] for i in sorted(present)]
     if chunks and all(isinstance(c, np.ndarray) for c in chunks):
         values = typed_values(np.concatenate(chunks), wanted)
     else:
-        flat = [v for c in chunks for v in (c.tolist() if isinstance(c, np.ndarray) else c)]
+        flat = list(
+            itertools.chain.from_iterable(
+                c.tolist() if isinstance(c, np.ndarray) else c for c in chunks
+            )
+        )
         values = typed_values(flat, wanted)
-    mask = pa.array(~valid)
-    if offsets[-1] > _INT32_MAX:
-        return pa.LargeListArray.from_arrays(pa.array(offsets), values, mask=mask)
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values, mask=mask)
+    return _lists(_offsets(np.where(valid, rows, 0)), values, pa.array(~valid))
 
 
 def check_typed(schema: pa.Schema, table: pa.Table | None = None) -> str | None:
