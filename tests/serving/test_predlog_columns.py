@@ -170,7 +170,7 @@ def test_without_a_signature_the_types_are_inferred(
     assert segment.column("in.mix").to_pylist() == [["1", "a"]]
     assert segment.column("in.nested").to_pylist() == [["[1,2]", "[3]"]]
     assert segment.schema.field("in.none").type == pa.list_(pa.null())
-    assert segment.column("in.big").to_pylist() == [[str(2**63), "1"]]
+    assert segment.column("in.big").to_pylist() == [[float(2**63), 1.0]]  # as Arrow reads it
     assert segment.column("out.prediction").to_pylist() == [['{"p":1}', "2"]]
 
 
@@ -334,11 +334,12 @@ def test_values_of_one_kind_keep_their_type_and_values(kind: str, data: st.DataO
 def test_typed_columns_hold_each_request_s_values(requests: list[list[Any]]) -> None:
     """Every request's values come back from the typed column (numbers as numbers, or as
     their JSON text when the segment mixes them with text)."""
-    typed = typed_columns(
-        [{"x": values} for values in requests],
-        [[0] * len(values) for values in requests],
+    typed, damaged = typed_columns(
+        [orjson.dumps({"x": values}).decode() for values in requests],
+        [orjson.dumps([0] * len(values)).decode() for values in requests],
         ["m/1"] * len(requests),
     )
+    assert damaged == 0
     assert typed["rows"].to_pylist() == [len(v) for v in requests]
     column = typed["in.x"]
     texts = column.type.value_type == pa.string()
@@ -388,28 +389,41 @@ def _requests(draw: st.DrawFn) -> list[Any]:
     return requests
 
 
-@settings(max_examples=80, deadline=None)
-@given(_requests())
+@settings(max_examples=100, deadline=None)
+@given(_requests(), st.data())
 def test_the_bulk_conversion_gives_what_the_request_by_request_one_gives(
-    requests: list[Any],
+    requests: list[Any], data: st.DataObject
 ) -> None:
-    from loopml.serving._predlog_columns import _each_request, _json_columns, _list_column, _retyped
+    from loopml.serving._predlog_columns import (
+        _each_request,
+        _json_lines,
+        _json_predictions,
+        _list_column,
+        _predictions,
+        _retyped,
+    )
 
-    if "true" in orjson.dumps(requests).decode() or "false" in orjson.dumps(requests).decode():
-        # Arrow reads a boolean after a float as a number: the bulk path is not taken then.
-        assert typed_values([1.5, True]).to_pylist() == ["1.5", "true"]
-        return
-    fast = _json_columns(requests)
-    rows, present = _each_request(requests, [None] * len(requests))
+    outputs = [
+        data.draw(st.lists(_VALUES, min_size=n, max_size=n) | _VALUES)
+        for n in (len(next(iter(r.values()))) for r in requests)
+    ]
+    texts = [orjson.dumps(r).decode() for r in requests]
+    output_texts = [orjson.dumps(o).decode() for o in outputs]
+    rows, present = _each_request(requests, outputs)
     general = {name: _list_column(present[name], rows, None) for name in present}
-    if fast is None:  # a mix Arrow will not infer: the request-by-request path only
-        return
-    assert fast[0].tolist() == rows.tolist()
-    assert sorted(fast[1]) == sorted(general)
-    for name, column in fast[1].items():
-        bulk = _retyped(column, None)
-        assert bulk.type == general[name].type, name
-        assert bulk.to_pylist() == general[name].to_pylist(), name
+    fast = _json_lines(texts)
+    if fast is not None:  # else a mix Arrow will not read: the request-by-request path only
+        assert fast[0].tolist() == rows.tolist()
+        assert sorted(fast[1]) == sorted(general)
+        for name, column in fast[1].items():
+            bulk = _retyped(column, None)
+            assert bulk.type == general[name].type, name
+            assert bulk.to_pylist() == general[name].to_pylist(), name
+    predicted = _json_predictions(output_texts, rows)
+    if predicted is not None:
+        one_by_one = _list_column(dict(enumerate(_predictions(outputs, rows))), rows, None)
+        assert predicted.type == one_by_one.type
+        assert predicted.to_pylist() == one_by_one.to_pylist()
 
 
 def test_float_rows_convert_in_bulk_like_one_by_one() -> None:
@@ -422,3 +436,19 @@ def test_float_rows_convert_in_bulk_like_one_by_one() -> None:
     for name in ("a", "b"):
         assert fast[1][name].to_pylist() == _list_column(present[name], rows, None).to_pylist()
     assert _float_rows([*requests, FloatRows(("b", "a"), np.zeros((1, 2)))]) is None
+
+
+def test_what_the_server_logs_is_converted_in_bulk() -> None:
+    from loopml.serving._predlog_columns import _json_lines, _json_predictions
+
+    texts = ['{"a":[1,2],"b":["x","y"]}', '{"a":[0.5]}']
+    fast = _json_lines(texts)
+    assert fast is not None
+    assert fast[0].tolist() == [2, 1]
+    assert fast[1]["a"].to_pylist() == [[1.0, 2.0], [0.5]]
+    assert _json_predictions(["[0,1]", "[1]"], fast[0]) is not None
+    # What Arrow's reader would get wrong, or read otherwise, goes request by request.
+    assert _json_lines(['{"a":[null,0]}']) is None
+    assert _json_lines(['{"a":[9223372036854775808]}']) is not None  # a float either way
+    assert _json_lines(['{"a":["2024-01-01"]}']) is None  # Arrow would read a date-time
+    assert _json_lines(['{"a":[1.5]}', '{"a":[true]}']) is None

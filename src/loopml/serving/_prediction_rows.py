@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -362,28 +361,17 @@ class _Reader:
         )
 
     def _from_json(self, table: pa.Table) -> _Part:
-        texts = table.column("inputs").to_pylist()
-        inputs = [self._decoded(text) for text in texts]
-        outputs = [self._decoded(text) for text in table.column("output").to_pylist()]
-        versions = [str(v) for v in table.column("model_version").to_pylist()]
-        typed = typed_columns(
-            inputs,
-            outputs,
-            versions,
+        typed, damaged = typed_columns(
+            table.column("inputs").to_pylist(),
+            table.column("output").to_pylist(),
+            [str(v) for v in table.column("model_version").to_pylist()],
             self._signature_types,
-            no_booleans=not any("true" in t or "false" in t for t in texts if t is not None),
         )
+        self.damaged += damaged
         requests = table.select(list(_REQUEST))
         for name, column in typed.items():
             requests = requests.append_column(name, column)
         return self._typed(requests)
-
-    def _decoded(self, text: Any) -> Any:
-        try:
-            return orjson.loads(text)
-        except (orjson.JSONDecodeError, TypeError):
-            self.damaged += 1
-            return None
 
     def _signature_types(self, version: str) -> dict[str, str] | None:
         if version not in self._signatures:

@@ -678,15 +678,15 @@ def _json_text(value: Any) -> str:
 
 
 _Row = tuple[str, int, str, str, str, float, str, str]  # a segment row, in SEGMENT_SCHEMA order
-# A segment row with its inputs (decoded JSON, or FloatRows) and output (decoded JSON).
-_Parsed = tuple[_Row, Any, Any]
+# A segment row, with its inputs as FloatRows when they came so.
+_Parsed = tuple[_Row, FloatRows | None]
 _TEXT_FIELDS = ("request_id", "endpoint", "route", "model_version")
 _INT64 = (-(2**63), 2**63 - 1)
 _INT32_MAX = 2**31 - 1
 
 
 def _segment_row(record: dict[str, Any]) -> _Parsed:
-    """The segment row of a WAL record, with its inputs and output decoded.
+    """The segment row of a WAL record, with its FloatRows inputs (or None).
 
     Raises:
         ValueError: a field is missing or of the wrong type, or the inputs or output
@@ -700,13 +700,15 @@ def _segment_row(record: dict[str, Any]) -> _Parsed:
         raise ValueError("'ts' must be a 64-bit integer")
     if isinstance(latency, bool) or not isinstance(latency, int | float):
         raise ValueError("'latency_ms' must be a number")
+    floats = None
     if "inputs_f64" in record:
-        inputs: Any = _float_rows_from(record["inputs_f64"])
-        inputs_text = _json_text(inputs.columns_json())
+        floats = _float_rows_from(record["inputs_f64"])
+        inputs_text = _json_text(floats.columns_json())
     else:
         inputs_text = _text(record, "inputs")
-        inputs = _decoded(inputs_text, "inputs")
+        _check_json(inputs_text, "inputs")
     output_text = _text(record, "output")
+    _check_json(output_text, "output")
     row = (
         record["request_id"],
         ts,
@@ -717,12 +719,13 @@ def _segment_row(record: dict[str, Any]) -> _Parsed:
         inputs_text,
         output_text,
     )
-    return row, inputs, _decoded(output_text, "output")
+    return row, floats
 
 
-def _decoded(text: str, name: str) -> Any:
+def _check_json(text: str, name: str) -> None:
+    """Refuse text that is not JSON: the typed columns are made from it."""
     try:
-        return orjson.loads(text)
+        orjson.loads(text)  # dropped at once: no object outlives the check
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"'{name}' is not JSON text: {exc}") from None
 
@@ -761,7 +764,7 @@ def _rows_to_table(
     parsed: list[_Parsed], signature_types: SignatureTypes | None = None, *, typed: bool = True
 ) -> pa.Table:
     """A segment: the columns of :data:`SEGMENT_SCHEMA`, then (``typed``) the typed ones."""
-    rows = [row for row, _, _ in parsed]
+    rows = [row for row, _ in parsed]
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SEGMENT_SCHEMA)
     table = pa.table(
         {name: list(values) for name, values in zip(SEGMENT_SCHEMA.names, columns, strict=True)},
@@ -769,12 +772,11 @@ def _rows_to_table(
     )
     if not typed:
         return table
-    columns_ = typed_columns(
-        [inputs for _, inputs, _ in parsed],
-        [output for _, _, output in parsed],
+    columns_, _ = typed_columns(
+        [row[6] if floats is None else floats for row, floats in parsed],
+        [row[7] for row in rows],
         [row[4] for row in rows],
         signature_types,
-        no_booleans=not any("true" in row[6] or "false" in row[6] for row in rows),
     )
     for name, column in columns_.items():
         table = table.append_column(name, column)

@@ -13,7 +13,7 @@ flusher writes (off the request path):
 signature when it is known and every value fits without change (``integer`` →
 int64, ``float`` → float64, ``boolean`` → bool, ``string`` → string; ``datetime``
 stays the text it was sent as); otherwise by what the values are: booleans, integers,
-numbers, text, or — for a mix of those, nested values or integers beyond 64 bits —
+numbers (integers beyond 64 bits too), text, or — for a mix of those or nested values —
 text holding each value's JSON (a string stays itself). Segments typed differently
 read together by the same rule (:func:`common_type`, :func:`as_text`), so a column
 reads the same whichever segments it comes from; old segments without these columns
@@ -26,6 +26,7 @@ for every request, and at most :data:`MAX_REQUEST_ROWS` rows per request.
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from loopml.serving._payloads import FloatRows
 from loopml.serving._wal import MAX_FRAME
@@ -97,7 +99,11 @@ def typed_values(values: Sequence[Any] | np.ndarray, wanted: pa.DataType | None 
         return _cast_values(pa.array(values, type=pa.float64(), from_pandas=True), wanted)
     try:
         array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+    except OverflowError:  # an integer over 64 bits: a float, as Arrow's JSON reader has it
+        if not all(v is None or type(v) in (int, float) for v in values):
+            return _json_text(values)
+        array = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
         return _json_text(values)
     if array.type not in VALUE_TYPES:  # nested lists, objects, anything else Arrow guessed
         return _json_text(array.to_pylist())
@@ -161,30 +167,26 @@ def request_rows(inputs: Any, output: Any) -> tuple[int, dict[str, Any]]:
 
 
 def typed_columns(
-    inputs: Sequence[Any],
-    outputs: Sequence[Any],
+    inputs: Sequence[str | FloatRows | None],
+    outputs: Sequence[str | None],
     versions: Sequence[str],
     signature_types: SignatureTypes | None = None,
-    *,
-    no_booleans: bool = False,
-) -> dict[str, pa.Array]:
+) -> tuple[dict[str, pa.Array], int]:
     """The typed columns of a segment's requests (see the module docstring).
 
     A feature is typed by the signature when every version answering in the segment
     gives it the same type (and every value fits it).
 
     Args:
-        inputs: each request's inputs, decoded from JSON, or :class:`FloatRows`.
-        outputs: each request's output, decoded from JSON.
+        inputs: each request's inputs as JSON text, or :class:`FloatRows`.
+        outputs: each request's output as JSON text.
         versions: each request's model version reference.
         signature_types: the input types of a model version, when known.
-        no_booleans: the caller knows no input holds a boolean (its JSON text has
-            no ``true`` nor ``false``), so objects of lists may be converted in bulk:
-            Arrow's inference would read a boolean after a float as a number.
 
     Returns:
         ``rows``, ``in.<feature>`` for each feature any request sent (sorted by
-        name) and ``out.prediction``, each one entry per request.
+        name) and ``out.prediction``, each one entry per request; and how many
+        texts were not JSON (taken as null).
     """
     said: list[dict[str, str]] = []
     if signature_types is not None:
@@ -194,33 +196,63 @@ def typed_columns(
         types = {types.get(name) for types in said}
         return _BY_SIGNATURE.get(types.pop() or "") if len(types) == 1 else None
 
-    # The two shapes the server logs are converted by Arrow in bulk; anything else,
-    # request by request. Both give the same columns (a property test holds them to it).
-    fast = _float_rows(inputs) or (_json_columns(inputs) if no_booleans else None)
+    # What the server logs is converted in bulk, by Arrow, without a Python object per
+    # value (which would also cost the serving threads garbage-collection pauses);
+    # anything else request by request. Both give the same columns (a property test
+    # holds them to it).
+    damaged = 0
+    fast = _float_rows(inputs) or _json_lines(inputs)
     features: dict[str, pa.Array] = {}
     if fast is not None:
         rows, lists = fast
         for name in sorted(lists):
             features[name] = _retyped(lists[name], wanted(name))
     else:
-        rows, present = _each_request(inputs, outputs)
+        decoded = []
+        for text in inputs:
+            value, bad = _decoded(text)
+            decoded.append(value)
+            damaged += bad
+        rows, present = _each_request(decoded, outputs)
         for name in sorted(present):
             features[name] = _list_column(present[name], rows, wanted(name))
     typed: dict[str, pa.Array] = {ROWS_COLUMN: pa.array(rows, type=pa.int32())}
     typed.update((INPUT_PREFIX + name, column) for name, column in features.items())
-    typed[PREDICTION_COLUMN] = _list_column(
-        dict(enumerate(_predictions(outputs, rows))), rows, None
-    )
-    return typed
+    predicted = _json_predictions(outputs, rows)
+    if predicted is None:
+        values = []
+        for text in outputs:
+            value, bad = _decoded(text)
+            values.append(value)
+            damaged += bad
+        predicted = _list_column(dict(enumerate(_predictions(values, rows))), rows, None)
+    typed[PREDICTION_COLUMN] = predicted
+    return typed, damaged
+
+
+def _decoded(text: Any) -> tuple[Any, int]:
+    """The value of JSON text (FloatRows as they are), and 1 when it is not JSON (None then)."""
+    if isinstance(text, FloatRows):
+        return text, 0
+    try:
+        return orjson.loads(text), 0
+    except (orjson.JSONDecodeError, TypeError):
+        return None, 1
 
 
 def _each_request(
     inputs: Sequence[Any], outputs: Sequence[Any]
 ) -> tuple[np.ndarray, dict[str, dict[int, Any]]]:
-    """Rows per request, and feature → {request index: its values}."""
+    """Rows per request, and feature → {request index: its values}.
+
+    ``outputs`` are JSON text (or decoded values): only whether one is a list, and
+    how long, is looked at, when the inputs do not say how many rows there are.
+    """
     rows = np.empty(len(inputs), dtype=np.int64)
     present: dict[str, dict[int, Any]] = {}
     for index, (request, output) in enumerate(zip(inputs, outputs, strict=True)):
+        if isinstance(output, str):
+            output, _ = _decoded(output)
         rows[index], columns = request_rows(request, output)
         for name, values in columns.items():
             present.setdefault(name, {})[index] = values
@@ -256,31 +288,78 @@ def _float_rows(inputs: Sequence[Any]) -> tuple[np.ndarray, dict[str, pa.Array]]
     }
 
 
-def _json_columns(inputs: Sequence[Any]) -> tuple[np.ndarray, dict[str, pa.Array]] | None:
-    """Columns of requests that are all objects of equal-length lists of values, else None."""
-    if not inputs or not all(type(r) is dict and r for r in inputs):
+# pyarrow 26's JSON reader builds invalid lists from a null followed by numbers
+# ([null, 0] gives offsets past its values): text with a null goes the slow way.
+_NULL = b"null"
+_MAX_BULK_BYTES = 2**30  # Arrow's JSON block size is an int32
+
+
+def _read_lines(texts: Sequence[Any], wrap: bool = False) -> pa.Table | None:
+    """JSON texts (objects; ``wrap`` makes ``{"o": text}`` of each) read as one Arrow
+    table, or None when they are not all objects of types both paths read alike."""
+    if not texts or not all(type(t) is str for t in texts):
+        return None
+    lines = [f'{{"o":{t}}}' for t in texts] if wrap else texts
+    data = "\n".join(lines).encode()
+    if (
+        len(data) > _MAX_BULK_BYTES
+        or data.count(b"\n") != len(texts) - 1  # a text of several lines
+        or _NULL in data
+    ):
         return None
     try:
-        struct = pa.array(inputs)
-    except (pa.ArrowException, OverflowError):
+        table = pa_json.read_json(
+            io.BytesIO(data),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
+        )
+    except pa.ArrowInvalid:  # not JSON objects, or a column of several kinds
         return None
-    if not pa.types.is_struct(struct.type) or struct.null_count:
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    return table if table.num_rows == len(texts) else None
+
+
+def _json_lines(inputs: Sequence[Any]) -> tuple[np.ndarray, dict[str, pa.Array]] | None:
+    """Columns of inputs that are all JSON objects of equal-length lists of values, else None."""
+    table = _read_lines(inputs)
+    if table is None or not table.num_columns:
         return None
     lists: dict[str, pa.Array] = {}
-    rows = np.zeros(len(inputs), dtype=np.int64)
+    rows = np.zeros(table.num_rows, dtype=np.int64)
     lengths: list[tuple[np.ndarray, np.ndarray]] = []
-    for field in struct.type:
-        column = struct.field(field.name)
-        if not pa.types.is_list(field.type) or field.type.value_type not in VALUE_TYPES:
-            return None
+    for name in table.column_names:
+        kind = table.schema.field(name).type
+        if not pa.types.is_list(kind) or kind.value_type not in VALUE_TYPES:
+            return None  # single values, nested values, date-times Arrow parsed
+        column = table.column(name).combine_chunks()
         valid = np.asarray(column.is_valid())
         length = np.asarray(pc.list_value_length(column).fill_null(0))
         lengths.append((valid, length))
         rows = np.maximum(rows, length)
-        lists[field.name] = column
+        lists[name] = column
     if np.any(rows < 1) or any(np.any(v & (n != rows)) for v, n in lengths):
-        return None  # a request with ragged or empty columns: the general path decides
+        return None  # ragged or empty columns: the request-by-request path decides
     return rows, lists
+
+
+def _json_predictions(outputs: Sequence[Any], rows: np.ndarray) -> pa.Array | None:
+    """The prediction column when every output is one value per row, read in bulk."""
+    table = _read_lines(outputs, wrap=True)
+    if table is None or table.column_names != ["o"]:
+        return None
+    column = table.column("o").combine_chunks()
+    kind = column.type
+    if column.null_count:
+        return None
+    if kind in VALUE_TYPES:  # single values: requests of one row each
+        return _lists(_offsets(rows), column, None) if np.all(rows == 1) else None
+    if not pa.types.is_list(kind) or kind.value_type not in VALUE_TYPES:
+        return None
+    if np.any(np.asarray(pc.list_value_length(column)) != rows):
+        return None
+    return column
 
 
 def _retyped(column: pa.Array, wanted: pa.DataType | None) -> pa.Array:
