@@ -9,15 +9,18 @@ flusher writes (off the request path):
 * ``out.prediction`` (``list<T>``): the prediction for each row (nulls when the
   output does not hold one value per row).
 
-``T`` is one of :data:`VALUE_TYPES`. A feature is typed by the answering model's
-signature when it is known and every value fits without change (``integer`` →
+``T`` is one of :data:`VALUE_TYPES`. A feature is typed by the signature of the
+versions answering in the segment when they agree on its type and every value fits
+without change (``integer`` →
 int64, ``float`` → float64, ``boolean`` → bool, ``string`` → string; ``datetime``
 stays the text it was sent as); otherwise by what the values are: booleans, integers,
 numbers (integers beyond 64 bits too), text, or — for a mix of those or nested values —
 text holding each value's JSON (a string stays itself). Segments typed differently
 read together by the same rule (:func:`common_type`, :func:`as_text`), so a column
 reads the same whichever segments it comes from; old segments without these columns
-are converted from their JSON by :func:`typed_columns` itself.
+are converted from their JSON by :func:`typed_columns` itself. The server's two
+logged shapes are converted in bulk (Arrow's JSON reader over all of a segment's
+texts, or one stacked float array), anything else request by request.
 
 A segment's typed columns are checked before they are trusted (:func:`check_typed`):
 allowed types only, every list as long as its request's ``rows``, a prediction list
