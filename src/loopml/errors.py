@@ -411,6 +411,8 @@ class UnknownColumnError(SchemaError, KeyError):
 
     Such a check could only fail every validation, so nothing is saved.
     ``columns`` holds the unknown names and ``known`` the dataset's columns.
+    Also raised by ``loopml.serving.prediction_rows`` for a column that is no input
+    feature of the rows read (``known``: the features there are).
     """
 
     def __init__(self, message: str, columns: tuple[str, ...], known: tuple[str, ...]) -> None:
