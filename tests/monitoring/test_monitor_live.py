@@ -61,6 +61,7 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(10)
 
 
