@@ -70,7 +70,7 @@ def monitor_demo(
         f"{len(drifting)} drifting column(s)",
         highlight=False,
     )
-    table = Table("column", "method", "effect", "tolerance", "adjusted p", "why")
+    table = Table("column", "method", "effect", "tolerance", "adjusted p")
     for check in sorted(drifting, key=lambda c: -(c.statistic or 0.0)):
         table.add_row(
             check.column,
@@ -78,10 +78,9 @@ def monitor_demo(
             fmt_value(check.statistic),
             fmt_value(check.threshold),
             "-" if check.p_value is None else f"{check.p_value:.2g}",
-            check.message,
         )
     console.print(table)
-    path = settings.home() / "reports" / f"monitor-{MONITOR}-{moved.id}.html"
+    path = (settings.home() / "reports" / f"monitor-{MONITOR}-{moved.id}.html").resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_report(moved, path, history=[calm])
     console.print(f"  Report: {path}", highlight=False, soft_wrap=True)
