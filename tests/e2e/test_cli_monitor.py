@@ -75,7 +75,7 @@ def test_a_dataset_monitor_from_create_to_ack(cli: Cli, tmp_path: Path) -> None:
     assert reported.exit_code == 0, reported.output
     page = html.read_text()
     assert "<html" in page and "age" in page
-    assert "src=\"http" not in page and "href=\"http" not in page  # self-contained
+    assert 'src="http' not in page and 'href="http' not in page  # self-contained
     deleted = cli("monitor", "delete", "quality", "--yes", "-p", "p", "--json")
     assert json.loads(deleted.output) == {"deleted": "quality", "results": 2}
 

@@ -51,10 +51,10 @@ def create(
         str | None, typer.Argument(help="The monitor's name (or the file's).", metavar="NAME")
     ] = None,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="A YAML file holding the monitor.")
+        Path | None, typer.Option("--file", help="A YAML file holding the monitor.")
     ] = None,
     endpoint: Annotated[
-        str | None, typer.Option("--endpoint", "-e", help="The endpoint to watch.")
+        str | None, typer.Option("--endpoint", help="The endpoint to watch.")
     ] = None,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Watch this dataset's latest version instead.")
@@ -338,9 +338,7 @@ def delete(
 
 @alerts_app.command("list")
 def alerts_list(
-    monitor: Annotated[
-        str | None, typer.Option("--monitor", "-m", help="Only this monitor's.")
-    ] = None,
+    monitor: Annotated[str | None, typer.Option("--monitor", help="Only this monitor's.")] = None,
     state: Annotated[
         str | None, typer.Option("--state", help="firing or resolved (default: both).")
     ] = None,

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopml import settings
 from loopml._identity import current_identity
@@ -21,8 +21,10 @@ from loopml.monitoring._results import MonitorResult
 from loopml.monitoring._run import run_monitor as _run
 from loopml.monitoring._sources import PredictionWindow, Readers
 from loopml.monitoring._spec import MonitorSpec, spec_from_yaml
-from loopml.serving._reading import TimeBound, time_bound_ms
 from loopml.store import now_ms, read_only
+
+if TYPE_CHECKING:
+    from loopml.serving._reading import TimeBound
 
 __all__ = [
     "ack",
@@ -149,6 +151,7 @@ def run_monitor(
         The stored result.
     """
     from loopml.monitoring._delivery import deliver
+    from loopml.serving._reading import time_bound_ms
 
     window = None
     if since is not None or until is not None:
