@@ -59,7 +59,7 @@ def create(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Watch this dataset's latest version instead.")
     ] = None,
-    route: Annotated[str | None, typer.Option("--route", help="Only this route.")] = None,
+    route: Annotated[str | None, typer.Option("--route", "-r", help="Only this route.")] = None,
     model_version: Annotated[
         str | None, typer.Option("--model-version", help="Only this model version's predictions.")
     ] = None,
@@ -71,13 +71,12 @@ def create(
         ),
     ] = None,
     window: Annotated[
-        str | None, typer.Option("--window", "-w", help="How far back one run looks (1d).")
+        str | None, typer.Option("--window", help="How far back one run looks (1d).")
     ] = None,
     check: Annotated[
         list[str] | None,
         typer.Option(
             "--check",
-            "-c",
             help="A check to run (repeat); default: drift, data_quality, performance.",
         ),
     ] = None,
