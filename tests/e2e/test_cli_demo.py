@@ -281,3 +281,28 @@ def test_demo_json_summarises_the_second_demo(in_demo: Demo) -> None:
     assert summary["champion"] == json.loads(shown.stdout)["ref"]
     assert Path(summary["model_card"]).is_file()
     assert summary["store_uri"].startswith("sqlite:///")
+
+
+def test_the_demo_monitor_catches_the_drifted_traffic(in_demo: Demo) -> None:
+    from loopml.cli._demo_serving import DRIFTED
+
+    report = Path(in_demo.summary["monitor_report"])
+    assert report.is_file() and "mean radius" in report.read_text(encoding="utf-8")
+    assert "labelled traffic (3000 rows): ok" in in_demo.first
+    assert "drifted traffic (1500 rows): alert, 3 drifting column(s)" in in_demo.first
+    listed = run_loopml("alerts", "list", "-p", "demo", "--state", "firing", "--json")
+    firing = {a["column"] for a in json.loads(listed.stdout) if a["check"] == "drift"}
+    assert firing == set(DRIFTED)
+    history = run_loopml(
+        "monitor",
+        "history",
+        "breast-cancer-live",
+        "--check",
+        "drift",
+        "--column",
+        "mean radius",
+        "-p",
+        "demo",
+        "--json",
+    )
+    assert [p["status"] for p in json.loads(history.stdout)] == ["ok", "alert"] * 2
