@@ -11,7 +11,7 @@ PEERS := .venv-peers
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,postgres,polars,ray,xgboost,lightgbm,onnx,optuna]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,postgres,polars,ray,xgboost,lightgbm,onnx,optuna,monitoring]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -14,7 +14,7 @@ Every phase of every round runs in a fresh subprocess, so its peak memory
 
 - loopml: read both Parquet files batch by batch into sketches
   (``loopml.monitoring.sketch``), decide (``detect_drift``), and write the HTML report
-  (``loopml.monitoring._report.render_html`` where it exists, JSON otherwise); also
+  (``render_html`` of the checks as one ``MonitorResult``); also
   the sketch state's size and the report's size and time;
 - loopml multivariate: ``domain_classifier_drift`` on both files (read whole, sampled to
   20,000 rows a side);
@@ -141,7 +141,7 @@ def _phase_loopml(files: dict[str, Any], out: Path) -> dict[str, Any]:
     # each is reported apart.
     import scipy.stats  # noqa: F401
 
-    from loopml.monitoring import detect_drift, sketch
+    from loopml.monitoring import MonitorResult, detect_drift, render_html, sketch, worst_status
 
     imports = time.perf_counter() - began
 
@@ -154,21 +154,23 @@ def _phase_loopml(files: dict[str, Any], out: Path) -> dict[str, Any]:
     current = sketch(batches(files["current"]), reference.layout)
     report = detect_drift(reference, current)
     decided = time.perf_counter()
-    try:
-        from loopml.monitoring._report import render_html  # type: ignore[import-not-found]
-    except ImportError:  # the HTML report is not on this branch yet: JSON stands in
-        text = json.dumps([c.to_dict() for c in (*report.checks, report.dataset)])
-        kind = "json"
-    else:
-        text = render_html(report)
-        kind = "html"
-    path = out / f"loopml-report.{kind}"
-    path.write_text(text)
+    checks = (*report.checks, report.dataset)
+    result = MonitorResult(
+        monitor="bench",
+        status=worst_status([c.status for c in checks]),
+        started_at=int(time.time() * 1000),
+        reference=f"file:{files['reference']}",
+        current=f"file:{files['current']}",
+        reference_rows=report.reference_rows,
+        current_rows=report.current_rows,
+        checks=checks,
+    )
+    path = out / "loopml-report.html"
+    path.write_text(render_html(result))
     finished = time.perf_counter()
     return {
         "seconds": finished - started,
         "report_seconds": finished - decided,
-        "report_kind": kind,
         "import_seconds": imports,
         "report_bytes": path.stat().st_size,
         "sketch_bytes": len(reference.to_bytes()) + len(current.to_bytes()),
@@ -340,7 +342,6 @@ def summarise(rows: int, rounds: list[Round]) -> dict[str, Any]:
         "evidently_imported": median(rounds, "evidently", "imported"),
         "report_bytes": median(rounds, "loopml", "report_bytes"),
         "report_seconds": median(rounds, "loopml", "report_seconds"),
-        "report_kind": rounds[0]["loopml"]["report_kind"],
     }
 
 
@@ -396,7 +397,7 @@ def markdown(summaries: list[dict[str, Any]], rounds: int) -> str:
         mv = s["multivariate"]
         lines.append(
             f"- {s['rows']:,} rows: sketch state {s['sketch_bytes'] / 1e6:.2f} MB (both sides); "
-            f"{s['report_kind'].upper()} report {s['report_bytes'] / 1e6:.2f} MB in "
+            f"HTML report {s['report_bytes'] / 1e6:.2f} MB in "
             f"{fmt(s['report_seconds'], 's')}; resident after the imports: loopml "
             f"{fmt(s['loopml_imported'], 'MiB')}, Evidently {fmt(s['evidently_imported'], 'MiB')}; "
             f"imports (not timed above): loopml {fmt(s['loopml_import_seconds'], 's')}, "

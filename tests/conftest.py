@@ -112,6 +112,16 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests marked ``slow`` first, each group in its collected order.
+
+    pytest-xdist hands tests out in this order (``--dist worksteal``, pyproject.toml):
+    started first, the long tests run beside the short ones, and what is left at the
+    end, when one worker takes over half of the other's queue, is short.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _skip_postgres(problem: str) -> None:
     pytest.skip(
         f"PostgreSQL at {redact_text(postgres_server_url())} is unreachable ({problem}): "

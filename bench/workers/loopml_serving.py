@@ -53,11 +53,14 @@ def setup(workdir: Path) -> dict[str, object]:
 
 
 def count(wal: Path) -> dict[str, object]:
-    from loopml.serving import predictions
+    from loopml.serving._claim import local_log_folders
+    from loopml.serving._predlog import read_predictions
     from loopml.tracking import get_client
 
     tracking = get_client()
-    logged = predictions(tracking.store, tracking.artifacts, ENDPOINT, wal_folder=wal)
+    logged = read_predictions(
+        tracking.store, tracking.artifacts, ENDPOINT, wal_folders=local_log_folders(wal)
+    )
     return {"logged": len(logged), "request_ids": int(logged["request_id"].nunique())}
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 from loopml.errors import InvalidParameter
 
-__all__ = ["MAX_VERSION", "check_name", "version_number"]
+__all__ = ["MAX_VERSION", "check_name", "closest", "version_number"]
 
 MAX_VERSION = 2**31 - 1
 """The highest version number the store's integer columns hold on every back-end."""
@@ -40,3 +42,9 @@ def version_number(digits: str, ref: str) -> int:
             f"The version number in {ref[:80]!r} is too large: at most {MAX_VERSION}."
         )
     return int(digits)
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name most like ``name`` (for "did you mean ...?"), or ``None``."""
+    found = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return found[0] if found else None

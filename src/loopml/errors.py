@@ -9,6 +9,7 @@ existing handlers keep working. Each docstring says who raises it.
 from __future__ import annotations
 
 __all__ = [
+    "AlertDeliveryFailed",
     "AlertNotFound",
     "ApprovalError",
     "ArtifactError",
@@ -410,6 +411,8 @@ class UnknownColumnError(SchemaError, KeyError):
 
     Such a check could only fail every validation, so nothing is saved.
     ``columns`` holds the unknown names and ``known`` the dataset's columns.
+    Also raised by ``loopml.serving.prediction_rows`` for a column that is no input
+    feature of the rows read (``known``: the features there are).
     """
 
     def __init__(self, message: str, columns: tuple[str, ...], known: tuple[str, ...]) -> None:
@@ -539,3 +542,15 @@ class ForbiddenAddress(MonitoringError, PermissionError):
     def __init__(self, message: str, *, url: str = "") -> None:
         super().__init__(message)
         self.url = url
+
+
+class AlertDeliveryFailed(MonitoringError, ConnectionError):
+    """Raised by an alert sink (``loopml.monitoring.WebhookSink``, ``CommandSink``) that
+    could not deliver an event: the webhook kept failing after its retries or answered
+    with a status that retrying cannot fix, or the command failed, timed out or could
+    not start. ``attempts`` is how many times delivery was tried.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts

@@ -58,6 +58,13 @@ def _parse_non_negative_float(raw: str) -> float:
     return value
 
 
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
 def _parse_positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
@@ -318,6 +325,30 @@ SETTINGS: dict[str, Setting] = {
             5.0,
             "How long loopml serve keeps an idle keep-alive connection open.",
             _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_WEBHOOK_ALLOW_PRIVATE",
+            "bool",
+            False,
+            "Let alert webhooks reach loopback, link-local, private and other non-public "
+            "addresses (off: such URLs are refused, so a monitor cannot probe the local "
+            "network or cloud metadata services).",
+            _parse_bool,
+        ),
+        Setting(
+            "LOOPML_WEBHOOK_TIMEOUT",
+            "float (s)",
+            5.0,
+            "How long an alert webhook waits to connect, and then for the whole answer.",
+            _parse_positive_float,
+        ),
+        Setting(
+            "LOOPML_WEBHOOK_RETRIES",
+            "int",
+            3,
+            "How many times an alert webhook is retried, with exponential backoff, after "
+            "a connection error, a 5xx or a 429 (0: one attempt only).",
+            _parse_non_negative_int,
         ),
         Setting(
             "LOOPML_DEBUG",

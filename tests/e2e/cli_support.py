@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner, Result
 
@@ -30,6 +32,31 @@ class Seeded:
     good: str
     bad: str
     live: str
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A LOOPML_HOME in which ``loopml demo`` ran twice (the second with --json).
+
+    Built once per test run and shared: tests read it and write nothing into it.
+    """
+
+    home: Path
+    first: str  # the first demo's stdout
+    second: str  # the second demo's narration, on stderr with --json
+    summary: dict[str, Any]  # the second demo's JSON summary (stdout)
+
+
+def run_loopml(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the real ``loopml`` executable with :func:`subprocess_env` (``env`` added)."""
+    return subprocess.run(
+        [str(LOOPML), *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(**env),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cli_support import LOOPML, subprocess_env
+from cli_support import Demo, run_loopml
 
 from loopml.approvals import current_identity
 
@@ -33,45 +29,6 @@ STEPS = (
     "train_gradient_boosting",
     "compare",
 )
-
-
-@dataclass(frozen=True)
-class Demo:
-    """A LOOPML_HOME in which the demo ran twice (the second with --json), and what it printed."""
-
-    home: Path
-    first: str
-    second: str  # the narration, on stderr with --json
-    summary: dict[str, Any]  # the second demo's JSON summary (stdout)
-
-
-def _loopml(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LOOPML), *args],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=900,  # the demo takes ~25 s alone; a shared machine can make it 10x slower
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    home = tmp_path_factory.mktemp("demo-data") / "home"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LOOPML_HOME", str(home))
-        first, second = _loopml("demo"), _loopml("demo", "--json")
-    for done in (first, second):
-        assert done.returncode == 0, done.stderr
-    assert first.stderr == ""
-    yield Demo(home, first.stdout, second.stderr, json.loads(second.stdout))
-
-
-@pytest.fixture
-def in_demo(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
-    monkeypatch.setenv("LOOPML_HOME", str(demo.home))
-    return demo
 
 
 def test_the_first_demo_registers_quarantines_and_splits(demo: Demo) -> None:
@@ -102,7 +59,7 @@ def test_each_demo_runs_the_pipeline_then_reuses_every_step(demo: Demo) -> None:
 
 
 def test_the_pipeline_runs_are_recorded(in_demo: Demo) -> None:
-    done = _loopml("pipelines", "list", "--project", "demo", "--json")
+    done = run_loopml("pipelines", "list", "--project", "demo", "--json")
     assert done.returncode == 0, done.stderr
     runs = json.loads(done.stdout)
     assert len(runs) == 4  # two demos of two runs
@@ -129,7 +86,7 @@ def test_a_second_demo_reuses_identical_versions_and_says_so(demo: Demo) -> None
 
 
 def test_data_list_shows_the_dataset_and_its_splits(in_demo: Demo) -> None:
-    done = _loopml("data", "list", "--project", "demo", "--json")
+    done = run_loopml("data", "list", "--project", "demo", "--json")
     assert done.returncode == 0, done.stderr
     datasets = {d["name"]: d for d in json.loads(done.stdout)}
     assert set(datasets) == {
@@ -144,14 +101,14 @@ def test_data_list_shows_the_dataset_and_its_splits(in_demo: Demo) -> None:
     assert datasets["breast-cancer-train"]["version_count"] == 1
 
     versions = json.loads(
-        _loopml("data", "versions", "breast-cancer", "-p", "demo", "--json").stdout
+        run_loopml("data", "versions", "breast-cancer", "-p", "demo", "--json").stdout
     )
     assert [(v["ref"], v["status"]) for v in versions] == [
         ("breast-cancer:1", "ready"),
         ("breast-cancer:2", "quarantined"),
     ]
     parts = {
-        name: json.loads(_loopml("data", "show", name, "-p", "demo", "--json").stdout)
+        name: json.loads(run_loopml("data", "show", name, "-p", "demo", "--json").stdout)
         for name in ("breast-cancer-train", "breast-cancer-test")
     }
     assert (
@@ -206,13 +163,13 @@ def test_a_second_demo_cannot_beat_its_identical_champion(demo: Demo) -> None:
 
 
 def test_the_registry_records_the_demo(in_demo: Demo) -> None:
-    done = _loopml("models", "versions", MODEL, "-p", "demo", "--json")
+    done = run_loopml("models", "versions", MODEL, "-p", "demo", "--json")
     assert done.returncode == 0, done.stderr
     versions = json.loads(done.stdout)
     assert [v["version"] for v in versions] == [1, 2, 3, 4]
     assert versions[0]["aliases"] == ["champion"]
     assert all(v["source_run_id"] and v["datasets"] for v in versions)
-    history = json.loads(_loopml("models", "history", MODEL, "-p", "demo", "--json").stdout)
+    history = json.loads(run_loopml("models", "history", MODEL, "-p", "demo", "--json").stdout)
     moves = [(e["action"], e["to_version"]) for e in history if e["kind"] == "alias"]
     assert moves == [("promote", 1)]
     policy = [(e["action"], e["revision"]) for e in history if e["kind"] == "policy"]
@@ -262,12 +219,14 @@ def test_the_served_traffic_is_logged_and_joined_with_its_feedback(in_demo: Demo
     left = [p.relative_to(folder) for p in folder.rglob("*") if p.is_file()]
     assert {p.name for p in left} <= {"LOCK"}, left  # everything went into segments
 
-    history = json.loads(_loopml("deployments", "history", ENDPOINT, "-p", "demo", "--json").stdout)
+    history = json.loads(
+        run_loopml("deployments", "history", ENDPOINT, "-p", "demo", "--json").stdout
+    )
     assert [[r["model"] for r in d["routes"]] for d in history] == [
         [f"{MODEL}@champion", f"{MODEL}/2"],
         [f"{MODEL}@champion", f"{MODEL}/4"],
     ]
-    done = _loopml("deployments", "compare", ENDPOINT, "-p", "demo", "--json")
+    done = run_loopml("deployments", "compare", ENDPOINT, "-p", "demo", "--json")
     assert done.returncode == 0, done.stderr
     compared = json.loads(done.stdout)
     assert compared["metric"] == "accuracy" and compared["baseline"] == PRIMARY
@@ -314,9 +273,36 @@ def test_demo_json_summarises_the_second_demo(in_demo: Demo) -> None:
     summary = in_demo.summary
     assert summary["project"] == "demo" and summary["model"] == "breast-cancer-classifier"
     assert summary["steps"] == summary["second_run_cached_steps"] == len(STEPS)
-    listed = json.loads(_loopml("pipelines", "list", "-p", "demo", "--json").stdout)
+    listed = json.loads(run_loopml("pipelines", "list", "-p", "demo", "--json").stdout)
     assert summary["pipeline_runs"] == [run["id"] for run in listed[1::-1]]
-    shown = _loopml("models", "show", "breast-cancer-classifier@champion", "-p", "demo", "--json")
+    shown = run_loopml(
+        "models", "show", "breast-cancer-classifier@champion", "-p", "demo", "--json"
+    )
     assert summary["champion"] == json.loads(shown.stdout)["ref"]
     assert Path(summary["model_card"]).is_file()
     assert summary["store_uri"].startswith("sqlite:///")
+
+
+def test_the_demo_monitor_catches_the_drifted_traffic(in_demo: Demo) -> None:
+    from loopml.cli._demo_serving import DRIFTED
+
+    report = Path(in_demo.summary["monitor_report"])
+    assert report.is_file() and "mean radius" in report.read_text(encoding="utf-8")
+    assert "labelled traffic (3000 rows): ok" in in_demo.first
+    assert "drifted traffic (1500 rows): alert, 3 drifting column(s)" in in_demo.first
+    listed = run_loopml("alerts", "list", "-p", "demo", "--state", "firing", "--json")
+    firing = {a["column"] for a in json.loads(listed.stdout) if a["check"] == "drift"}
+    assert firing == set(DRIFTED)
+    history = run_loopml(
+        "monitor",
+        "history",
+        "breast-cancer-live",
+        "--check",
+        "drift",
+        "--column",
+        "mean radius",
+        "-p",
+        "demo",
+        "--json",
+    )
+    assert [p["status"] for p in json.loads(history.stdout)] == ["ok", "alert"] * 2

@@ -6,55 +6,31 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import LOOPML, Cli, subprocess_env
+from cli_support import Cli, Demo, run_loopml
 
 pytestmark = pytest.mark.slow
 
 
-def _loopml(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(LOOPML), *args],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(**env),
-        timeout=120,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A LOOPML_HOME in which ``loopml demo`` ran (once for the whole module)."""
-    home = tmp_path_factory.mktemp("demo") / "home"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LOOPML_HOME", str(home))
-        done = _loopml("demo")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+def test_the_demo_says_where_it_recorded_and_what_to_run_next(demo: Demo) -> None:
     for text in ("Demo runs, best test AUC first", "train_logistic_regression", "test_auc"):
-        assert text in done.stdout
-    assert f"Metadata:  sqlite:///{home.absolute()}/loopml.db" in done.stdout
-    assert "loopml runs list --project demo" in done.stdout
-    yield home
+        assert text in demo.first
+    assert f"Metadata:  sqlite:///{demo.home.absolute()}/loopml.db" in demo.first
+    assert "loopml runs list --project demo" in demo.first
 
 
-@pytest.fixture
-def in_demo(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("LOOPML_HOME", str(demo_home))
-    return demo_home
-
-
-def test_demo_then_list_json(in_demo: Path) -> None:
-    done = _loopml("runs", "list", "--project", "demo", "--json")
+def test_demo_then_list_json(in_demo: Demo) -> None:
+    done = run_loopml("runs", "list", "--project", "demo", "--json")
     assert done.returncode == 0, done.stderr
     runs = json.loads(done.stdout)
-    assert len(runs) == 14  # two pipeline runs of six steps each
+    assert len(runs) == 28  # each of the two demos: two pipeline runs of six steps each
     assert {run["status"] for run in runs} == {"finished"}
-    assert sum(run["kind"] == "pipeline" for run in runs) == 2
+    pipelines = [run["id"] for run in runs if run["kind"] == "pipeline"]
+    assert len(pipelines) == 4
+    for pipeline in pipelines:
+        assert sum(run["parent_id"] == pipeline for run in runs) == 6
     trained = [run for run in runs if "test_auc" in run["metrics"]]
     assert {run["name"] for run in trained} == {
         "train_logistic_regression",
@@ -69,7 +45,7 @@ def test_demo_then_list_json(in_demo: Path) -> None:
 
 
 def test_demo_runs_have_histories_notes_and_a_usable_model(
-    in_demo: Path, cli: Cli, tmp_path: Path
+    in_demo: Demo, cli: Cli, tmp_path: Path
 ) -> None:
     runs = {
         r["name"]: r
@@ -93,13 +69,13 @@ def test_demo_runs_have_histories_notes_and_a_usable_model(
     assert model.predict(features[:5]).shape == (5,)
 
 
-def test_an_error_is_one_line_without_traceback(in_demo: Path) -> None:
-    done = _loopml("runs", "show", "abcdef12")
+def test_an_error_is_one_line_without_traceback(in_demo: Demo) -> None:
+    done = run_loopml("runs", "show", "abcdef12")
     assert done.returncode == 1
     assert done.stderr == "error: No run with id 'abcdef12'.\n"
     assert done.stdout == ""
 
-    unreachable = _loopml(
+    unreachable = run_loopml(
         "runs", "list", LOOPML_STORE_URI="postgresql+psycopg://nobody@127.0.0.1:1/x"
     )
     assert unreachable.returncode == 1
@@ -107,8 +83,8 @@ def test_an_error_is_one_line_without_traceback(in_demo: Path) -> None:
     assert "Traceback" not in unreachable.stderr
 
 
-def test_debug_shows_the_traceback(in_demo: Path) -> None:
-    done = _loopml("--debug", "runs", "show", "abcdef12")
+def test_debug_shows_the_traceback(in_demo: Demo) -> None:
+    done = run_loopml("--debug", "runs", "show", "abcdef12")
     assert done.returncode == 1
     assert "Traceback (most recent call last):" in done.stderr
     assert done.stderr.endswith("error: No run with id 'abcdef12'.\n")

@@ -126,6 +126,7 @@ def searched(tmp_path: Path) -> tuple[Path, Path, str]:
     return folder, home, run_id
 
 
+@pytest.mark.slow
 def test_an_unknown_project_is_one_line_and_exit_1(searched: tuple[Path, Path, str]) -> None:
     folder, home, _ = searched
     for cmd in (("runs", "list"), ("data", "list"), ("models", "list"), ("pipelines", "list")):

@@ -8,6 +8,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
 from cli_support import LOOPML, subprocess_env
 
 FLOW = textwrap.dedent(
@@ -44,6 +45,7 @@ def _loopml(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_failing_steps_traceback_shows_the_users_file_line_and_source(tmp_path: Path) -> None:
     path = tmp_path / "flow.py"
     path.write_text(FLOW)

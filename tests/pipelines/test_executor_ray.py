@@ -17,6 +17,9 @@ from loopml.pipelines._materializers import store_value
 from loopml.pipelines._task import Resources, StepTask
 from loopml.tracking import TrackingClient
 
+# Starting Ray takes tens of seconds on a busy machine (the module shares one).
+pytestmark = pytest.mark.slow
+
 
 def scale(values: list[int], factor: int) -> dict[str, Any]:
     print("scaling", len(values))

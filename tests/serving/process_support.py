@@ -25,12 +25,12 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from server_support import free_port, map_with_clients
 from sqlalchemy import select
 
 from loopml.artifacts import ArtifactStore
 from loopml.serving import SEGMENT_SCHEMA
 from loopml.store import Store, tables
+from server_support import free_port, map_with_clients
 
 __all__ = [
     "LOOPML",

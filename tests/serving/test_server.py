@@ -14,7 +14,6 @@ import httpx
 import pandas as pd
 import pytest
 from process_support import serving
-from server_support import start_in_thread
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -27,6 +26,7 @@ from loopml.serving import DeploymentClient, feedback, feedback_history
 from loopml.serving._predlog import read_predictions
 from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
+from server_support import start_in_thread
 
 
 @dataclass

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from server_support import start_in_thread
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -33,6 +32,7 @@ from loopml.serving._feedback import MAX_LABEL_BYTES, RequestIds
 from loopml.serving._predlog import read_predictions
 from loopml.serving._server import INLINE_PARSE_BYTES, ServerOptions, create_app
 from loopml.store import Store, open_store
+from server_support import start_in_thread
 
 PREDICT = "/v1/endpoints/cancer/predict"
 FEEDBACK = "/v1/endpoints/cancer/feedback"

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi import FastAPI
-from server_support import map_with_clients, start_in_thread
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
@@ -29,6 +28,7 @@ from loopml.serving._batching import INLINE_SECONDS, BatchPolicy
 from loopml.serving._predlog import read_predictions
 from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
+from server_support import map_with_clients, start_in_thread
 
 
 class Doubler:

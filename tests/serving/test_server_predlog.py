@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from server_support import start_in_thread
 from sklearn.linear_model import LinearRegression
 
 from loopml.artifacts import ArtifactStore
@@ -29,6 +28,7 @@ from loopml.serving._predlog import QUARANTINE, PredictionLog, read_predictions
 from loopml.serving._server import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store
+from server_support import start_in_thread
 
 ENDPOINT = "pairs"
 

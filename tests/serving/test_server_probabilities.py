@@ -13,7 +13,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from server_support import start_in_thread
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -22,6 +21,7 @@ from loopml.registry import RegistryClient
 from loopml.serving._predlog import read_predictions
 from loopml.serving._server import create_app
 from loopml.store import Store, open_store
+from server_support import start_in_thread
 
 
 @dataclass

@@ -34,7 +34,6 @@ from process_support import (
     serving,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from server_support import free_port
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -46,6 +45,7 @@ from loopml.serving import DeploymentClient, Router, feedback
 from loopml.serving._predlog import read_predictions
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store
+from server_support import free_port
 
 PROJECT = "p"
 CLIENTS = 8

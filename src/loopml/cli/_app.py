@@ -20,6 +20,7 @@ from loopml.cli import (
     _deployments,
     _gc,
     _models,
+    _monitor,
     _pipelines,
     _predict,
     _projects,
@@ -176,6 +177,8 @@ app.add_typer(_pipelines.app, name="pipelines")
 app.add_typer(_approvals.app, name="approvals")
 app.add_typer(_models.app, name="models")
 app.add_typer(_deployments.app, name="deployments")
+app.add_typer(_monitor.app, name="monitor")
+app.add_typer(_monitor.alerts_app, name="alerts")
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)

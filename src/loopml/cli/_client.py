@@ -51,6 +51,13 @@ READ_COMMANDS = frozenset(
         "deployments show",
         "deployments history",
         "deployments compare",
+        "monitor list",
+        "monitor show",
+        "monitor history",
+        "monitor report",
+        "monitor delete",
+        "alerts list",
+        "alerts ack",
         "gc",
     }
 )

@@ -69,6 +69,7 @@ def demo(as_json: Json = False) -> None:
     """
     from loopml import settings
     from loopml.cli import _demo_pipeline as flow
+    from loopml.cli._demo_monitoring import MONITOR, monitor_demo
     from loopml.cli._demo_serving import ENDPOINT, serve_demo
     from loopml.cli._pipelines import report_failure
     from loopml.errors import StepFailed
@@ -98,8 +99,12 @@ def demo(as_json: Json = False) -> None:
     console.print()
     card, other = _registry(console, first)
     console.print()
-    serve_demo(
+    normal, drifted = serve_demo(
         console, project=PROJECT, model=MODEL, canary=other, test_ref=first.output("split", 1).ref
+    )
+    console.print()
+    report = monitor_demo(
+        console, project=PROJECT, endpoint=ENDPOINT, normal=normal, drifted=drifted
     )
     console.print()
     console.print(f"Metadata:  {redacted(settings.store_uri())}", highlight=False)
@@ -115,6 +120,8 @@ def demo(as_json: Json = False) -> None:
         (f"loopml models history {MODEL} -p demo", "@champion moves"),
         (f"loopml deployments compare {ENDPOINT} -p demo", "the routes on live traffic"),
         (f"loopml serve {ENDPOINT} -p demo", "serve the endpoint yourself"),
+        (f"loopml monitor history {MONITOR} --check drift -p demo", "drift over time"),
+        ("loopml alerts list -p demo", "the drift alerts, firing"),
     ]
     delivery = _delivery_summary(first)
     if not delivery.get("passed", True):
@@ -125,8 +132,11 @@ def demo(as_json: Json = False) -> None:
     for command, what in hints:
         console.print(f"  [bold]{command}[/]  [dim]# {what}[/]", highlight=False)
     console.print(f"Model card: {card}", highlight=False, soft_wrap=True)
+    console.print(f"Monitor report: {report}", highlight=False, soft_wrap=True)
     if as_json:
-        print_json(_summary(first, second, card, other, ENDPOINT))
+        print_json(
+            {**_summary(first, second, card, other, ENDPOINT), "monitor_report": str(report)}
+        )
 
 
 def _summary(

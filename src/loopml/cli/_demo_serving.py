@@ -36,11 +36,15 @@ from loopml._private_fs import make_private_dirs
 from loopml.cli._deployments import comparison_table
 from loopml.errors import ServingError
 
-__all__ = ["ENDPOINT", "REQUESTS", "serve_demo"]
+__all__ = ["DRIFTED", "DRIFT_REQUESTS", "ENDPOINT", "REQUESTS", "serve_demo"]
 
 ENDPOINT = "breast-cancer"
 REQUESTS = 3000
 """Single-row predict requests the demo sends."""
+DRIFT_REQUESTS = 1500
+"""Requests sent after the labelled traffic, with drifted inputs."""
+DRIFTED = {"mean radius": 1.3, "worst area": 1.6, "mean texture": 1.25}
+"""The columns the drifted requests scale, and by how much."""
 CANARY_WEIGHT = 15
 """Percent of the traffic the canary gets; the champion gets the rest."""
 _CLIENTS = 8
@@ -52,7 +56,9 @@ _BUSY_RETRIES = 100  # 503 answers (a full queue) to sit out, per request
 _BUSY_WAIT_CAP = 0.5
 
 
-def serve_demo(console: Console, *, project: str, model: str, canary: str, test_ref: str) -> None:
+def serve_demo(
+    console: Console, *, project: str, model: str, canary: str, test_ref: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """Deploy ``model@champion`` with ``canary``, serve it, send traffic and compare the routes.
 
     Args:
@@ -62,6 +68,10 @@ def serve_demo(console: Console, *, project: str, model: str, canary: str, test_
         canary: the version (``name/N``) that takes the canary route.
         test_ref: the held-out split whose rows (minus ``id`` and ``target``) are sent,
             and whose ``target`` is posted as feedback.
+
+    Returns:
+        The windows (ms, ``[since, until)``) of the normal traffic and of the drifted
+        traffic sent after it (:data:`DRIFTED` columns scaled), for the monitoring demo.
 
     Raises:
         ServingError: the deployment, the server, a request or the comparison failed.
@@ -119,6 +129,17 @@ def serve_demo(console: Console, *, project: str, model: str, canary: str, test_
             f"(batches of {_FEEDBACK_BATCH})",
             highlight=False,
         )
+        normal = (since, now_ms())
+        drift_since = now_ms()
+        drifted = [_drifted(rows[i % len(rows)]) for i in range(DRIFT_REQUESTS)]
+        _send_all(server.port, [{"records": [row]} for row in drifted])
+        console.print(
+            f"  [green]✓[/] then {DRIFT_REQUESTS} requests whose inputs drifted "
+            f"({', '.join(f'{c} x{f}' for c, f in DRIFTED.items())}), with no labels yet",
+            highlight=False,
+            soft_wrap=True,
+        )
+        drift_window = (drift_since, now_ms() + 1)
         server.stop()
     client = tracking()
     comparison = compare_routes(
@@ -132,6 +153,12 @@ def serve_demo(console: Console, *, project: str, model: str, canary: str, test_
     )
     console.print(comparison_table(comparison))
     console.print(comparison.summary, highlight=False, soft_wrap=True)
+    return normal, drift_window
+
+
+def _drifted(row: dict[Any, Any]) -> dict[Any, Any]:
+    """``row`` with the :data:`DRIFTED` columns scaled: what a changed upstream sends."""
+    return {k: v * DRIFTED[k] if k in DRIFTED else v for k, v in row.items()}
 
 
 # -- the server process -----------------------------------------------------------------------

@@ -4,7 +4,8 @@
 (micro-batching per route, hot swap on new revisions and alias moves, ``/metrics``);
 ``ServerOptions`` and ``BatchPolicy`` tune it. ``compare_routes`` compares routes on
 live traffic joined with feedback; ``score_file`` scores a file in chunks;
-``predictions("credit")`` reads what an endpoint answered, joined with its feedback.
+``predictions("credit")`` reads what an endpoint answered, joined with its feedback;
+``prediction_rows("credit")`` reads it as Arrow, one typed row per predicted row.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from loopml.serving._feedback import (
     feedback_history,
     record_feedback,
 )
+from loopml.serving._prediction_rows import PredictionRows, prediction_rows, read_prediction_rows
 from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord
 from loopml.serving._reading import predictions
 from loopml.serving._routes import (
@@ -55,6 +57,7 @@ __all__ = [
     "LabelChange",
     "PredictionLog",
     "PredictionRecord",
+    "PredictionRows",
     "Route",
     "RouteComparison",
     "RouteDifference",
@@ -71,7 +74,9 @@ __all__ = [
     "feedback_history",
     "key_position",
     "parse_route",
+    "prediction_rows",
     "predictions",
+    "read_prediction_rows",
     "record_feedback",
     "score_file",
 ]

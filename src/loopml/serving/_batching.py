@@ -151,6 +151,7 @@ class Batcher:
         self.route = route
         self.policy = policy
         self._log_to = log
+        log.note_signature(model.version.ref, model.signature)
         self._executor = executor
         self._queue: deque[_Pending] = deque()
         self._arrival = asyncio.Event()

@@ -68,9 +68,18 @@ from loopml._private_fs import (
     open_private_file,
 )
 from loopml.artifacts import ArtifactStore
-from loopml.errors import InvalidParameter, PredictionTooLarge
+from loopml.errors import InvalidParameter, LoopmlError, PredictionTooLarge
+from loopml.registry._signature import Signature
 from loopml.serving._feedback import labels_for
 from loopml.serving._payloads import FloatRows
+from loopml.serving._predlog_columns import (
+    INPUT_PREFIX,
+    PREDICTION_COLUMN,
+    ROWS_COLUMN,
+    SignatureTypes,
+    check_typed,
+    typed_columns,
+)
 from loopml.serving._wal import (
     MAX_FRAME,
     WalContents,
@@ -247,6 +256,7 @@ class PredictionLog:
         self._start_lock = threading.Lock()
         self._closed = False
         self._listeners: list[Callable[[SetAside], None]] = []
+        self._signatures: dict[str, dict[str, str] | None] = {}
 
     # -- writing -----------------------------------------------------------------
 
@@ -331,6 +341,21 @@ class PredictionLog:
         """
         writer = self._writer
         return not self._closed and (writer is None or writer.healthy)
+
+    def note_signature(self, model_version: str, signature: Signature | None) -> None:
+        """Type the inputs ``model_version`` answers by ``signature`` in the segments.
+
+        The server notes each version it loads; a version not noted (a crashed
+        server's log, recovered) is looked up in the store.
+        """
+        self._signatures[model_version] = (
+            None if signature is None else {c.name: c.type for c in signature.inputs}
+        )
+
+    def _signature_types(self, model_version: str) -> dict[str, str] | None:
+        if model_version not in self._signatures:
+            self._signatures[model_version] = _stored_signature(self._store, model_version)
+        return self._signatures[model_version]
 
     def on_quarantine(self, listener: Callable[[SetAside], None]) -> None:
         """Call ``listener`` with each file set aside from now on (from the flushing thread)."""
@@ -436,7 +461,7 @@ class PredictionLog:
         if not staged.exists():
             if not wal.exists():
                 return 0
-            self._remove_wal(wal, *_stage(wal, staged))
+            self._remove_wal(wal, *_stage(wal, staged, self._signature_types))
         elif wal.exists():
             # Crashed after staging, before removing the WAL (or setting it aside): the
             # staged copy is complete; whether the WAL must be kept is decided again.
@@ -510,6 +535,33 @@ class PredictionLog:
         return int(table.num_rows)
 
 
+def _stored_signature(store: Store, model_version: str) -> dict[str, str] | None:
+    """The input types of model version ``name/N`` as stored, when one version has that name.
+
+    Model names are per project: when several projects have a ``name/N``, or the
+    stored signature is not readable, the segment's types are inferred instead.
+    """
+    name, _, number = model_version.rpartition("/")
+    if not name or not number.isdigit() or int(number) > _INT32_MAX:
+        return None
+    model, version = tables.MODEL, tables.MODEL_VERSION
+    query = (
+        select(version.c.signature)
+        .join(model, model.c.id == version.c.model_id)
+        .where(model.c.name == name, version.c.version == int(number))
+        .limit(2)
+    )
+    with store.read() as connection:
+        found = connection.execute(query).scalars().all()
+    if len(found) != 1 or not isinstance(found[0], dict):
+        return None
+    try:
+        signature = Signature.from_dict(found[0])
+    except LoopmlError:
+        return None
+    return {c.name: c.type for c in signature.inputs}
+
+
 def _private_folder(folder: Path) -> None:
     """Create ``folder`` (owner-only), or make an existing one owner-only."""
     make_private_dirs(folder)
@@ -518,17 +570,38 @@ def _private_folder(folder: Path) -> None:
 
 
 def _segment_index(path: Path) -> pa.Table | None:
-    """The endpoint and ts columns of staged segment ``path``; None if it is not a valid one."""
+    """The columns of staged segment ``path``; None if it is not a valid one.
+
+    Valid: the columns of :data:`SEGMENT_SCHEMA` (a segment staged by an earlier
+    version), then typed columns that pass :func:`check_typed`, one endpoint, no
+    null time.
+    """
     try:
-        if not pq.read_schema(path).equals(SEGMENT_SCHEMA):
+        schema = pq.read_schema(path)
+        base = pa.schema([schema.field(i) for i in range(min(len(schema), len(SEGMENT_SCHEMA)))])
+        if not base.equals(SEGMENT_SCHEMA):
             return None
-        table = pq.read_table(path, columns=["endpoint", "ts"])
-    except pa.ArrowInvalid:
+        typed = len(schema) > len(SEGMENT_SCHEMA)
+        if typed and check_typed(schema) is not None:
+            return None
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError):
         return None
+    if typed:
+        if any(not _typed_name(n) for n in schema.names[len(SEGMENT_SCHEMA) :]):
+            return None
+        problem = check_typed(schema, table.select(schema.names[len(SEGMENT_SCHEMA) :]))
+        if problem is not None:
+            _log.warning("A staged prediction segment has bad typed columns: %s", problem)
+            return None
     endpoint, ts = table.column("endpoint"), table.column("ts")
     if endpoint.null_count or ts.null_count or len(endpoint.unique()) > 1:
         return None
     return table
+
+
+def _typed_name(name: str) -> bool:
+    return name in (ROWS_COLUMN, PREDICTION_COLUMN) or name.startswith(INPUT_PREFIX)
 
 
 def _readable_rows(path: Path) -> int:
@@ -605,15 +678,19 @@ def _json_text(value: Any) -> str:
 
 
 _Row = tuple[str, int, str, str, str, float, str, str]  # a segment row, in SEGMENT_SCHEMA order
+# A segment row, with its inputs as FloatRows when they came so.
+_Parsed = tuple[_Row, FloatRows | None]
 _TEXT_FIELDS = ("request_id", "endpoint", "route", "model_version")
 _INT64 = (-(2**63), 2**63 - 1)
+_INT32_MAX = 2**31 - 1
 
 
-def _segment_row(record: dict[str, Any]) -> _Row:
-    """The segment row of a WAL record.
+def _segment_row(record: dict[str, Any]) -> _Parsed:
+    """The segment row of a WAL record, with its FloatRows inputs (or None).
 
     Raises:
-        ValueError: a field is missing or of the wrong type (a damaged or foreign WAL).
+        ValueError: a field is missing or of the wrong type, or the inputs or output
+            are not JSON text (a damaged or foreign WAL).
     """
     for name in _TEXT_FIELDS:
         if not isinstance(record.get(name), str):
@@ -623,16 +700,34 @@ def _segment_row(record: dict[str, Any]) -> _Row:
         raise ValueError("'ts' must be a 64-bit integer")
     if isinstance(latency, bool) or not isinstance(latency, int | float):
         raise ValueError("'latency_ms' must be a number")
-    return (
+    floats = None
+    if "inputs_f64" in record:
+        floats = _float_rows_from(record["inputs_f64"])
+        inputs_text = _json_text(floats.columns_json())
+    else:
+        inputs_text = _text(record, "inputs")
+        _check_json(inputs_text, "inputs")
+    output_text = _text(record, "output")
+    _check_json(output_text, "output")
+    row = (
         record["request_id"],
         ts,
         record["endpoint"],
         record["route"],
         record["model_version"],
         float(latency),
-        _inputs_text(record),
-        _text(record, "output"),
+        inputs_text,
+        output_text,
     )
+    return row, floats
+
+
+def _check_json(text: str, name: str) -> None:
+    """Refuse text that is not JSON: the typed columns are made from it."""
+    try:
+        orjson.loads(text)  # dropped at once: no object outlives the check
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"'{name}' is not JSON text: {exc}") from None
 
 
 def _text(record: dict[str, Any], name: str) -> str:
@@ -647,18 +742,12 @@ def _text(record: dict[str, Any], name: str) -> str:
     return _json_text(record[name])
 
 
-def _inputs_text(record: dict[str, Any]) -> str:
-    if "inputs_f64" not in record:
-        return _text(record, "inputs")
-    return _json_text(_float_rows_from(record["inputs_f64"]).columns_json())
-
-
-def _valid_rows(contents: WalContents) -> tuple[list[_Row], int, int]:
+def _valid_rows(contents: WalContents) -> tuple[list[_Parsed], int, int]:
     """The segment rows of a WAL file's records, how many were refused, and bytes set aside.
 
     The bytes set aside are those in no valid frame plus the frames of refused records.
     """
-    rows: list[_Row] = []
+    rows: list[_Parsed] = []
     refused, unreadable = 0, contents.unreadable_bytes
     for record, size in contents.records:
         try:
@@ -671,24 +760,41 @@ def _valid_rows(contents: WalContents) -> tuple[list[_Row], int, int]:
     return rows, refused, unreadable
 
 
-def _rows_to_table(rows: list[_Row]) -> pa.Table:
+def _rows_to_table(
+    parsed: list[_Parsed], signature_types: SignatureTypes | None = None, *, typed: bool = True
+) -> pa.Table:
+    """A segment: the columns of :data:`SEGMENT_SCHEMA`, then (``typed``) the typed ones."""
+    rows = [row for row, _ in parsed]
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SEGMENT_SCHEMA)
-    return pa.table(
+    table = pa.table(
         {name: list(values) for name, values in zip(SEGMENT_SCHEMA.names, columns, strict=True)},
         schema=SEGMENT_SCHEMA,
     )
+    if not typed:
+        return table
+    columns_, _ = typed_columns(
+        [row[6] if floats is None else floats for row, floats in parsed],
+        [row[7] for row in rows],
+        [row[4] for row in rows],
+        signature_types,
+    )
+    for name, column in columns_.items():
+        table = table.append_column(name, column)
+    return table
 
 
-def _stage(wal: Path, staged: Path) -> tuple[int, int]:
+def _stage(
+    wal: Path, staged: Path, signature_types: SignatureTypes | None = None
+) -> tuple[int, int]:
     """Write the well-formed records of ``wal`` as one Parquet file per endpoint in ``staged``.
 
     Returns:
         How many records were refused, and how many bytes of ``wal`` were not staged.
     """
     rows, refused, unreadable = _valid_rows(scan_wal(wal))
-    by_endpoint: dict[str, list[_Row]] = {}
-    for row in rows:
-        by_endpoint.setdefault(row[2], []).append(row)
+    by_endpoint: dict[str, list[_Parsed]] = {}
+    for parsed in rows:
+        by_endpoint.setdefault(parsed[0][2], []).append(parsed)
     staging = wal.with_suffix(_STAGING)
     if staging.exists():
         shutil.rmtree(staging)
@@ -697,7 +803,7 @@ def _stage(wal: Path, staged: Path) -> tuple[int, int]:
         path = staging / f"{index:04d}.parquet"
         fd = open_private_file(path, os.O_WRONLY)
         with os.fdopen(fd, "wb") as handle:
-            pq.write_table(_rows_to_table(group), handle, compression="zstd")
+            pq.write_table(_rows_to_table(group, signature_types), handle, compression="zstd")
             handle.flush()
             os.fsync(handle.fileno())
     fsync_dir(staging)
@@ -771,17 +877,25 @@ def read_predictions(
     return frame
 
 
-def _local_tables(folder: Path) -> list[pa.Table]:
+def _local_tables(folder: Path, schema: pa.Schema | None = SEGMENT_SCHEMA) -> list[pa.Table]:
+    """What ``folder`` holds that is not in the store yet: staged segments, then WAL records.
+
+    Args:
+        folder: a prediction log's folder.
+        schema: read only these columns; None reads staged segments whole and gives
+            WAL records their typed columns too.
+    """
     found: list[pa.Table] = []
     for staged in sorted(folder.glob(f"*{_STAGED}")):
         for path in sorted(staged.glob("*.parquet")):
-            with contextlib.suppress(OSError):  # flushed and removed meanwhile
-                found.append(pq.read_table(path, schema=SEGMENT_SCHEMA))
+            with contextlib.suppress(OSError, pa.ArrowInvalid):  # flushed and removed meanwhile
+                found.append(pq.read_table(path, schema=schema))
     for _, wal in wal_files(folder):
         with contextlib.suppress(OSError):
             rows, _, _ = _valid_rows(scan_wal(wal))
             if rows:
-                found.append(_rows_to_table(rows))
+                table = _rows_to_table(rows, typed=schema is None)
+                found.append(table if schema is None else table.select(schema.names))
     return found
 
 

@@ -16,7 +16,8 @@ loaded and warmed up before traffic moves). It answers:
 * The Open Inference Protocol v2: ``/v2``, ``/v2/health/live``, ``/v2/health/ready``,
   ``/v2/models/{name}``, ``/v2/models/{name}/ready``, ``/v2/models/{name}/infer``
   (``name`` is the endpoint; :mod:`loopml.serving._oip_routes`).
-* ``GET /metrics``: Prometheus metrics (:mod:`loopml.serving._metrics`).
+* ``GET /metrics``: Prometheus metrics (:mod:`loopml.serving._metrics`), and the latest
+  results of the monitors of the served endpoints (:mod:`loopml.serving._monitor_metrics`).
 
 Every request is first checked by :class:`~loopml.serving._guard.RequestGuard`
 (Host allow-list, bearer token, JSON or CSV content type) in
@@ -72,6 +73,7 @@ from loopml.serving._feedback_route import MAX_FEEDBACK_ITEMS, add_feedback_rout
 from loopml.serving._guard import RequestGuard
 from loopml.serving._http import INTERNAL_ERROR, JSON_TYPE, ApiError, json_response
 from loopml.serving._metrics import CONTENT_TYPE
+from loopml.serving._monitor_metrics import MonitorMetrics
 from loopml.serving._oip_routes import add_oip_routes
 from loopml.serving._options import DEFAULT_MAX_BODY_BYTES, ServerOptions
 from loopml.serving._predlog import PredictionLog
@@ -224,8 +226,11 @@ def _build_app(server: ServerCore, options: ServerOptions) -> FastAPI:
     add_feedback_route(app, server)
     add_oip_routes(app, server)
 
+    monitors = MonitorMetrics(server.store, server.live.names)
+
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
+        monitored = await run_in_threadpool(monitors.render)
+        return Response(server.metrics.render() + monitored, media_type=CONTENT_TYPE)
 
     return app

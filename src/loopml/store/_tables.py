@@ -44,6 +44,11 @@ __all__ = [
     "MODEL_ALIAS",
     "MODEL_EVENT",
     "MODEL_VERSION",
+    "MONITOR",
+    "MONITOR_ALERT",
+    "MONITOR_CHECK",
+    "MONITOR_REFERENCE",
+    "MONITOR_RESULT",
     "NOTE",
     "PARAM",
     "PIPELINE_RUN",
@@ -74,6 +79,11 @@ __all__ = [
     "ModelEventRow",
     "ModelRow",
     "ModelVersionRow",
+    "MonitorAlertRow",
+    "MonitorCheckRow",
+    "MonitorReferenceRow",
+    "MonitorResultRow",
+    "MonitorRow",
     "NoteRow",
     "ParamRow",
     "PipelineRunRow",
@@ -639,3 +649,115 @@ class ModelEventRow(Base):
 
 
 MODEL_EVENT = cast(Table, ModelEventRow.__table__)
+
+
+class MonitorRow(Base):
+    """A stored monitor: what it watches, against what, which checks, how it alerts.
+
+    ``spec`` is the monitor's configuration as JSON (``loopml.monitoring.MonitorSpec``);
+    ``schedule`` its cron text, kept apart so a scheduler can list due monitors.
+    """
+
+    __tablename__ = "monitor"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    schedule: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class MonitorResultRow(Base):
+    """One run of a monitor. The whole result (every check's detail) is the JSON blob
+    ``digest`` in the artifact store; its checks' numbers are also rows of ``monitor_check``.
+    """
+
+    __tablename__ = "monitor_result"
+    __table_args__ = (Index("ix_monitor_result_monitor", "monitor_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitor.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(Text)
+    current: Mapped[str] = mapped_column(Text)
+    reference_rows: Mapped[int] = mapped_column(BigInteger)
+    current_rows: Mapped[int] = mapped_column(BigInteger)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(64), info={"blob": True})
+
+
+class MonitorCheckRow(Base):
+    """One check of one monitor run: the time series ``loopml monitor history`` reads."""
+
+    __tablename__ = "monitor_check"
+    __table_args__ = (
+        Index("ix_monitor_check_series", "monitor_id", "check", "column", "at"),
+        Index("ix_monitor_check_result", "result_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("monitor_result.id"))
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitor.id"))
+    at: Mapped[int] = mapped_column(BigInteger)
+    check: Mapped[str] = mapped_column(String(32))
+    column: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    method: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    statistic: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class MonitorAlertRow(Base):
+    """An alert: opened when a check of a monitor goes to ``alert``, resolved when it is
+    judged ``ok`` again. ``open_key`` is set while the alert fires and cleared when it is
+    resolved; being unique, it keeps at most one open alert per monitor and check.
+    """
+
+    __tablename__ = "monitor_alert"
+    __table_args__ = (Index("ix_monitor_alert_monitor", "monitor_id", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitor.id"))
+    open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    check: Mapped[str] = mapped_column(String(32))
+    column: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    method: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    state: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[int] = mapped_column(BigInteger)
+    resolved_at: Mapped[int | None] = mapped_column(BigInteger)
+    first_result_id: Mapped[int] = mapped_column(ForeignKey("monitor_result.id"))
+    last_result_id: Mapped[int] = mapped_column(ForeignKey("monitor_result.id"))
+    statistic: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    acked_at: Mapped[int | None] = mapped_column(BigInteger)
+    acked_by: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    ack_note: Mapped[str | None] = mapped_column(Text)
+
+
+class MonitorReferenceRow(Base):
+    """A cached sketch of a reference (a dataset version's columns), so monitors do not
+    re-read the reference each run. ``key`` says what was sketched and how."""
+
+    __tablename__ = "monitor_reference"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    digest: Mapped[str] = mapped_column(String(64), info={"blob": True})
+    rows: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+MONITOR = cast(Table, MonitorRow.__table__)
+MONITOR_RESULT = cast(Table, MonitorResultRow.__table__)
+MONITOR_CHECK = cast(Table, MonitorCheckRow.__table__)
+MONITOR_ALERT = cast(Table, MonitorAlertRow.__table__)
+MONITOR_REFERENCE = cast(Table, MonitorReferenceRow.__table__)

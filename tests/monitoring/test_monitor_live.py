@@ -1,0 +1,168 @@
+"""Monitor → result → alert end to end: a real inference server, real traffic and feedback,
+a real webhook receiver, and the monitor's figures on the next server's ``/metrics``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from loopml.data import DataClient
+from loopml.monitoring import MonitorSpec, MonitorStore
+from loopml.monitoring._alert_state import list_alerts
+from loopml.monitoring._delivery import deliver
+from loopml.monitoring._run import run_monitor
+from loopml.monitoring._sources import PredictionWindow, Readers
+from loopml.registry import RegistryClient
+from loopml.serving import DeploymentClient
+from loopml.serving._server import ServerOptions, create_app
+from loopml.store import now_ms
+from loopml.tracking import TrackingClient
+from server_support import start_in_thread
+
+pytestmark = pytest.mark.slow
+
+SHIFTED = {"mean radius": 1.4, "worst area": 1.8}
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: ClassVar[list[dict[str, Any]]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _send(url: str, rows: list[dict[str, Any]]) -> list[str]:
+    ids = []
+    with httpx.Client(timeout=30) as http:
+        for row in rows:
+            answer = http.post(f"{url}/v1/endpoints/cancer/predict", json={"records": [row]})
+            assert answer.status_code == 200, answer.text
+            ids.append(answer.json()["request_id"])
+    return ids
+
+
+def test_drift_on_live_traffic_alerts_through_a_webhook_and_metrics(
+    client: TrackingClient,
+    tmp_path: Path,
+    receiver: tuple[str, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOOPML_WEBHOOK_ALLOW_PRIVATE", "1")
+    hook, received = receiver
+    store, artifacts = client.store, client.artifacts
+    frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
+    train = frame.sample(frac=0.6, random_state=0)
+    live = frame.drop(train.index)
+    data = DataClient(store, artifacts)
+    data.register("cancer-train", train, project="p")
+    features = train.drop(columns="target")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(features, train["target"])
+    registry = RegistryClient(store, artifacts)
+    registry.register(model, "cancer", project="p", input_example=features.head(5))
+    DeploymentClient(store, registry).set("cancer", ["cancer/1:100"], project="p")
+
+    app = create_app(store, artifacts, None, "p", tmp_path / "wal", ServerOptions())
+    url, stop = start_in_thread(app)
+    rows = live.drop(columns="target").to_dict(orient="records")
+    rng = np.random.default_rng(0)
+    normal_rows = [rows[i] for i in rng.integers(0, len(rows), 400)]
+    since = now_ms()
+    ids = _send(url, normal_rows)
+    targets = dict(zip(live.drop(columns="target").index, live["target"], strict=True))
+    labels = [int(targets[live.index[rows.index(r)]]) for r in normal_rows]
+    feedback = httpx.post(
+        f"{url}/v1/endpoints/cancer/feedback",
+        json={"items": [{"request_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]},
+        timeout=30,
+    )
+    assert feedback.status_code == 200, feedback.text
+    normal = (since, now_ms())
+    drift_since = now_ms()
+    shifted = [{k: v * SHIFTED.get(k, 1.0) for k, v in r.items()} for r in normal_rows]
+    _send(url, shifted)
+    drifted = (drift_since, now_ms() + 1)
+    stop()  # the prediction log is flushed into segments on the way out
+
+    from loopml.monitoring._predictions import read_window
+
+    def prediction_rows(
+        endpoint: str, start: int, end: int, route: str | None, version: str | None
+    ) -> PredictionWindow:
+        return read_window(store, artifacts, endpoint, start, end, route, version)
+
+    readers = Readers(store, artifacts, data, registry, prediction_rows)
+    monitors = MonitorStore(store, artifacts)
+    monitors.create(
+        MonitorSpec(
+            name="cancer-live",
+            endpoint="cancer",
+            reference="dataset:cancer-train:1",
+            checks={"drift": {}, "data_quality": {}, "performance": {"min_labels": 100}},
+            sinks=("log", {"webhook": hook}),
+        ),
+        project="p",
+    )
+    calm = run_monitor(
+        monitors, readers, "cancer-live", project="p", window=normal, deliver=deliver
+    )
+    assert calm.current_rows == 400
+    assert not [c for c in calm.alerts if c.check == "drift"], [c.message for c in calm.alerts]
+    accuracy = [c for c in calm.checks if c.check == "performance" and c.method == "accuracy"]
+    assert accuracy and accuracy[0].statistic is not None and accuracy[0].statistic > 0.85
+    assert calm.lineage["model_version"] == "cancer/1" and calm.lineage["segments"]
+
+    moved = run_monitor(
+        monitors, readers, "cancer-live", project="p", window=drifted, deliver=deliver
+    )
+    drifting = {c.column for c in moved.alerts if c.check == "drift"}
+    assert set(SHIFTED) <= drifting
+    perf = [c for c in moved.checks if c.check == "performance"]
+    assert perf and all(c.status == "no_data" for c in perf)  # no labels yet: never a pass
+    firing = list_alerts(store, project="p", state="firing")
+    assert set(SHIFTED) <= {a.column for a in firing}
+    hooked = {e["column"] for e in received if e.get("state") == "firing"}
+    assert set(SHIFTED) <= hooked
+
+    app = create_app(store, artifacts, None, "p", tmp_path / "wal-2", ServerOptions())
+    url, stop = start_in_thread(app)
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    finally:
+        stop()
+    assert 'loopml_monitor_status{endpoint="cancer",monitor="cancer-live"} 1.0' in text
+    assert 'loopml_monitor_drift{column="mean radius"' in text
