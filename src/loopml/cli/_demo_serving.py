@@ -143,7 +143,12 @@ def serve_demo(
         server.stop()
     client = tracking()
     comparison = compare_routes(
-        client.store, client.artifacts, ENDPOINT, project=project, since_ms=since
+        client.store,
+        client.artifacts,
+        ENDPOINT,
+        project=project,
+        since_ms=since,
+        until_ms=normal[1],
     )
     logged = sum(r.predictions for r in comparison.routes)
     console.print(

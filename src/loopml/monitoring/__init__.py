@@ -61,7 +61,9 @@ from loopml.monitoring._monitors import (
     MonitorRecord,
     MonitorStore,
 )
-from loopml.monitoring._multivariate import domain_classifier_drift
+from loopml.monitoring._multivariate import (
+    domain_classifier_drift,
+)
 from loopml.monitoring._performance import (
     performance,
 )

@@ -253,6 +253,7 @@ def compare_routes(
     n_resamples: int = 2000,
     seed: int = 0,
     wal_folders: Sequence[Path] = (),
+    until_ms: int | None = None,
 ) -> RouteComparison:
     """Compare the routes of ``endpoint`` on its logged predictions and their feedback.
 
@@ -262,6 +263,7 @@ def compare_routes(
         endpoint: the endpoint (it must be deployed in ``project``).
         project: the project.
         since_ms: only predictions answered at or after this time (ms since the epoch).
+        until_ms: only predictions answered before this time (ms since the epoch).
         metric: one of :data:`COMPARABLE_METRICS`; default ``accuracy`` when labels
             and predictions are discrete (text, booleans, whole numbers), ``rmse``
             when they are real numbers.
@@ -294,7 +296,13 @@ def compare_routes(
     options = _Options.checked(confidence, min_labelled, n_resamples, seed)
     DeploymentClient(store, RegistryClient(store, artifacts)).get(endpoint, project=project)
     frame = read_predictions(
-        store, artifacts, endpoint, since_ms=since_ms, with_feedback=True, wal_folders=wal_folders
+        store,
+        artifacts,
+        endpoint,
+        since_ms=since_ms,
+        until_ms=until_ms,
+        with_feedback=True,
+        wal_folders=wal_folders,
     )
     if frame.empty:
         when = "" if since_ms is None else f" since {_when(since_ms)}"
