@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loopml.errors import InvalidParameter, UnknownColumnError
+from loopml.errors import InvalidParameter, ModelNotFound, UnknownColumnError
 from loopml.monitoring._spec import MonitorSpec, window_reference_ms
 
 if TYPE_CHECKING:
@@ -174,7 +174,11 @@ def load_current(
 def model_version_of(
     spec: MonitorSpec, current: Data, readers: Readers, *, project: str
 ) -> ModelVersion | None:
-    """The model version the monitor is about: the spec's, else the one that answered most."""
+    """The model version the monitor is about: the spec's, else the one that answered most.
+
+    Raises:
+        ModelNotFound: the spec names a version the registry does not hold.
+    """
     ref = spec.model_version
     if ref is None and "model_version" in current.table.column_names:
         answered = Counter(str(v) for v in current.table.column("model_version").to_pylist())
@@ -182,7 +186,14 @@ def model_version_of(
             ref = answered.most_common(1)[0][0]
     if ref is None:
         return None
-    return readers.registry.get_version(ref, project=project)
+    try:
+        return readers.registry.get_version(ref, project=project)
+    except ModelNotFound:
+        if spec.model_version is not None:
+            raise
+        # The log names a version this project's registry does not hold (another
+        # project's, or deleted): judge the data all the same, without its lineage.
+        return None
 
 
 def load_reference(
