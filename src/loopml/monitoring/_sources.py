@@ -10,12 +10,13 @@ version was trained on, found in the registry's lineage.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.errors import InvalidParameter, ModelNotFound, UnknownColumnError
 from loopml.monitoring._spec import MonitorSpec, window_reference_ms
@@ -181,9 +182,10 @@ def model_version_of(
     """
     ref = spec.model_version
     if ref is None and "model_version" in current.table.column_names:
-        answered = Counter(str(v) for v in current.table.column("model_version").to_pylist())
-        if answered:
-            ref = answered.most_common(1)[0][0]
+        counts = pc.value_counts(current.table.column("model_version").drop_null())
+        if len(counts):
+            top = int(np.argmax(counts.field("counts").to_numpy()))
+            ref = str(counts.field("values")[top].as_py())
     if ref is None:
         return None
     try:

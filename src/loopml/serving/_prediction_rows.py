@@ -503,30 +503,39 @@ def _flat(column: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
 
 
 def _with_labels(store: Store, endpoint: str, table: pa.Table) -> pa.Table:
-    """``table`` with ``label`` and ``feedback_at`` (see the module docstring)."""
-    ids = table.column("request_id").to_pylist()
-    rows = table.column("row").to_numpy()
+    """``table`` with ``label`` and ``feedback_at`` (see the module docstring).
+
+    Works per request, not per row: the request ids are dictionary-encoded once, and
+    Python touches only the requests that have a label (a window of a million rows
+    with no feedback yet costs a few vectorised passes).
+    """
+    encoded = pc.dictionary_encode(table.column("request_id")).combine_chunks()
+    request_of_row = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    ids = encoded.dictionary.to_pylist()
     answered = [str(r).split(SHADOW_MARK, 1)[0] for r in ids]
-    distinct = list(dict.fromkeys(answered))
     with store.read() as connection:
-        labels = _labels(connection, endpoint, distinct)
-    size: dict[str, int] = {}
-    for request_id, row in zip(ids, rows, strict=True):
-        size[request_id] = max(size.get(request_id, 0), int(row) + 1)
-    values: list[Any] = [None] * len(ids)
-    arrived = np.zeros(len(ids), dtype=np.int64)
-    has = np.zeros(len(ids), dtype=bool)
-    for index, (request_id, source, row) in enumerate(zip(ids, answered, rows, strict=True)):
-        found = labels.get(source)
-        if found is None:
-            continue
-        label, at = found
-        has[index], arrived[index] = True, at
-        count = size[request_id]
-        if isinstance(label, list):
-            values[index] = label[row] if len(label) == count else None
-        elif count == 1:
-            values[index] = label
+        labels = _labels(connection, endpoint, list(dict.fromkeys(answered)))
+    rows = table.column("row").to_numpy().astype(np.int64)
+    count = np.zeros(len(ids), dtype=np.int64)
+    np.maximum.at(count, request_of_row, rows + 1)
+    values: list[Any] = [None] * table.num_rows
+    arrived = np.zeros(table.num_rows, dtype=np.int64)
+    has = np.zeros(table.num_rows, dtype=bool)
+    labelled = [k for k, source in enumerate(answered) if source in labels]
+    if labelled:
+        order = np.argsort(request_of_row, kind="stable")
+        bounds = np.searchsorted(request_of_row[order], np.arange(len(ids) + 1))
+        for k in labelled:
+            label, at = labels[answered[k]]
+            positions = order[bounds[k] : bounds[k + 1]]
+            has[positions], arrived[positions] = True, at
+            if isinstance(label, list):
+                if len(label) == count[k]:
+                    for position in positions.tolist():
+                        values[position] = label[rows[position]]
+            elif count[k] == 1:
+                for position in positions.tolist():
+                    values[position] = label
     return table.append_column("label", typed_values(values)).append_column(
         "feedback_at", pa.array(arrived, type=pa.int64(), mask=~has)
     )
