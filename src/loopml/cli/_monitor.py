@@ -237,6 +237,8 @@ def run(
     """Run a monitor once: judge, store the result, open or resolve alerts."""
     from loopml.monitoring import run_monitor
 
+    if html is not None:
+        _check_html_target(html)  # before the run: a bad path must not leave a result behind
     result = run_monitor(name, project=project, trust=trust, since=since, until=until)
     if html is not None:
         _write_html(result, html, project)
@@ -296,6 +298,8 @@ def report(
     from loopml import settings
     from loopml.monitoring import monitor_store
 
+    if html is not None:
+        _check_html_target(html)
     store = monitor_store()
     if result_id is None:
         latest = store.results(name, project=settings.project(project), limit=1)
@@ -303,10 +307,8 @@ def report(
             raise InvalidParameter(f"Monitor {name!r} has no results yet: run it first.")
         result = latest[0]
     else:
-        store.get(name, project=settings.project(project))
-        result = store.result(result_id)
-        if result.monitor != name:
-            raise InvalidParameter(f"Result {result_id} is not one of monitor {name!r}'s.")
+        record = store.get(name, project=settings.project(project))
+        result = store.result(result_id, monitor=record)
     if html is not None:
         _write_html(result, html, project)
         if not as_json:
@@ -464,6 +466,24 @@ def _print_result(result: MonitorResult) -> None:
             c.message,
         )
     console.print(table)
+
+
+def _check_html_target(path: Path) -> None:
+    """Refuse a report path that is not a (new or existing) regular file in a folder.
+
+    The report replaces its target by renaming a temporary file over it, which would
+    also replace a device, a FIFO or a socket (as root, ``/dev/null``).
+    """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise InvalidParameter(
+            f"The '--html' option must name a regular file (new or to replace). "
+            f"Got {str(path)!r}, which is a {'link' if path.is_symlink() else 'folder or device'}."
+        )
+    if not path.parent.is_dir():
+        raise InvalidParameter(
+            f"The '--html' option must name a file in an existing folder. Got {str(path)!r}; "
+            f"folder {str(path.parent)!r} does not exist."
+        )
 
 
 def _write_html(result: MonitorResult, path: Path, project: str | None) -> None:

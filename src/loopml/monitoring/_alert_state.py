@@ -10,17 +10,22 @@ After each run (inside the transaction that stores the result):
   the monitor says ``alert_on_no_data: false``); the next run with data resolves it.
 
 ``monitor_alert.open_key`` (a hash of monitor and key) is unique and set only while
-the alert fires, so two runs racing cannot open the same alert twice: the loser's
-insert fails and the whole transaction is retried by the store.
+the alert fires, so two runs racing cannot open the same alert twice. SQLite
+serialises writers (``BEGIN IMMEDIATE``), so the second run sees the first one's
+alert; on PostgreSQL the loser's insert waits for the winner's commit and then fails
+on the unique key, inside a savepoint: it updates the winner's alert instead, and
+its own transaction (its result, its time series) still commits.
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from loopml.errors import AlertNotFound, InvalidParameter
 from loopml.monitoring._results import CheckResult, MonitorResult
@@ -30,6 +35,9 @@ __all__ = ["NO_DATA_CHECK", "Alert", "ack_alert", "apply_alerts", "list_alerts"]
 
 _alert = tables.MONITOR_ALERT
 _monitor = tables.MONITOR
+
+_MAX_NOTE = 2_000
+_MAX_NOTES = 64_000
 
 NO_DATA_CHECK = "no_data"
 """The check name of the alert a monitor opens when it has too little data to judge."""
@@ -120,23 +128,26 @@ def apply_alerts(
             "last_result_id": result.id,
         }
         if check.status == "alert" and open_id is None:
-            new_id = conn.execute(
-                insert(_alert)
-                .values(
-                    monitor_id=monitor_id,
-                    open_key=key,
-                    check=check.check,
-                    column=check.column[:250],
-                    method=check.method[:64],
-                    segment=check.segment[:250],
-                    state="firing",
-                    opened_at=now,
-                    first_result_id=result.id,
-                    **numbers,
-                )
-                .returning(_alert.c.id)
-            ).scalar_one()
-            changed.append(int(new_id))
+            values = {
+                "monitor_id": monitor_id,
+                "open_key": key,
+                "check": check.check,
+                "column": check.column[:250],
+                "method": check.method[:64],
+                "segment": check.segment[:250],
+                "state": "firing",
+                "opened_at": now,
+                "first_result_id": result.id,
+                **numbers,
+            }
+            try:
+                with conn.begin_nested():
+                    new_id = conn.execute(
+                        insert(_alert).values(**values).returning(_alert.c.id)
+                    ).scalar_one()
+                changed.append(int(new_id))
+            except IntegrityError:  # a concurrent run opened it first: keep theirs
+                conn.execute(update(_alert).where(_alert.c.open_key == key).values(**numbers))
         elif check.status == "alert" and open_id is not None:
             conn.execute(update(_alert).where(_alert.c.id == open_id).values(**numbers))
         elif check.status == "ok" and open_id is not None:
@@ -193,15 +204,33 @@ def ack_alert(
 ) -> Alert:
     """Acknowledge an alert: someone has seen it (it keeps firing until resolved).
 
+    The first acknowledgement is kept (who, when); a later one adds its note, as
+    ``"WHO: NOTE"`` on a new line, so no one's acknowledgement overwrites another's.
+
     Raises:
         AlertNotFound: no alert of ``project`` has that id. Nothing changes.
+        InvalidParameter: a bad ``alert_id`` or ``note``, or the alert's notes would
+            exceed their limit. Nothing changes.
     """
-    if isinstance(alert_id, bool) or not isinstance(alert_id, int):
-        raise InvalidParameter(f"The 'alert_id' parameter must be an int. Got {alert_id!r}.")
+    if isinstance(alert_id, bool) or not isinstance(alert_id, int) or not 1 <= alert_id < 2**63:
+        raise InvalidParameter(
+            f"The 'alert_id' parameter must be a positive int. Got {alert_id!r} instead."
+        )
+    if note is not None and (
+        not isinstance(note, str)
+        or len(note) > _MAX_NOTE
+        or any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in note)
+    ):
+        raise InvalidParameter(
+            f"The 'note' parameter must be a text of at most {_MAX_NOTE} characters without "
+            f"control characters. Got {note[:80]!r} instead."
+            if isinstance(note, str)
+            else f"The 'note' parameter must be a text. Got {type(note).__name__} instead."
+        )
     with store.write() as conn:
         project_id = store.require_project(conn, project)
         row = conn.execute(
-            select(_alert.c.id, _monitor.c.name)
+            select(_alert.c.id, _alert.c.acked_at, _alert.c.ack_note, _monitor.c.name)
             .join(_monitor, _monitor.c.id == _alert.c.monitor_id)
             .where(_alert.c.id == alert_id, _monitor.c.project_id == project_id)
         ).first()
@@ -209,12 +238,25 @@ def ack_alert(
             raise AlertNotFound(
                 f"No alert {alert_id} in project {project!r}; `loopml alerts list` shows them."
             )
-        conn.execute(
-            update(_alert)
-            .where(_alert.c.id == alert_id)
-            .values(acked_at=now_ms(), acked_by=by, ack_note=note)
-        )
+        if row.acked_at is None:
+            values: dict[str, Any] = {"acked_at": now_ms(), "acked_by": by, "ack_note": note}
+        else:
+            values = {"ack_note": _added_note(row.ack_note, by, note, alert_id)}
+        conn.execute(update(_alert).where(_alert.c.id == alert_id).values(**values))
         return _read(conn, str(row.name), [alert_id])[0]
+
+
+def _added_note(notes: str | None, by: str | None, note: str | None, alert_id: int) -> str | None:
+    if not note:
+        return notes
+    line = f"{by or 'someone'}: {note}"
+    joined = line if not notes else f"{notes}\n{line}"
+    if len(joined) > _MAX_NOTES:
+        raise InvalidParameter(
+            f"Alert {alert_id} already holds {len(notes or '')} characters of notes; they "
+            f"are kept to {_MAX_NOTES}. Nothing was added."
+        )
+    return joined
 
 
 def _open_key(monitor_id: int, check: CheckResult) -> str:

@@ -267,18 +267,27 @@ class MonitorStore:
             rows = conn.execute(query.order_by(_result.c.started_at.desc()).limit(limit)).all()
         return [self._load(int(r.id), str(r.digest)) for r in rows]
 
-    def result(self, result_id: int) -> MonitorResult:
-        """A stored result by id.
+    def result(self, result_id: int, *, monitor: MonitorRecord | None = None) -> MonitorResult:
+        """A stored result by id (with ``monitor``, only one of that monitor's).
+
+        The monitor is matched by the stored row, not by the name inside the result's
+        blob, so an id cannot reach across monitors or projects.
 
         Raises:
-            InvalidParameter: no result has that id.
+            InvalidParameter: no result (of ``monitor``) has that id.
         """
+        if isinstance(result_id, bool) or not isinstance(result_id, int) or result_id < 1:
+            raise InvalidParameter(
+                f"The 'result_id' parameter must be a positive int. Got {result_id!r} instead."
+            )
+        query = select(_result.c.digest).where(_result.c.id == result_id)
+        if monitor is not None:
+            query = query.where(_result.c.monitor_id == monitor.id)
         with self.store.read() as conn:
-            digest = conn.execute(
-                select(_result.c.digest).where(_result.c.id == result_id)
-            ).scalar()
+            digest = conn.execute(query).scalar() if result_id < 2**63 else None
         if digest is None:
-            raise InvalidParameter(f"No monitor result has id {result_id}.")
+            owner = "" if monitor is None else f" of monitor {monitor.name!r}"
+            raise InvalidParameter(f"No monitor result{owner} has id {result_id}.")
         return self._load(result_id, str(digest))
 
     def history(
@@ -336,7 +345,7 @@ class MonitorStore:
         try:
             data = orjson.loads(self.artifacts.get_bytes(digest))
             return replace(MonitorResult.from_dict(data), id=result_id)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
             raise InvalidParameter(
                 f"Monitor result {result_id} cannot be read back: {exc}."
             ) from None
@@ -348,10 +357,18 @@ class MonitorStore:
             .order_by(_result.c.started_at.desc(), _result.c.id.desc())
             .limit(1)
         ).first()
+        try:
+            spec = MonitorSpec.from_dict(row.spec)
+        except InvalidParameter as exc:
+            # Name the row, so whoever fixes it knows which of the monitors is broken.
+            raise InvalidParameter(
+                f"The stored monitor {row.name!r} of project {project!r} is not valid: {exc} "
+                f"Replace it (`loopml monitor create --replace`) or delete it."
+            ) from None
         return MonitorRecord(
             id=int(row.id),
             project=project,
-            spec=MonitorSpec.from_dict(row.spec),
+            spec=spec,
             created_at=int(row.created_at),
             updated_at=int(row.updated_at),
             last_status=None if last is None else str(last.status),

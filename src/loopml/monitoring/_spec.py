@@ -22,7 +22,9 @@ version of ``dataset`` when the monitor watches a dataset instead of an endpoint
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +43,15 @@ __all__ = [
     "spec_from_yaml",
 ]
 
-_DURATION = re.compile(r"^(\d{1,6})(m|h|d|w)$")
+# ASCII digits only: ``\d`` would also take Arabic-Indic and other Unicode digits.
+_DURATION = re.compile(r"([0-9]{1,6})(m|h|d|w)")
+_MAX_DURATION_MS = 3660 * 86_400_000  # ten years: longer is a typo, and overflows dates
+_MAX_COUNT = 10**12  # rows, samples, labels: far beyond any window, well inside JSON's ints
+_MAX_COLUMNS = 10_000
+_MAX_DESCRIPTION = 10_000
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_WINDOW_AGO = re.compile(r"^window:(\d{1,6}[mhdw])@-(\d{1,6}[mhdw])$")
-_WINDOW_RANGE = re.compile(r"^window:([^/]+)/([^/]+)$")
+_WINDOW_AGO = re.compile(r"window:([0-9]{1,6}[mhdw])@-([0-9]{1,6}[mhdw])")
+_WINDOW_RANGE = re.compile(r"window:([^/]+)/([^/]+)")
 
 CHECK_OPTIONS: dict[str, frozenset[str]] = {
     "drift": frozenset({"columns", "methods", "tolerances", "fdr", "share"}),
@@ -85,13 +92,15 @@ def parse_duration_ms(text: object, parameter: str) -> int:
     Raises:
         InvalidParameter: ``text`` is not such a duration.
     """
-    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
-    if not match or int(match.group(1)) == 0:
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    milliseconds = int(match.group(1)) * _UNIT_MS[match.group(2)] if match else 0
+    if not 0 < milliseconds <= _MAX_DURATION_MS:
         raise InvalidParameter(
             f"The {parameter!r} parameter must be a duration such as '30m', '6h', '1d' or "
-            f"'2w' (a positive whole number and one of m, h, d, w). Got {text!r} instead."
+            f"'2w' (a positive whole number and one of m, h, d, w; at most ten years). "
+            f"Got {text!r} instead."
         )
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    return milliseconds
 
 
 @dataclass(frozen=True)
@@ -155,24 +164,11 @@ class MonitorSpec:
                 f"as reference ({self.reference!r}): use 'dataset:NAME:N' or 'file:PATH'."
             )
         if self.columns is not None:
-            columns = tuple(self.columns)
-            if not columns or not all(isinstance(c, str) and c for c in columns):
-                raise InvalidParameter(
-                    f"The 'columns' parameter must be a non-empty list of column names. "
-                    f"Got {self.columns!r} instead."
-                )
-            object.__setattr__(self, "columns", columns)
+            object.__setattr__(self, "columns", _column_names(self.columns, "columns"))
         object.__setattr__(self, "checks", _checked_checks(self.checks))
         if self.schedule is not None:
             check_cron(self.schedule)
-        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int):
-            raise InvalidParameter(
-                f"The 'min_rows' parameter must be an int >= 1. Got {self.min_rows!r} instead."
-            )
-        if self.min_rows < 1:
-            raise InvalidParameter(
-                f"The 'min_rows' parameter must be an int >= 1. Got {self.min_rows!r} instead."
-            )
+        _check_int(self.min_rows, "min_rows")
         if isinstance(self.sinks, str | Mapping) or not isinstance(self.sinks, Sequence):
             raise InvalidParameter(
                 f"The 'sinks' parameter must be a list of sinks. Got {self.sinks!r} instead."
@@ -183,6 +179,7 @@ class MonitorSpec:
                 "The 'alert_on_no_data' parameter must be true or false. "
                 f"Got {self.alert_on_no_data!r} instead."
             )
+        _optional_text(self.description, "description", _MAX_DESCRIPTION, allowed="\n\t")
 
     @property
     def window_ms(self) -> int:
@@ -240,6 +237,34 @@ class MonitorSpec:
         return cls(**values)
 
 
+class _MonitorLoader(yaml.SafeLoader):
+    """A safe loader that refuses aliases and repeated keys.
+
+    Aliases let a 1 kB file expand to gigabytes once stored as JSON ("billion
+    laughs"); a repeated key silently overrides what a reviewer read first.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a monitor", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def spec_from_yaml(source: str | Path) -> MonitorSpec:
     """Read a monitor from a YAML file (a path) or YAML text.
 
@@ -256,10 +281,21 @@ def spec_from_yaml(source: str | Path) -> MonitorSpec:
     if len(text) > 1_000_000:
         raise InvalidParameter("A monitor's YAML must be under 1 MB.")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_MonitorLoader)  # noqa: S506 -- a SafeLoader
     except yaml.YAMLError as exc:
-        raise InvalidParameter(f"The monitor is not valid YAML: {exc}") from None
+        raise InvalidParameter(f"The monitor is not valid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise InvalidParameter("The monitor's YAML is nested too deeply.") from None
     return MonitorSpec.from_dict(data)
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's message quotes the source over several lines; the CLI shows one."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:
+        return " ".join(str(exc).split())
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def check_reference(reference: object) -> str:
@@ -269,15 +305,19 @@ def check_reference(reference: object) -> str:
         InvalidParameter: it has none of the accepted forms.
     """
     if isinstance(reference, str):
+        _optional_text(reference, "reference", 4096, allowed="")
         if reference == "training":
             return reference
         if reference.startswith("dataset:") and len(reference) > len("dataset:"):
             return reference
         if reference.startswith("file:") and len(reference) > len("file:"):
             return reference
-        if _WINDOW_AGO.match(reference):
+        match = _WINDOW_AGO.fullmatch(reference)
+        if match:
+            parse_duration_ms(match.group(1), "reference")
+            parse_duration_ms(match.group(2), "reference")
             return reference
-        match = _WINDOW_RANGE.match(reference)
+        match = _WINDOW_RANGE.fullmatch(reference)
         if match:
             from loopml.serving._reading import time_bound_ms
 
@@ -294,13 +334,13 @@ def check_reference(reference: object) -> str:
 
 def window_reference_ms(reference: str, now_ms: int) -> tuple[int, int]:
     """The ``[start, end)`` in ms of a ``window:`` reference, at ``now_ms``."""
-    match = _WINDOW_AGO.match(reference)
+    match = _WINDOW_AGO.fullmatch(reference)
     if match:
         end = now_ms - parse_duration_ms(match.group(2), "reference")
         return end - parse_duration_ms(match.group(1), "reference"), end
     from loopml.serving._reading import time_bound_ms
 
-    match = _WINDOW_RANGE.match(reference)
+    match = _WINDOW_RANGE.fullmatch(reference)
     if not match:
         check_reference(reference)
         raise InvalidParameter(f"{reference!r} is not a window reference.")
@@ -323,12 +363,100 @@ def check_cron(text: object) -> str:
     return text
 
 
-def _optional_text(value: object, parameter: str) -> None:
-    if value is not None and (not isinstance(value, str) or not value or len(value) > 250):
+def _optional_text(value: object, parameter: str, longest: int = 250, allowed: str = "") -> None:
+    """Control characters in a name rewrite terminal lines and split log records."""
+    if value is None:
+        return
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > longest
+        or any(unicodedata.category(c) == "Cc" and c not in allowed for c in value)
+    ):
         raise InvalidParameter(
-            f"The {parameter!r} parameter must be a non-empty text of at most 250 characters. "
-            f"Got {value!r} instead."
+            f"The {parameter!r} parameter must be a non-empty text of at most {longest} "
+            f"characters without control characters. Got {_shown(value)} instead."
         )
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_int(value: object, parameter: str, where: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_COUNT:
+        raise InvalidParameter(
+            f"The {parameter!r} parameter{where} must be an int from 1 to {_MAX_COUNT}. "
+            f"Got {_shown(value)} instead."
+        )
+
+
+def _finite(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _bound(value: object) -> bool:
+    """A threshold: a number, or performance's ``[operator, number]``."""
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
+        return isinstance(value[0], str) and _finite(value[1])
+    return _finite(value)
+
+
+def _column_names(names: object, parameter: str, where: str = "") -> tuple[str, ...]:
+    items = (names,) if isinstance(names, str) else names
+    if isinstance(items, Mapping) or not isinstance(items, Sequence) or not items:
+        items = ()
+    if 0 < len(items) <= _MAX_COLUMNS:
+        for name in items:
+            _optional_text(name, parameter)
+        if len(set(items)) == len(items):
+            return tuple(items)
+    raise InvalidParameter(
+        f"The {parameter!r} parameter{where} must be a list of 1 to {_MAX_COLUMNS} distinct "
+        f"column names. Got {_shown(names)} instead."
+    )
+
+
+def _check_options(kind: str, options: Mapping[str, Any]) -> None:
+    """Type-check a check's options now, so a bad one is refused when the monitor is saved."""
+    where = f" of check {kind!r}"
+    for option, value in options.items():
+        if option in ("columns", "sensitive"):
+            _column_names(value, option, where)
+        elif option in ("fdr", "share", "threshold", "ndcg_threshold"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                value = None
+            if value is None or not 0 < value <= 1:
+                raise InvalidParameter(
+                    f"The {option!r} parameter{where} must be a number in (0, 1]. "
+                    f"Got {_shown(options[option])} instead."
+                )
+        elif option in ("sample", "min_labels", "min_group"):
+            _check_int(value, option, where)
+        elif option in ("tolerances", "thresholds"):
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and _bound(v) for k, v in value.items()
+            ):
+                raise InvalidParameter(
+                    f"The {option!r} parameter{where} must map names to finite numbers "
+                    f"(or, for performance, to [operator, number]). Got {_shown(value)} instead."
+                )
+        elif option in ("methods", "metrics"):
+            if isinstance(value, Mapping):
+                _column_names(list(value), option, where)
+                for text in value.values():
+                    _optional_text(text, option)
+            else:
+                _column_names(value, option, where)
+        elif option == "positive":
+            if not (value is None or isinstance(value, str | bool) or _finite(value)):
+                raise InvalidParameter(
+                    f"The 'positive' parameter{where} must be a label (text, number or bool). "
+                    f"Got {_shown(value)} instead."
+                )
+        else:  # dataset, method, task: one name each
+            _optional_text(value, option)
 
 
 def _checked_checks(checks: object) -> dict[str, dict[str, Any]]:
@@ -359,6 +487,7 @@ def _checked_checks(checks: object) -> dict[str, dict[str, Any]]:
                 raise InvalidParameter(
                     f"Check {kind!r} has no option {option!r}. Options: {', '.join(allowed)}."
                 )
+        _check_options(str(kind), options)
         result[str(kind)] = dict(options)
     if "fairness" in result and not result["fairness"].get("sensitive"):
         raise InvalidParameter(
