@@ -469,21 +469,9 @@ def _print_result(result: MonitorResult) -> None:
 
 
 def _check_html_target(path: Path) -> None:
-    """Refuse a report path that is not a (new or existing) regular file in a folder.
+    from loopml.monitoring._report import check_report_target
 
-    The report replaces its target by renaming a temporary file over it, which would
-    also replace a device, a FIFO or a socket (as root, ``/dev/null``).
-    """
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise InvalidParameter(
-            f"The '--html' option must name a regular file (new or to replace). "
-            f"Got {str(path)!r}, which is a {'link' if path.is_symlink() else 'folder or device'}."
-        )
-    if not path.parent.is_dir():
-        raise InvalidParameter(
-            f"The '--html' option must name a file in an existing folder. Got {str(path)!r}; "
-            f"folder {str(path.parent)!r} does not exist."
-        )
+    check_report_target(path, "--html")
 
 
 def _write_html(result: MonitorResult, path: Path, project: str | None) -> None:

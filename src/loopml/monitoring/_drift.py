@@ -48,6 +48,7 @@ from loopml.monitoring._sketch import (
     SketchKind,
     SketchLayout,
     TableSketch,
+    frame_to_table,
     infer_layout,
     sketch,
 )
@@ -218,7 +219,7 @@ def _as_sketch(
                 "The 'reference' and 'current' parameters of detect_drift must be a pyarrow "
                 f"Table, a pandas DataFrame or a TableSketch. Got {type(data).__name__} instead."
             )
-        data = pa.Table.from_pandas(data, preserve_index=False)
+        data = frame_to_table(data)
     if layout is None:
         if columns is not None:
             _check_columns(columns, data.schema.names, "columns")

@@ -368,7 +368,10 @@ def _numeric_plot(ref: ColumnSketch, cur: ColumnSketch, a: F64, b: F64) -> dict[
     if not math.isfinite(lo):  # no finite value on either side: infinities only
         lo, hi = 0.0, 0.0
     # Extended cell e >= 2 starts at Z_EDGES[e - 2] (cell 0 is -inf, cell 1 the underflow).
-    inner = ref.layout.center + ref.layout.scale * Z_EDGES[np.maximum(starts[1:] - 2, 0)]
+    # The overflow cells (beyond the last edge, +inf) start past Z_EDGES: clip to its end.
+    cells = np.clip(starts[1:] - 2, 0, len(Z_EDGES) - 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        inner = ref.layout.center + ref.layout.scale * Z_EDGES[cells]
     edges = np.clip(np.concatenate([[lo], inner, [hi]]), lo, hi)
     return {
         "kind": "numeric",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml._html import clip, number, when
+from loopml.errors import InvalidParameter
 from loopml.monitoring._report_view import (
     MAX_BINS,
     MAX_COLUMNS_DRAWN,
@@ -92,11 +93,14 @@ def write_report(
 
     Returns:
         The path written.
+
+    Raises:
+        InvalidParameter: ``path`` is a link, a folder or a device, or its folder is missing.
     """
     import tempfile  # only writing needs it
 
+    target = check_report_target(Path(path), "path")
     page = render_html(result, history=history, title=title)
-    target = Path(path)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".report-", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -106,6 +110,29 @@ def write_report(
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def check_report_target(path: Path, parameter: str) -> Path:
+    """Return ``path`` if a report may be written there: a new or existing regular file.
+
+    The report replaces its target by renaming a temporary file over it, which would
+    also replace a device, a FIFO or a socket (as root, ``/dev/null``).
+
+    Raises:
+        InvalidParameter: naming ``parameter`` and what ``path`` is.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "link" if path.is_symlink() else "folder or device"
+        raise InvalidParameter(
+            f"The {parameter!r} option must name a regular file (new or to replace). "
+            f"Got {str(path)!r}, which is a {kind}."
+        )
+    if not path.parent.is_dir():
+        raise InvalidParameter(
+            f"The {parameter!r} option must name a file in an existing folder. Got "
+            f"{str(path)!r}; folder {str(path.parent)!r} does not exist."
+        )
+    return path
 
 
 @functools.cache

@@ -677,12 +677,40 @@ def _source(
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
-        table = pa.Table.from_pandas(data, preserve_index=False)
+        table = frame_to_table(data)
         return table.to_batches, table.schema
     raise InvalidParameter(
         "The 'data' parameter of sketch must be a pyarrow Table, a pandas DataFrame or a "
         f"callable returning record batches. Got {type(data).__name__} instead."
     )
+
+
+def frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as an Arrow table, or a typed error naming the column that cannot be one.
+
+    Raises:
+        InvalidParameter: column names repeat, or a column mixes kinds of values (text
+            and numbers) that have no one Arrow type.
+    """
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidParameter(
+            f"The data has repeated column names: {', '.join(map(repr, repeated))}; "
+            "each column must be named once."
+        )
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        for name, column in zip(names, frame.columns, strict=True):
+            try:
+                pa.array(frame[column], from_pandas=True)
+            except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+                raise InvalidParameter(
+                    f"Column {name!r} mixes kinds of values that have no one type ({exc}); "
+                    "cast it (to str or to float) first."
+                ) from None
+        raise
 
 
 def _bin_index(finite: npt.NDArray[np.float64], layout: SketchLayout) -> npt.NDArray[np.intp]:
