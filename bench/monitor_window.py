@@ -43,12 +43,16 @@ def main() -> None:
         os.environ.pop("LOOPML_ARTIFACT_URI", None)
         started = time.perf_counter()
         window = _set_up(Path(home), args.rows, args.rows_per_request)
-        print(f"set-up: {args.rows:,} predicted rows logged in {time.perf_counter() - started:.1f} s")
+        print(
+            f"set-up: {args.rows:,} predicted rows logged in {time.perf_counter() - started:.1f} s"
+        )
         import loopml.monitoring as mon
 
         for attempt in ("first run (reference sketched)", "second run (reference cached)"):
             started = time.perf_counter()
-            result = mon.run_monitor("bench-live", project="bench", since=window[0], until=window[1])
+            result = mon.run_monitor(
+                "bench-live", project="bench", since=window[0], until=window[1]
+            )
             took = time.perf_counter() - started
             flagged = sorted(c.column for c in result.alerts if c.check == "drift")
             print(
@@ -56,8 +60,10 @@ def main() -> None:
                 f"(target <= 5 s at 1M); drift flagged {flagged}"
             )
             assert flagged == ["f00"], flagged
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 def _set_up(home: Path, rows: int, per_request: int) -> tuple[str, str]:
@@ -84,8 +90,13 @@ def _set_up(home: Path, rows: int, per_request: int) -> tuple[str, str]:
                 values[:, 0] += 0.5
             log.append(
                 PredictionRecord(
-                    f"r{start}", "bench-live", "primary:m/1", "m/1",
-                    FloatRows(tuple(COLUMNS), values), [0] * per_request, 1.0,
+                    f"r{start}",
+                    "bench-live",
+                    "primary:m/1",
+                    "m/1",
+                    FloatRows(tuple(COLUMNS), values),
+                    [0] * per_request,
+                    1.0,
                 ),
                 wait=False,
             )

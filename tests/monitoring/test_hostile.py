@@ -311,3 +311,25 @@ def test_the_multivariate_check_a_spec_accepts_exists() -> None:
     import importlib
 
     importlib.import_module("loopml.monitoring._multivariate")
+
+
+def test_a_stored_file_reference_is_read_only_in_a_trusted_run(tmp_path: Path) -> None:
+    from loopml.monitoring import MonitorSpec
+    from loopml.monitoring._sources import Data, load_reference
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("x\n1\n2\n")
+    spec = MonitorSpec(name="m", endpoint="e", reference=f"file:{secret}")
+    with pytest.raises(InvalidParameter, match="trusted run"):
+        load_reference(spec, None, project="p", now_ms=0, model=None)  # type: ignore[arg-type]
+    read = load_reference(spec, None, project="p", now_ms=0, model=None, trust=True)  # type: ignore[arg-type]
+    assert isinstance(read, Data) and read.rows == 2
+
+
+def test_cron_text_has_five_fields() -> None:
+    from loopml.monitoring import MonitorSpec
+
+    for cron in ("0 6 * * * *", "0 6 * * * * 2030", "6 * *"):
+        with pytest.raises(InvalidParameter, match="'schedule'"):
+            MonitorSpec(name="m", endpoint="e", schedule=cron)
+    assert MonitorSpec(name="m", endpoint="e", schedule="@daily").schedule == "@daily"

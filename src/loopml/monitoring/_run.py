@@ -59,8 +59,9 @@ def run_monitor(
         readers: The service clients to read data through.
         name: The monitor.
         project: Its project.
-        trust: Allow what runs code chosen by whoever saved the monitor or the model:
-            loading a model that needs code (attribution), command sinks.
+        trust: Allow what whoever saved the monitor or the model chose to run or read
+            on this machine: a model that needs code (attribution), command sinks, a
+            ``file:`` reference.
         deliver: Tells the sinks (``deliver(spec, alerts, result, trust=...)``); returns
             the deliveries that failed.
         at_ms: Judge the window ending at this time (default: now).
@@ -88,7 +89,9 @@ def run_monitor(
     if current.rows < spec.min_rows:
         result = _no_data(record, started, current, model)
     else:
-        reference = load_reference(spec, readers, project=project, now_ms=started, model=model)
+        reference = load_reference(
+            spec, readers, project=project, now_ms=started, model=model, trust=trust
+        )
         columns = input_columns(spec, reference, current, model)
         context = CheckContext(spec, project, current, reference, columns, model, readers, trust)
         checks: list[CheckResult] = []

@@ -205,6 +205,7 @@ def load_reference(
     project: str,
     now_ms: int,
     model: ModelVersion | None,
+    trust: bool = False,
 ) -> Data:
     """The reference of ``spec`` (see :mod:`loopml.monitoring._spec`).
 
@@ -242,6 +243,15 @@ def load_reference(
         )
     if reference.startswith("file:"):
         from loopml.data._sources import open_source
+
+        if not trust:
+            # Whoever saved the monitor chose the path; its values end up in the stored
+            # result. Reading a file of the runner's machine is the runner's decision.
+            raise InvalidParameter(
+                f"Monitor {spec.name!r} takes its reference from a file ({reference!r}); a "
+                "stored monitor reads local files only in a trusted run "
+                "(run_monitor(trust=True), `loopml monitor run --trust`)."
+            )
 
         source = open_source(reference.removeprefix("file:"))
         table = pa.Table.from_batches(list(source.batches()), schema=source.schema)

@@ -355,7 +355,9 @@ def check_cron(text: object) -> str:
     """
     from croniter import croniter
 
-    if not isinstance(text, str) or not croniter.is_valid(text):
+    fields = text.split() if isinstance(text, str) else []
+    five = len(fields) == 5 or (len(fields) == 1 and fields[0].startswith("@"))
+    if not isinstance(text, str) or not five or not croniter.is_valid(text):
         raise InvalidParameter(
             "The 'schedule' parameter must be cron text such as '0 6 * * *' (minute hour "
             f"day-of-month month day-of-week) or '@daily'. Got {text!r} instead."
