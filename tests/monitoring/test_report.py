@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from loopml.errors import InvalidParameter
 from loopml.monitoring import CheckResult, MonitorResult, render_html, write_report
-from loopml.monitoring._report import MAX_BINS, MAX_TABLE_ROWS, MAX_TEXT
+from loopml.monitoring._report_view import MAX_BINS, MAX_TABLE_ROWS, MAX_TEXT
 
 DAY = 86_400_000
 START = 1_733_000_000_000

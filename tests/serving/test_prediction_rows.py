@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import select
+from predlog_support import log_records, stored_segments, use_default_stores
 
 import loopml.serving
 from loopml.artifacts import ArtifactStore
@@ -22,21 +21,10 @@ from loopml.serving import PredictionRows, read_prediction_rows, record_feedback
 from loopml.serving._payloads import FloatRows
 from loopml.serving._predlog import SEGMENT_SCHEMA, PredictionLog, PredictionRecord
 from loopml.store import Store, now_ms, open_store, tables
-from loopml.tracking import get_client
 
 T0 = 1_700_000_000_000
-
-
-@pytest.fixture
-def store(store_uri: str) -> Iterator[Store]:
-    opened = open_store(store_uri)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore.from_uri(str(tmp_path / "artifacts"))
+# The columns before the features, in order (spelled out: the test checks the code's own).
+BASE = ["request_id", "row", "ts", "route", "model_version"]
 
 
 def _record(
@@ -50,15 +38,6 @@ def _record(
     version: str = "m/1",
 ) -> PredictionRecord:
     return PredictionRecord(rid, endpoint, route, version, inputs, output, 1.0, ts=ts)
-
-
-def _log(
-    store: Store, artifacts: ArtifactStore, folder: Path, records: list[PredictionRecord]
-) -> None:
-    """Log ``records`` as one flushed segment per endpoint."""
-    with PredictionLog(folder, store, artifacts, "h") as log:
-        log.append_many(records)
-        log.flush()
 
 
 def _store_table(store: Store, artifacts: ArtifactStore, tmp_path: Path, table: pa.Table) -> str:
@@ -89,11 +68,10 @@ def _typed_segment(tmp_path: Path, records: list[PredictionRecord]) -> pa.Table:
     """The segment the flusher would write for ``records`` (logged in a throw-away store)."""
     side = open_store(f"sqlite:///{tmp_path / f'side-{time.monotonic_ns()}.db'}")
     side_artifacts = ArtifactStore.from_uri(str(tmp_path / "side-artifacts"))
-    _log(side, side_artifacts, tmp_path / f"side-wal-{time.monotonic_ns()}", records)
-    with side.read() as connection:
-        (digest,) = connection.execute(select(tables.PREDICTION_SEGMENT.c.digest)).scalars()
+    log_records(side, side_artifacts, tmp_path / f"side-wal-{time.monotonic_ns()}", records)
+    (segment,) = stored_segments(side, side_artifacts)
     side.close()
-    return pq.read_table(io.BytesIO(side_artifacts.get_bytes(digest)))
+    return segment
 
 
 _MIXED = [
@@ -108,21 +86,10 @@ _MIXED = [
 def test_one_row_per_predicted_row_with_typed_features(
     store: Store, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
-    _log(store, artifacts, tmp_path / "wal", _MIXED)
+    log_records(store, artifacts, tmp_path / "wal", _MIXED)
     read = read_prediction_rows(store, artifacts, "e", with_feedback=False)
     table = read.table
-    assert table.column_names == [
-        "request_id",
-        "row",
-        "ts",
-        "route",
-        "model_version",
-        "age",
-        "amount",
-        "city",
-        "score",
-        "prediction",
-    ]
+    assert table.column_names == [*BASE, "age", "amount", "city", "score", "prediction"]
     assert table.column("request_id").to_pylist() == ["r1"] * 3 + ["r2"] * 2 + ["r3"]
     assert table.column("row").to_pylist() == [0, 1, 2, 0, 1, 0]
     assert table.schema.field("age").type == pa.float64()
@@ -156,7 +123,7 @@ def test_old_segments_read_like_typed_ones(
 def test_feedback_pairs_with_rows_as_the_route_comparison_does(
     store: Store, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
-    _log(
+    log_records(
         store,
         artifacts,
         tmp_path / "wal",
@@ -196,14 +163,16 @@ def test_feedback_pairs_with_rows_as_the_route_comparison_does(
 def test_segments_with_different_features_and_types_read_together(
     store: Store, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
-    _log(store, artifacts, tmp_path / "wal-1", [_record("a", {"x": [1, 2]}, ["no", "yes"], ts=T0)])
-    _log(
+    log_records(
+        store, artifacts, tmp_path / "wal-1", [_record("a", {"x": [1, 2]}, ["no", "yes"], ts=T0)]
+    )
+    log_records(
         store,
         artifacts,
         tmp_path / "wal-2",
         [_record("b", {"x": [0.5], "y": ["u"], "z": [True]}, ["yes"], ts=T0 + 1)],
     )
-    _log(store, artifacts, tmp_path / "wal-3", [_record("c", {"z": [7]}, ["no"], ts=T0 + 2)])
+    log_records(store, artifacts, tmp_path / "wal-3", [_record("c", {"z": [7]}, ["no"], ts=T0 + 2)])
     table = read_prediction_rows(store, artifacts, "e", with_feedback=False).table
     assert table.schema.field("x").type == pa.float64()
     assert table.column("x").to_pylist() == [1.0, 2.0, 0.5, None]
@@ -217,7 +186,7 @@ def test_unflushed_records_are_included_once(
     store: Store, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
     folder = tmp_path / "wal"
-    _log(store, artifacts, tmp_path / "flushed", [_record("a", {"x": [1]}, [0], ts=T0)])
+    log_records(store, artifacts, tmp_path / "flushed", [_record("a", {"x": [1]}, [0], ts=T0)])
     with PredictionLog(folder, store, artifacts, "h", flush_interval=600) as log:
         log.append_many(
             [_record("a", {"x": [1]}, [0], ts=T0), _record("b", {"x": [2, 3]}, [1, 1], ts=T0 + 1)]
@@ -231,7 +200,7 @@ def test_unflushed_records_are_included_once(
 def test_the_window_route_and_version_filter_requests(
     store: Store, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
-    _log(
+    log_records(
         store,
         artifacts,
         tmp_path / "wal",
@@ -264,19 +233,11 @@ def test_the_window_route_and_version_filter_requests(
 def test_columns_project_the_features(
     store: Store, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
-    _log(store, artifacts, tmp_path / "wal", _MIXED)
+    log_records(store, artifacts, tmp_path / "wal", _MIXED)
     table = read_prediction_rows(
         store, artifacts, "e", columns=["score"], with_feedback=False
     ).table
-    assert table.column_names == [
-        "request_id",
-        "row",
-        "ts",
-        "route",
-        "model_version",
-        "score",
-        "prediction",
-    ]
+    assert table.column_names == [*BASE, "score", "prediction"]
     with pytest.raises(UnknownColumnError, match="'nope'") as unknown:
         read_prediction_rows(store, artifacts, "e", columns=["score", "nope"])
     assert unknown.value.columns == ("nope",)
@@ -289,7 +250,7 @@ def test_columns_project_the_features(
 def test_a_feature_named_like_a_column_keeps_its_prefix(
     store: Store, artifacts: ArtifactStore, tmp_path: Path
 ) -> None:
-    _log(store, artifacts, tmp_path / "wal", [_record("a", {"label": [3], "row": [4]}, [1])])
+    log_records(store, artifacts, tmp_path / "wal", [_record("a", {"label": [3], "row": [4]}, [1])])
     table = read_prediction_rows(store, artifacts, "e").table
     assert table.column("in.label").to_pylist() == [3]
     assert table.column("in.row").to_pylist() == [4]
@@ -349,7 +310,7 @@ def test_damaged_segments_never_stop_the_reader(
 
 
 def test_bad_arguments_are_refused(store: Store, artifacts: ArtifactStore, tmp_path: Path) -> None:
-    _log(store, artifacts, tmp_path / "wal", _MIXED)
+    log_records(store, artifacts, tmp_path / "wal", _MIXED)
     with pytest.raises(DeploymentNotFound, match="'nowhere'"):
         read_prediction_rows(store, artifacts, "nowhere")
     with pytest.raises(InvalidParameter, match=r"'since' parameter .* before 'until'"):
@@ -367,13 +328,8 @@ def test_bad_arguments_are_refused(store: Store, artifacts: ArtifactStore, tmp_p
 def test_prediction_rows_reads_the_default_stores(
     store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOOPML_STORE_URI", store_uri)
-    monkeypatch.setenv("LOOPML_ARTIFACT_URI", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("LOOPML_PROJECT", "p")
-    tracking = get_client()
-    with tracking.store.write() as connection:
-        tracking.store.project_id(connection, "p")
-    _log(tracking.store, tracking.artifacts, tmp_path / "wal", _MIXED)
+    tracking = use_default_stores(monkeypatch, store_uri, tmp_path)
+    log_records(tracking.store, tracking.artifacts, tmp_path / "wal", _MIXED)
     table = loopml.serving.prediction_rows("e", columns=["age"])
     assert isinstance(table, pa.Table)
     assert table.column("age").to_pylist() == [31.0, 40.0, 52.0, 1.5, 2.5, None]

@@ -36,22 +36,10 @@ from loopml.store import Store, open_store, tables
 
 
 @pytest.fixture
-def store(store_uri: str) -> Iterator[Store]:
-    opened = open_store(store_uri)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'db' / 'loopml.db'}")
     yield opened
     opened.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore.from_uri(str(tmp_path / "artifacts"))
 
 
 def _record(i: int, endpoint: str = "fraud", ts: int | None = None) -> PredictionRecord:

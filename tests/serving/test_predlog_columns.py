@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from predlog_support import log_records, stored_segments
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import ColumnSpec, Signature
@@ -37,54 +36,34 @@ from loopml.serving._predlog_columns import (
     typed_values,
 )
 from loopml.serving._wal import MAGIC, encode_frame, wal_name
-from loopml.store import Store, open_store, tables
+from loopml.store import Store
+
+# Logs records (with signatures noted: model version -> signature) and returns the segment.
+Logged = Callable[..., pa.Table]
 
 
 @pytest.fixture
-def store(store_uri: str) -> Iterator[Store]:
-    opened = open_store(store_uri)
-    yield opened
-    opened.close()
+def logged(store: Store, artifacts: ArtifactStore, tmp_path: Path) -> Logged:
+    """Log records in one flush and return the one segment written."""
 
+    def log(
+        records: list[PredictionRecord], signatures: dict[str, Signature | None] | None = None
+    ) -> pa.Table:
+        log_records(store, artifacts, tmp_path / "wal", records, signatures)
+        (segment,) = stored_segments(store, artifacts)
+        return segment
 
-@pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore.from_uri(str(tmp_path / "artifacts"))
+    return log
 
 
 def _record(rid: str, inputs: Any, output: Any, version: str = "m/1") -> PredictionRecord:
     return PredictionRecord(rid, "e", "primary:m@champion", version, inputs, output, 1.0, ts=1000)
 
 
-def _segments(store: Store, artifacts: ArtifactStore) -> list[pa.Table]:
-    with store.read() as connection:
-        digests = connection.execute(select(tables.PREDICTION_SEGMENT.c.digest)).scalars().all()
-    return [pq.read_table(io.BytesIO(artifacts.get_bytes(d))) for d in digests]
-
-
-def _logged(
-    store: Store,
-    artifacts: ArtifactStore,
-    folder: Path,
-    records: list[PredictionRecord],
-    signatures: dict[str, Signature | None] | None = None,
-) -> pa.Table:
-    with PredictionLog(folder, store, artifacts, "h") as log:
-        for version, signature in (signatures or {}).items():
-            log.note_signature(version, signature)
-        log.append_many(records)
-        log.flush()
-    (segment,) = _segments(store, artifacts)
-    return segment
-
-
 def test_each_feature_is_a_typed_list_column_next_to_the_json(
-    store: Store, artifacts: ArtifactStore, tmp_path: Path
+    store: Store, artifacts: ArtifactStore, logged: Logged
 ) -> None:
-    segment = _logged(
-        store,
-        artifacts,
-        tmp_path / "wal",
+    segment = logged(
         [
             _record("a", {"age": [31, 40], "city": ["x", None], "ok": [True, False]}, [0, 1]),
             _record("b", FloatRows(("age", "w"), np.array([[1.5, 2.0]])), [1]),
@@ -115,9 +94,7 @@ def _typed(table: pa.Table) -> list[str]:
     return [n for n in table.column_names if n.startswith("in.") or n == "out.prediction"]
 
 
-def test_the_signature_types_a_feature_when_every_value_fits_it(
-    store: Store, artifacts: ArtifactStore, tmp_path: Path
-) -> None:
+def test_the_signature_types_a_feature_when_every_value_fits_it(logged: Logged) -> None:
     signature = Signature(
         inputs=(
             ColumnSpec("n", "integer"),
@@ -126,10 +103,7 @@ def test_the_signature_types_a_feature_when_every_value_fits_it(
             ColumnSpec("when", "datetime"),
         )
     )
-    segment = _logged(
-        store,
-        artifacts,
-        tmp_path / "wal",
+    segment = logged(
         [
             _record(
                 "a",
@@ -151,14 +125,9 @@ def test_the_signature_types_a_feature_when_every_value_fits_it(
     assert segment.schema.field("in.when").type == pa.list_(pa.string())
 
 
-def test_without_a_signature_the_types_are_inferred(
-    store: Store, artifacts: ArtifactStore, tmp_path: Path
-) -> None:
+def test_without_a_signature_the_types_are_inferred(logged: Logged) -> None:
     """No version noted and none in the store: inferred, mixes kept as JSON text."""
-    segment = _logged(
-        store,
-        artifacts,
-        tmp_path / "wal",
+    segment = logged(
         [
             _record(
                 "a",
@@ -174,10 +143,8 @@ def test_without_a_signature_the_types_are_inferred(
     assert segment.column("out.prediction").to_pylist() == [['{"p":1}', "2"]]
 
 
-def test_an_output_that_is_not_one_value_per_row_gives_null_predictions(
-    store: Store, artifacts: ArtifactStore, tmp_path: Path
-) -> None:
-    segment = _logged(store, artifacts, tmp_path / "wal", [_record("a", {"x": [1, 2, 3]}, [1, 2])])
+def test_an_output_that_is_not_one_value_per_row_gives_null_predictions(logged: Logged) -> None:
+    segment = logged([_record("a", {"x": [1, 2, 3]}, [1, 2])])
     assert segment.column("rows").to_pylist() == [3]
     assert segment.column("out.prediction").to_pylist() == [[None, None, None]]
 
@@ -194,7 +161,7 @@ def test_a_wal_written_by_an_earlier_version_recovers_with_typed_columns(
             handle.write(encode_frame(asdict(_record(f"r{i}", {"x": [i, i + 1]}, [i, 0]))))
     with PredictionLog(folder, store, artifacts, "h") as log:
         assert log.recover() == 3
-    (segment,) = _segments(store, artifacts)
+    (segment,) = stored_segments(store, artifacts)
     assert segment.column("in.x").to_pylist() == [[0, 1], [1, 2], [2, 3]]
     assert not (folder / QUARANTINE).exists()
 
@@ -281,7 +248,7 @@ def test_a_staged_segment_with_bad_typed_columns_is_set_aside(
     with PredictionLog(folder, store, artifacts, "h") as log:
         assert log.recover() == 0
     assert len(list((folder / QUARANTINE).iterdir())) == 1
-    assert _segments(store, artifacts) == []
+    assert stored_segments(store, artifacts) == []
 
 
 def test_a_segment_staged_by_an_earlier_version_is_stored_as_it_is(
@@ -292,7 +259,7 @@ def test_a_segment_staged_by_an_earlier_version_is_stored_as_it_is(
     _rewrite(staged, lambda t: t.select(SEGMENT_SCHEMA.names))
     with PredictionLog(folder, store, artifacts, "h") as log:
         assert log.recover() == 1
-    (segment,) = _segments(store, artifacts)
+    (segment,) = stored_segments(store, artifacts)
     assert segment.schema.equals(SEGMENT_SCHEMA)
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from predlog_support import use_default_stores
 
 import loopml.serving
 from loopml.errors import DeploymentNotFound, InvalidParameter, ProjectNotFound
 from loopml.serving import record_feedback
 from loopml.serving._predlog import PredictionLog, PredictionRecord
 from loopml.serving._reading import time_bound_ms
-from loopml.tracking import get_client
 
 HOUR_MS = 3_600_000
 
@@ -27,12 +27,7 @@ def logged(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 
     Yields the time of the newest prediction (ms since the epoch).
     """
-    monkeypatch.setenv("LOOPML_STORE_URI", store_uri)
-    monkeypatch.setenv("LOOPML_ARTIFACT_URI", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("LOOPML_PROJECT", "p")
-    tracking = get_client()
-    with tracking.store.write() as connection:
-        tracking.store.project_id(connection, "p")
+    tracking = use_default_stores(monkeypatch, store_uri, tmp_path)
     now = int(time.time() * 1000)
     records = [
         PredictionRecord(
@@ -117,12 +112,7 @@ def test_predictions_not_flushed_yet_are_read_from_the_servers_log_folders(
     from loopml.serving._claim import default_log_base
 
     monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LOOPML_STORE_URI", store_uri)
-    monkeypatch.setenv("LOOPML_ARTIFACT_URI", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("LOOPML_PROJECT", "p")
-    tracking = get_client()
-    with tracking.store.write() as connection:
-        tracking.store.project_id(connection, "p")
+    tracking = use_default_stores(monkeypatch, store_uri, tmp_path)
     now = int(time.time() * 1000)
     record = PredictionRecord(
         request_id="fresh",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loopml.monitoring._performance import percentile_interval
 from loopml.registry._stats import METRICS, WeightedMetric
 
 __all__ = [
@@ -73,6 +74,27 @@ class Scored:
     reference_rows: int
 
 
+@dataclasses.dataclass(frozen=True)
+class _Simulation:
+    """How the label draws of one segment go: shared out over the refitted calibrations."""
+
+    refits: Sequence[Calibration]
+    n_simulations: int
+    confidence: float
+    rng: np.random.Generator
+
+    def shares(self) -> Iterator[tuple[Calibration, int]]:
+        """Each refitted calibration with its share of the draws (round robin)."""
+        counts = np.bincount(
+            np.arange(self.n_simulations) % len(self.refits), minlength=len(self.refits)
+        )
+        return zip(self.refits, counts.tolist(), strict=True)
+
+    def interval(self, chunks: Sequence[FloatArray]) -> tuple[float, float]:
+        """The percentile interval of the simulated values, drawn in ``chunks``."""
+        return percentile_interval(np.concatenate(chunks), self.confidence)
+
+
 def normalised(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     total = scores.sum(axis=1, keepdims=True)
     uniform = np.full_like(scores, 1.0 / scores.shape[1])
@@ -109,37 +131,56 @@ def expected_metrics(
     The draws share out over the refitted calibrations, so the interval carries the
     calibration's own error as well as the labels' (without calibration: the one map).
     """
-    refits = model.calibrations[1:] or model.calibrations
+    simulation = _Simulation(
+        model.calibrations[1:] or model.calibrations, n_simulations, confidence, rng
+    )
     scores, predicted = model.scores[rows], model.predicted[rows]
     out: dict[str, tuple[float, tuple[float, float]]] = {}
     counted = [name for name in names if not METRICS[name].needs_proba]
     if counted:
-        out |= _from_counts(
-            model, scores, predicted, refits, counted, n_simulations, confidence, rng
-        )
+        out |= _from_counts(model, scores, predicted, counted, simulation)
     ranked = [name for name in names if METRICS[name].needs_proba]
     if "log_loss" in ranked:
         ranked.remove("log_loss")
-        out["log_loss"] = _log_loss(model, scores, refits, n_simulations, confidence, rng)
+        out["log_loss"] = _log_loss(model, scores, simulation)
     if "auc" in ranked and len(model.classes) == 2:
         ranked.remove("auc")
-        out["auc"] = _binary_auc(model, scores, refits, n_simulations, confidence, rng)
+        out["auc"] = _binary_auc(model, scores, simulation)
     if ranked:
         # Row-level draws cost draws x classes x rows: past the budget, fewer draws.
         draws = min(n_simulations, max(_MIN_DRAWS, _ROW_BUDGET // (len(model.classes) * len(rows))))
-        out |= _from_rows(model, scores, predicted, refits, ranked, draws, confidence, rng)
+        fewer = dataclasses.replace(simulation, n_simulations=draws)
+        out |= _from_rows(model, scores, ranked, fewer)
     return out
+
+
+def _scored_draws(
+    scorers: Mapping[str, WeightedMetric],
+    expected: FloatArray,
+    labellings: Iterable[FloatArray],
+    simulation: _Simulation,
+) -> dict[str, tuple[float, tuple[float, float]]]:
+    """Each metric on the expected labelling, and the interval of its simulated values.
+
+    ``labellings`` yields ``(draws, cells)`` weight matrices, one simulated labelling a
+    row, in the cells the scorers were prepared on.
+    """
+    draws: dict[str, list[FloatArray]] = {name: [] for name in scorers}
+    for weights in labellings:
+        for name, score in scorers.items():
+            draws[name].append(score(weights))
+    return {
+        name: (float(score(expected)[0]), simulation.interval(draws[name]))
+        for name, score in scorers.items()
+    }
 
 
 def _from_counts(
     model: Scored,
     scores: FloatArray,
     predicted: npt.NDArray[np.intp],
-    refits: Sequence[Calibration],
     names: Sequence[str],
-    n_simulations: int,
-    confidence: float,
-    rng: np.random.Generator,
+    simulation: _Simulation,
 ) -> dict[str, tuple[float, tuple[float, float]]]:
     """Accuracy, precision, recall and F1 depend on the confusion matrix alone.
 
@@ -154,38 +195,27 @@ def _from_counts(
     scorers = {name: METRICS[name].prepare(cell_labels, cell_predicted) for name in names}
     onehot = np.eye(k + 1)[predicted]
     expected = (model.calibrations[0](scores).T @ onehot).reshape(1, k * (k + 1))
-    shares = np.bincount(np.arange(n_simulations) % len(refits), minlength=len(refits))
-    draws: dict[str, list[FloatArray]] = {name: [] for name in names}
     groups = [np.flatnonzero(predicted == d) for d in range(k + 1)]
-    for calibration, share in zip(refits, shares.tolist(), strict=True):
-        proba = calibration(scores)
-        weights = np.zeros((share, k, k + 1))
-        for d, members in enumerate(groups):
-            if members.size:
-                p = proba[members]
-                mean = p.sum(axis=0)
-                covariance = np.diag(mean) - p.T @ p
-                weights[:, :, d] = rng.multivariate_normal(
-                    mean, covariance, size=share, method="eigh", check_valid="ignore"
-                )
-        flat = np.clip(weights, 0.0, None).reshape(share, k * (k + 1))
-        for name in names:
-            draws[name].append(scorers[name](flat))
-    return {
-        name: (float(scorers[name](expected)[0]), _percentile_interval(draws[name], confidence))
-        for name in names
-    }
+
+    def labellings() -> Iterator[FloatArray]:
+        for calibration, share in simulation.shares():
+            proba = calibration(scores)
+            weights = np.zeros((share, k, k + 1))
+            for d, members in enumerate(groups):
+                if members.size:
+                    p = proba[members]
+                    mean = p.sum(axis=0)
+                    covariance = np.diag(mean) - p.T @ p
+                    weights[:, :, d] = simulation.rng.multivariate_normal(
+                        mean, covariance, size=share, method="eigh", check_valid="ignore"
+                    )
+            yield np.clip(weights, 0.0, None).reshape(share, k * (k + 1))
+
+    return _scored_draws(scorers, expected, labellings(), simulation)
 
 
 def _from_rows(
-    model: Scored,
-    scores: FloatArray,
-    predicted: npt.NDArray[np.intp],
-    refits: Sequence[Calibration],
-    names: Sequence[str],
-    n_simulations: int,
-    confidence: float,
-    rng: np.random.Generator,
+    model: Scored, scores: FloatArray, names: Sequence[str], simulation: _Simulation
 ) -> dict[str, tuple[float, tuple[float, float]]]:
     """AUC and log loss need every row's score: draw every row's label.
 
@@ -200,58 +230,44 @@ def _from_rows(
         name: METRICS[name].prepare(labels, tiled) for name in names
     }
     expected = model.calibrations[0](scores).T.reshape(1, k * n)
-    shares = np.bincount(np.arange(n_simulations) % len(refits), minlength=len(refits))
-    draws: dict[str, list[FloatArray]] = {name: [] for name in names}
     per_chunk = max(1, _CHUNK_ELEMENTS // (k * n))
-    for calibration, share in zip(refits, shares.tolist(), strict=True):
-        cumulative = np.cumsum(calibration(scores), axis=1)
-        cumulative[:, -1] = 1.0  # rounding must not leave a draw above every class
-        for start in range(0, share, per_chunk):
-            size = min(per_chunk, share - start)
-            uniform = rng.random((size, n))
-            drawn = (uniform[:, :, None] >= cumulative[None, :, :]).sum(axis=2)
-            weights = np.zeros((size, k * n))
-            weights[np.arange(size)[:, None], drawn * n + np.arange(n)[None, :]] = 1.0
-            for name in names:
-                draws[name].append(scorers[name](weights))
-    return {
-        name: (float(scorers[name](expected)[0]), _percentile_interval(draws[name], confidence))
-        for name in names
-    }
+
+    def labellings() -> Iterator[FloatArray]:
+        for calibration, share in simulation.shares():
+            cumulative = np.cumsum(calibration(scores), axis=1)
+            cumulative[:, -1] = 1.0  # rounding must not leave a draw above every class
+            for start in range(0, share, per_chunk):
+                size = min(per_chunk, share - start)
+                uniform = simulation.rng.random((size, n))
+                drawn = (uniform[:, :, None] >= cumulative[None, :, :]).sum(axis=2)
+                weights = np.zeros((size, k * n))
+                weights[np.arange(size)[:, None], drawn * n + np.arange(n)[None, :]] = 1.0
+                yield weights
+
+    return _scored_draws(scorers, expected, labellings(), simulation)
 
 
 def _log_loss(
-    model: Scored,
-    scores: FloatArray,
-    refits: Sequence[Calibration],
-    n_simulations: int,
-    confidence: float,
-    rng: np.random.Generator,
+    model: Scored, scores: FloatArray, simulation: _Simulation
 ) -> tuple[float, tuple[float, float]]:
     """Log loss is a mean of independent per-row losses: its draws are normal with the
     exact mean and variance of that mean under each calibration."""
     n = len(scores)
     normalised = scores / scores.sum(axis=1, keepdims=True)
     losses = -np.log(np.clip(normalised, _EPS, 1.0 - _EPS))
-    shares = np.bincount(np.arange(n_simulations) % len(refits), minlength=len(refits))
     draws = []
-    for calibration, share in zip(refits, shares.tolist(), strict=True):
+    for calibration, share in simulation.shares():
         proba = calibration(scores)
         mean = (proba * losses).sum(axis=1)
         variance = (proba * losses**2).sum(axis=1) - mean**2
         spread = math.sqrt(max(float(variance.sum()), 0.0)) / n
-        draws.append(rng.normal(float(mean.sum()) / n, spread, size=share))
+        draws.append(simulation.rng.normal(float(mean.sum()) / n, spread, size=share))
     expected = float((model.calibrations[0](scores) * losses).sum() / n)
-    return expected, _percentile_interval(draws, confidence)
+    return expected, simulation.interval(draws)
 
 
 def _binary_auc(
-    model: Scored,
-    scores: FloatArray,
-    refits: Sequence[Calibration],
-    n_simulations: int,
-    confidence: float,
-    rng: np.random.Generator,
+    model: Scored, scores: FloatArray, simulation: _Simulation
 ) -> tuple[float, tuple[float, float]]:
     """Binary AUC from two sums: with midranks ``r`` of the scores, a labelling with
     ``n1`` positives whose ranks add up to ``R`` has AUC ``(R - n1 (n1 + 1) / 2) /
@@ -260,9 +276,8 @@ def _binary_auc(
     normal with its exact mean and covariance: cheap whatever the row count."""
     n = len(scores)
     ranks = pd.Series(scores[:, 1]).rank(method="average").to_numpy(dtype=np.float64)
-    shares = np.bincount(np.arange(n_simulations) % len(refits), minlength=len(refits))
     draws = []
-    for calibration, share in zip(refits, shares.tolist(), strict=True):
+    for calibration, share in simulation.shares():
         p = calibration(scores)[:, 1]
         spread = p * (1.0 - p)
         mean = [float(p.sum()), float(p @ ranks)]
@@ -270,7 +285,7 @@ def _binary_auc(
             [float(spread.sum()), float(spread @ ranks)],
             [float(spread @ ranks), float(spread @ ranks**2)],
         ]
-        positives, rank_sum = rng.multivariate_normal(
+        positives, rank_sum = simulation.rng.multivariate_normal(
             mean, covariance, size=share, method="eigh", check_valid="ignore"
         ).T
         pairs = positives * (n - positives)
@@ -280,14 +295,4 @@ def _binary_auc(
     labels = np.repeat(np.arange(2), n)
     expected = model.calibrations[0](scores).T.reshape(1, 2 * n)
     point = float(METRICS["auc"].prepare(labels, np.tile(scores, (2, 1)))(expected)[0])
-    return point, _percentile_interval(draws, confidence)
-
-
-def _percentile_interval(chunks: list[FloatArray], confidence: float) -> tuple[float, float]:
-    values = np.concatenate(chunks)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return math.nan, math.nan
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return float(low), float(high)
+    return point, simulation.interval(draws)

@@ -34,6 +34,7 @@ are the ``proba_<class>`` columns (a binary model may give only the positive cla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -65,6 +66,7 @@ from loopml.monitoring._perf_frame import (
     to_pandas,
     window_ms,
 )
+from loopml.monitoring._performance import class_indices, segment_result
 from loopml.monitoring._results import CheckResult
 from loopml.registry._stats import METRICS
 
@@ -172,7 +174,18 @@ def estimate_performance(
             "confidence": float(confidence),
         }
         if len(part.rows) < min_rows:
-            results += [_no_data(name, part, limits.get(name), min_rows, context) for name in names]
+            where = f" in {part.name}" if part.name else ""
+            results += [
+                segment_result(
+                    "estimated_performance",
+                    name,
+                    part,
+                    limits.get(name),
+                    context,
+                    f"{name} not estimated{where}: only {len(part.rows)} of {min_rows} rows.",
+                )
+                for name in names
+            ]
             continue
         estimates = expected_metrics(model, part.rows, names, n_simulations, float(confidence), rng)
         results += [
@@ -279,14 +292,7 @@ def _model(
         classes = [others[0], classes[0]]
         ref_scores = np.column_stack([1.0 - ref_scores[:, 0], ref_scores[:, 0]])
         cur_scores = np.column_stack([1.0 - cur_scores[:, 0], cur_scores[:, 0]])
-    unknown = sorted(set(y.tolist()) - set(classes))
-    if unknown:
-        raise InvalidParameter(
-            f"The reference's 'label' column holds {unknown[0]!r}, which has no probability "
-            f"column (proba_{unknown[0]}); the classes are {classes[:10]}."
-        )
-    index = {key: i for i, key in enumerate(classes)}
-    truth = np.fromiter((index[v] for v in y), dtype=np.intp, count=len(y))
+    truth = class_indices(y, classes, "The reference's 'label' column")
     calibrations: list[Calibration] = [normalised]
     if calibrate:
         calibrations = [fit(ref_scores, truth)]
@@ -294,27 +300,11 @@ def _model(
             drawn = rng.integers(0, len(truth), size=len(truth))
             calibrations.append(fit(ref_scores[drawn], truth[drawn]))
     predicted = class_keys(cur["prediction"], "prediction")
+    index = {key: i for i, key in enumerate(classes)}
     codes = np.fromiter(
         (index.get(v, len(classes)) for v in predicted), dtype=np.intp, count=len(predicted)
     )
     return Scored(classes, cur_scores, calibrations, codes, len(y))
-
-
-def _no_data(
-    name: str, part: Segment, bound: Bound | None, min_rows: int, context: Mapping[str, Any]
-) -> CheckResult:
-    where = f" in {part.name}" if part.name else ""
-    return CheckResult(
-        check="estimated_performance",
-        column="label",
-        method=name,
-        statistic=None,
-        threshold=None if bound is None else bound.value,
-        status="no_data",
-        segment=part.name,
-        message=f"{name} not estimated{where}: only {len(part.rows)} of {min_rows} rows.",
-        detail=dict(context),
-    )
 
 
 def _judged(
@@ -325,25 +315,16 @@ def _judged(
     bound: Bound | None,
     context: Mapping[str, Any],
 ) -> CheckResult:
+    result = functools.partial(segment_result, "estimated_performance", name, part, bound, context)
     where = f" in {part.name}" if part.name else ""
     if not math.isfinite(value):
-        return dataclasses.replace(
-            _no_data(name, part, bound, 0, context),
-            message=f"{name} cannot be estimated{where}: the calibrated probabilities give "
-            "a single class.",
+        return result(
+            f"{name} cannot be estimated{where}: the calibrated probabilities give a single class."
         )
     status, verdict = judge(value, interval, bound)
-    return CheckResult(
-        check="estimated_performance",
-        column="label",
-        method=name,
-        statistic=value,
-        threshold=None if bound is None else bound.value,
-        status=status,
-        interval=interval,
-        segment=part.name,
-        message=f"Estimated (CBPE, no labels) {name} {value:.4g}{where}; if the calibration "
+    return result(
+        f"Estimated (CBPE, no labels) {name} {value:.4g}{where}; if the calibration "
         f"holds the realised value lies in {interval[0]:.4g} to {interval[1]:.4g} "
         f"({context['confidence']:.0%}){verdict}.",
-        detail=dict(context),
+        judged=(value, interval, status),
     )

@@ -23,6 +23,7 @@ number passed off as a judgement.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,10 +50,17 @@ from loopml.monitoring._perf_frame import (
     to_pandas,
     window_ms,
 )
-from loopml.monitoring._results import CheckResult
+from loopml.monitoring._results import CheckResult, Status
 from loopml.registry._stats import METRICS, bootstrap_interval
 
-__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "performance"]
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "REGRESSION_METRICS",
+    "class_indices",
+    "percentile_interval",
+    "performance",
+    "segment_result",
+]
 
 CLASSIFICATION_METRICS: tuple[str, ...] = (
     "accuracy",
@@ -254,14 +262,48 @@ def _scored(
                 f"the 'label' column also holds {others[:5]}."
             )
         return y == classes[0], scores[:, 0]
+    return class_indices(y, classes, "The 'label' column"), scores
+
+
+def class_indices(
+    y: npt.NDArray[np.str_], classes: Sequence[str], column: str
+) -> npt.NDArray[np.intp]:
+    """The position of each label's class among ``classes`` (the probability columns).
+
+    Args:
+        y: The labels, as class keys.
+        classes: The class keys of the probability columns, in column order.
+        column: How the error names the labels' column (``"The 'label' column"``).
+
+    Returns:
+        One index into ``classes`` per label.
+
+    Raises:
+        InvalidParameter: A label has no probability column.
+    """
     unknown = sorted(set(y.tolist()) - set(classes))
     if unknown:
         raise InvalidParameter(
-            f"The 'label' column holds {unknown[0]!r}, which has no probability column "
-            f"(proba_{unknown[0]}); the classes are {classes[:10]}."
+            f"{column} holds {unknown[0]!r}, which has no probability column "
+            f"(proba_{unknown[0]}); the classes are {list(classes)[:10]}."
         )
     index = {key: i for i, key in enumerate(classes)}
-    return np.fromiter((index[v] for v in y), dtype=np.intp, count=len(y)), scores
+    return np.fromiter((index[v] for v in y), dtype=np.intp, count=len(y))
+
+
+def percentile_interval(values: npt.NDArray[np.float64], confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of the finite ``values``.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` when no value is finite (a metric undefined on
+        every draw: its point may still be known, its interval is not).
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(finite, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 def _interval(
@@ -284,13 +326,7 @@ def _interval(
         score = METRICS[name].prepare(cells[:, 0], cells[:, 1])
         rng = np.random.default_rng(seed)
         draws = rng.multinomial(len(y), counts / len(y), size=n_resamples).astype(np.float64)
-        values = score(draws)
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            return math.nan, math.nan
-        tail = (1.0 - confidence) / 2.0
-        low, high = np.quantile(values, [tail, 1.0 - tail])
-        return float(low), float(high)
+        return percentile_interval(score(draws), confidence)
     resamples = min(n_resamples, max(_MIN_RESAMPLES, _ROW_BUDGET // len(y)))
     try:
         return bootstrap_interval(
@@ -321,48 +357,65 @@ def _judged(
         "estimated": False,
         "confidence": confidence,
     }
-    threshold = None if bound is None else bound.value
+    result = functools.partial(segment_result, "performance", name, part, bound, detail)
     where = f" in {part.name}" if part.name else ""
     if labelled < min_labels:
-        return CheckResult(
-            check="performance",
-            column="label",
-            method=name,
-            statistic=None,
-            threshold=threshold,
-            status="no_data",
-            segment=part.name,
-            message=f"{name} not judged{where}: only {labelled} of {min_labels} labels "
-            f"({labelled} of {predictions} predictions labelled).",
-            detail=detail,
+        return result(
+            f"{name} not judged{where}: only {labelled} of {min_labels} labels "
+            f"({labelled} of {predictions} predictions labelled)."
         )
     value = METRICS[name](y, predicted)
     if not math.isfinite(value):
-        return CheckResult(
-            check="performance",
-            column="label",
-            method=name,
-            statistic=None,
-            threshold=threshold,
-            status="no_data",
-            segment=part.name,
-            message=f"{name} is undefined{where} on these {labelled} labels "
-            "(a single class, or constant labels).",
-            detail=detail,
+        return result(
+            f"{name} is undefined{where} on these {labelled} labels "
+            "(a single class, or constant labels)."
         )
     interval = _interval(name, y, predicted, n_resamples, confidence, seed)
     status, verdict = judge(value, interval, bound)
+    return result(
+        f"{name} {value:.4g} ({confidence:.0%} CI {interval[0]:.4g} to "
+        f"{interval[1]:.4g}){where} on {labelled} of {predictions} predictions labelled"
+        f"{verdict}.",
+        judged=(value, interval, status),
+    )
+
+
+def segment_result(
+    check: str,
+    name: str,
+    part: Segment,
+    bound: Bound | None,
+    detail: Mapping[str, Any],
+    message: str,
+    *,
+    judged: tuple[float, tuple[float, float], Status] | None = None,
+) -> CheckResult:
+    """One metric's result on one segment of the prediction log.
+
+    Args:
+        check: ``performance`` or ``estimated_performance``.
+        name: The metric (the result's ``method``).
+        part: The segment.
+        bound: The metric's bound, if any (the result's ``threshold``).
+        detail: The result's ``detail`` (copied).
+        message: The result's message.
+        judged: ``(value, interval, status)`` of a judged metric; ``None`` for a
+            ``no_data`` result.
+
+    Returns:
+        The result, its ``column`` ``"label"``.
+    """
+    unjudged: tuple[None, None, Status] = (None, None, "no_data")
+    value, interval, status = unjudged if judged is None else judged
     return CheckResult(
-        check="performance",
+        check=check,
         column="label",
         method=name,
         statistic=value,
-        threshold=threshold,
+        threshold=None if bound is None else bound.value,
         status=status,
         interval=interval,
         segment=part.name,
-        message=f"{name} {value:.4g} ({confidence:.0%} CI {interval[0]:.4g} to "
-        f"{interval[1]:.4g}){where} on {labelled} of {predictions} predictions labelled"
-        f"{verdict}.",
-        detail=detail,
+        message=message,
+        detail=dict(detail),
     )

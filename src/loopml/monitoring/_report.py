@@ -21,26 +21,10 @@ from typing import Any
 
 from loopml._html import clip, number, when
 from loopml.errors import InvalidParameter
-from loopml.monitoring._report_view import (
-    MAX_BINS,
-    MAX_COLUMNS_DRAWN,
-    MAX_HISTORY,
-    MAX_TABLE_ROWS,
-    MAX_TEXT,
-    build_view,
-    number_text,
-)
+from loopml.monitoring._report_view import MAX_TABLE_ROWS, MAX_TEXT, build_view, number_text
 from loopml.monitoring._results import MonitorResult
 
-__all__ = [
-    "MAX_BINS",
-    "MAX_COLUMNS_DRAWN",
-    "MAX_HISTORY",
-    "MAX_TABLE_ROWS",
-    "MAX_TEXT",
-    "render_html",
-    "write_report",
-]
+__all__ = ["check_report_target", "render_html", "write_report"]
 
 
 def render_html(
@@ -54,7 +38,7 @@ def render_html(
     Args:
         result: The monitor run to show.
         history: Earlier runs of the same monitor, for performance over time (any
-            order; the latest :data:`MAX_HISTORY` are drawn).
+            order; the latest :data:`~loopml.monitoring._report_view.MAX_HISTORY` are drawn).
         title: The page's title; default ``Monitor NAME``.
 
     Returns:

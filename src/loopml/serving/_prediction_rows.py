@@ -52,7 +52,13 @@ from sqlalchemy import Connection, select
 
 from loopml.errors import DeploymentNotFound, InvalidParameter, ProjectNotFound, UnknownColumnError
 from loopml.serving._feedback import labels_for
-from loopml.serving._predlog import SEGMENT_SCHEMA, SHADOW_MARK, _local_tables, _stored_signature
+from loopml.serving._predlog import (
+    SEGMENT_SCHEMA,
+    SHADOW_MARK,
+    _local_tables,
+    _stored_signature,
+    segment_digests,
+)
 from loopml.serving._predlog_columns import (
     INPUT_PREFIX,
     PREDICTION_COLUMN,
@@ -224,16 +230,9 @@ def read_prediction_rows(
             f"Got since={since!r} and until={until!r} instead."
         )
     window = _Window(endpoint, since_ms, until_ms, route, model_version)
-    query = select(_segment.c.digest).where(_segment.c.endpoint == endpoint)
-    if since_ms is not None:
-        query = query.where(_segment.c.last_at >= since_ms)
-    if until_ms is not None:
-        query = query.where(_segment.c.first_at < until_ms)
     with store.read() as connection:
         known = _endpoint_known(connection, endpoint, project)
-        digests = [
-            str(d) for d in connection.execute(query.order_by(_segment.c.first_at)).scalars()
-        ]
+        digests = segment_digests(connection, endpoint, since_ms, until_ms)
     reader = _Reader(store, window, wanted)
     parts = [reader.segment(pq.ParquetFile(io.BytesIO(artifacts.get_bytes(d)))) for d in digests]
     stored = len(parts)

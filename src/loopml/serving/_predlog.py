@@ -57,7 +57,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -99,6 +99,7 @@ __all__ = [
     "PredictionRecord",
     "SetAside",
     "read_predictions",
+    "segment_digests",
 ]
 
 _log = logging.getLogger(__name__)
@@ -841,15 +842,8 @@ def read_predictions(
         One row per request id, with the columns of :data:`SEGMENT_SCHEMA`
         (``inputs`` and ``output`` as JSON text).
     """
-    query = select(_segment.c.digest).where(_segment.c.endpoint == endpoint)
-    if since_ms is not None:
-        query = query.where(_segment.c.last_at >= since_ms)
-    if until_ms is not None:
-        query = query.where(_segment.c.first_at < until_ms)
     with store.read() as connection:
-        digests = [
-            str(d) for d in connection.execute(query.order_by(_segment.c.first_at)).scalars()
-        ]
+        digests = segment_digests(connection, endpoint, since_ms, until_ms)
     tables_: list[pa.Table] = [
         pq.read_table(io.BytesIO(artifacts.get_bytes(d)), schema=SEGMENT_SCHEMA) for d in digests
     ]
@@ -875,6 +869,29 @@ def read_predictions(
             [labels[r][1] if r in labels else None for r in answered], dtype="Int64"
         )
     return frame
+
+
+def segment_digests(
+    connection: Connection, endpoint: str, since_ms: int | None, until_ms: int | None
+) -> list[str]:
+    """The digests of ``endpoint``'s stored segments that overlap ``[since_ms, until_ms)``.
+
+    Args:
+        connection: an open connection to the metadata store.
+        endpoint: the endpoint name.
+        since_ms: leave out segments that end before this time (ms); ``None``: no bound.
+        until_ms: leave out segments that start at or after this time (ms); ``None``: no bound.
+
+    Returns:
+        The digests, oldest segment first. A segment may also hold rows outside the
+        window: the caller filters its rows by time.
+    """
+    query = select(_segment.c.digest).where(_segment.c.endpoint == endpoint)
+    if since_ms is not None:
+        query = query.where(_segment.c.last_at >= since_ms)
+    if until_ms is not None:
+        query = query.where(_segment.c.first_at < until_ms)
+    return [str(d) for d in connection.execute(query.order_by(_segment.c.first_at)).scalars()]
 
 
 def _local_tables(folder: Path, schema: pa.Schema | None = SEGMENT_SCHEMA) -> list[pa.Table]:
