@@ -132,7 +132,13 @@ def test_drift_on_live_traffic_alerts_through_a_webhook_and_metrics(
             name="cancer-live",
             endpoint="cancer",
             reference="dataset:cancer-train:1",
-            checks={"drift": {}, "data_quality": {}, "performance": {"min_labels": 100}},
+            checks={
+                "drift": {},
+                "data_quality": {},
+                "performance": {"min_labels": 100},
+                "multivariate": {"sample": 2000},
+                "attribution": {"method": "permutation", "sample": 300},
+            },
             sinks=("log", {"webhook": hook}),
         ),
         project="p",
@@ -151,6 +157,10 @@ def test_drift_on_live_traffic_alerts_through_a_webhook_and_metrics(
     )
     drifting = {c.column for c in moved.alerts if c.check == "drift"}
     assert set(SHIFTED) <= drifting
+    multivariate = [c for c in moved.checks if c.check == "multivariate_drift"]
+    assert [c.status for c in multivariate] == ["alert"]
+    ranking = [c for c in moved.checks if c.check == "attribution_drift" and c.method == "ndcg"]
+    assert ranking and ranking[0].statistic is not None and 0 < ranking[0].statistic <= 1
     perf = [c for c in moved.checks if c.check == "performance"]
     assert perf and all(c.status == "no_data" for c in perf)  # no labels yet: never a pass
     firing = list_alerts(store, project="p", state="firing")

@@ -217,3 +217,38 @@ def test_data_quality_judges_new_deliveries_by_the_saved_schema(
     assert list_alerts(monitors.store, project="p", state="firing") == []
     assert monitors.result(result.id) == result
     assert monitors.get("quality", project="p").last_status == "ok"
+
+
+def test_a_dataset_monitor_judges_fairness_and_joint_drift(
+    stores: tuple[MonitorStore, Readers, DataClient],
+) -> None:
+    monitors, readers, data = stores
+    rng = np.random.default_rng(3)
+
+    def scored(rows: int, biased: bool) -> pd.DataFrame:
+        group = rng.choice(["a", "b"], rows)
+        x = rng.normal(size=rows)
+        y = (x if biased else -x) + rng.normal(scale=0.5, size=rows)
+        label = (x + rng.normal(scale=0.3, size=rows) > 0).astype(int)
+        chosen = (x > 0) & ~(biased & (group == "b"))  # group b is never selected
+        return pd.DataFrame(
+            {"x": x, "y": y, "group": group, "prediction": chosen.astype(int), "label": label}
+        )
+
+    data.register("scored", scored(3000, biased=False), project="p")
+    data.register("scored", scored(3000, biased=True), project="p")
+    monitors.create(
+        MonitorSpec(
+            name="fair",
+            dataset="scored",
+            reference="dataset:scored:1",
+            checks={"fairness": {"sensitive": ["group"]}, "multivariate": {"sample": 2000}},
+        ),
+        project="p",
+    )
+    result = run_monitor(monitors, readers, "fair", project="p")
+    fairness = {c.method: c for c in result.checks if c.check == "fairness" and not c.segment}
+    assert fairness["demographic_parity_ratio"].status == "alert"
+    joint = [c for c in result.checks if c.check == "multivariate_drift"]
+    assert [c.status for c in joint] == ["alert"]  # x and y: same marginals, flipped relation
+    assert result.status == "alert"
