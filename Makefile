@@ -29,8 +29,9 @@ docs: $(STAMP)
 	site="$$(mktemp -d)" && trap 'rm -rf "$$site"' EXIT && \
 	$(BIN)/mkdocs build --strict --quiet --site-dir "$$site"
 
+# worksteal: an idle xdist worker takes half of the other's queue (slow tests start first).
 test: lint docs
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist worksteal -q
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench

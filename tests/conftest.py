@@ -115,7 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests marked ``slow`` first, each group in its collected order.
 
-    pytest-xdist hands tests out in this order (``--dist worksteal``, pyproject.toml):
+    pytest-xdist hands tests out in this order (``--dist worksteal``, the Makefile):
     started first, the long tests run beside the short ones, and what is left at the
     end, when one worker takes over half of the other's queue, is short.
     """

@@ -53,6 +53,13 @@ READS = [
     ("deployments", "show", "credit"),
     ("deployments", "history", "credit"),
     ("deployments", "compare", "credit"),
+    ("monitor", "list"),
+    ("monitor", "show", "credit-live"),
+    ("monitor", "history", "credit-live"),
+    ("monitor", "report", "credit-live"),
+    ("monitor", "delete", "credit-live", "-y"),
+    ("alerts", "list"),
+    ("alerts", "ack", "1"),
     ("gc",),
 ]
 

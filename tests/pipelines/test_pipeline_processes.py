@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from lp_project import flows
@@ -33,6 +34,20 @@ def wait_for(predicate_run: str, step: str, status: str, process: subprocess.Pop
             return runs[0].id
         time.sleep(0.1)
     raise AssertionError(f"step {step!r} never became {status!r}")
+
+
+def _wait_for_mark(step: str, process: subprocess.Popen[str]) -> None:
+    """Wait until ``step``'s code has written its mark (when the test records marks)."""
+    marks = os.environ.get("LP_PROJECT_MARKS")
+    if marks is None:
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the pipeline process ended early: {process.communicate()}"
+        if Path(marks).exists() and step in Path(marks).read_text(encoding="utf-8").split():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"step {step!r} never wrote its mark")
 
 
 def approvals() -> ApprovalClient:
@@ -65,6 +80,7 @@ def kill_mid_step(project_env: dict[str, str]) -> PipelineRun:
     )
     try:
         run_id = wait_for("holding", "hold", "running", process)
+        _wait_for_mark("hold", process)  # "running" is stored before the step's code starts
         killed = get_pipeline_run(run_id)
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate(timeout=30)

@@ -148,6 +148,9 @@ def ndcg(reference: Sequence[float], current: Sequence[float]) -> float:
 def _ndcg(relevance: FloatArray, scores: FloatArray) -> FloatArray:
     """NDCG of each row of ``scores`` ``(k, f)`` against one ``relevance`` ``(f,)``."""
     f = relevance.size
+    peak = float(relevance.max(initial=0.0))
+    if peak > 0:  # on a scale of 1: subnormal attributions would lose the sums' precision
+        relevance = relevance / peak
     discount = 1.0 / np.log2(np.arange(2, f + 2))
     ideal = float(np.sort(relevance)[::-1] @ discount)
     out = np.empty(scores.shape[0])
