@@ -54,7 +54,7 @@ def setup(workdir: Path) -> dict[str, object]:
 
 def count(wal: Path) -> dict[str, object]:
     from loopml.serving._claim import local_log_folders
-    from loopml.serving._predlog import read_predictions
+    from loopml.serving._predlog_reading import read_predictions
     from loopml.tracking import get_client
 
     tracking = get_client()

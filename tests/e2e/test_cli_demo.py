@@ -203,7 +203,7 @@ def test_each_demo_serves_the_champion_with_a_canary_and_compares_them(demo: Dem
 
 
 def test_the_served_traffic_is_logged_and_joined_with_its_feedback(in_demo: Demo) -> None:
-    from loopml.serving._predlog import read_predictions
+    from loopml.serving._predlog_reading import read_predictions
     from loopml.tracking import get_client
 
     client = get_client()

@@ -19,7 +19,8 @@ from loopml.serving._feedback import (
     feedback_history,
     record_feedback,
 )
-from loopml.serving._predlog import PredictionLog, PredictionRecord, read_predictions
+from loopml.serving._predlog import PredictionLog, PredictionRecord
+from loopml.serving._predlog_reading import read_predictions
 from loopml.store import Store, open_store
 
 

@@ -24,13 +24,8 @@ from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter, PredictionTooLarge
 from loopml.serving import _predlog
 from loopml.serving._payloads import FloatRows
-from loopml.serving._predlog import (
-    QUARANTINE,
-    PredictionLog,
-    PredictionRecord,
-    SetAside,
-    read_predictions,
-)
+from loopml.serving._predlog import QUARANTINE, PredictionLog, PredictionRecord, SetAside
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._wal import MAGIC, MAX_FRAME, encode_frame, read_wal, wal_files, wal_name
 from loopml.store import Store, open_store, tables
 

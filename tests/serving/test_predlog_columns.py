@@ -21,13 +21,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.registry import ColumnSpec, Signature
 from loopml.serving import _predlog
 from loopml.serving._payloads import FloatRows
-from loopml.serving._predlog import (
-    QUARANTINE,
-    SEGMENT_SCHEMA,
-    PredictionLog,
-    PredictionRecord,
-    read_predictions,
-)
+from loopml.serving._predlog import QUARANTINE, SEGMENT_SCHEMA, PredictionLog, PredictionRecord
 from loopml.serving._predlog_columns import (
     MAX_REQUEST_ROWS,
     check_typed,
@@ -35,6 +29,7 @@ from loopml.serving._predlog_columns import (
     typed_columns,
     typed_values,
 )
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._wal import MAGIC, encode_frame, wal_name
 from loopml.store import Store
 

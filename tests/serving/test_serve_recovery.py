@@ -14,7 +14,8 @@ from sklearn.linear_model import LinearRegression
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient
-from loopml.serving._predlog import QUARANTINE, PredictionRecord, _frame_fields, read_predictions
+from loopml.serving._predlog import QUARANTINE, PredictionRecord, _frame_fields
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._wal import MAGIC, encode_frame, wal_files, wal_name
 from loopml.store import open_store
 

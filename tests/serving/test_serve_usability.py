@@ -25,7 +25,7 @@ import loopml.serving
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient, feedback
-from loopml.serving._predlog import read_predictions
+from loopml.serving._predlog_reading import read_predictions
 from loopml.store import Store, open_store
 
 PROJECT = "p"

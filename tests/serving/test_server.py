@@ -23,7 +23,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.errors import DeploymentNotFound
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient, feedback, feedback_history
-from loopml.serving._predlog import read_predictions
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
 from server_support import start_in_thread

@@ -29,7 +29,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient, feedback, feedback_history
 from loopml.serving._feedback import MAX_LABEL_BYTES, RequestIds
-from loopml.serving._predlog import read_predictions
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._server import INLINE_PARSE_BYTES, ServerOptions, create_app
 from loopml.store import Store, open_store
 from server_support import start_in_thread

@@ -25,7 +25,7 @@ from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient
 from loopml.serving._batching import INLINE_SECONDS, BatchPolicy
-from loopml.serving._predlog import read_predictions
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._server import ServerOptions, create_app
 from loopml.store import Store, open_store
 from server_support import map_with_clients, start_in_thread

@@ -24,7 +24,8 @@ from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient
 from loopml.serving._payloads import PayloadLimits
-from loopml.serving._predlog import QUARANTINE, PredictionLog, read_predictions
+from loopml.serving._predlog import QUARANTINE, PredictionLog
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._server import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store

@@ -18,7 +18,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
-from loopml.serving._predlog import read_predictions
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._server import create_app
 from loopml.store import Store, open_store
 from server_support import start_in_thread

@@ -42,7 +42,7 @@ from sklearn.preprocessing import StandardScaler
 from loopml.artifacts import ArtifactStore
 from loopml.registry import RegistryClient
 from loopml.serving import DeploymentClient, Router, feedback
-from loopml.serving._predlog import read_predictions
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._wal import wal_files
 from loopml.store import Store, open_store
 from server_support import free_port

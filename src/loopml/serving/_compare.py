@@ -48,7 +48,8 @@ from loopml.errors import InvalidParameter
 from loopml.registry._client import RegistryClient
 from loopml.registry._stats import METRICS, Metric, bootstrap_interval
 from loopml.serving._deployments import DeploymentClient
-from loopml.serving._predlog import SHADOW_MARK, read_predictions
+from loopml.serving._predlog import SHADOW_MARK
+from loopml.serving._predlog_reading import read_predictions
 from loopml.serving._significance import Sample, difference_interval, method, two_sided_p
 from loopml.store import Store
 

@@ -52,13 +52,7 @@ from sqlalchemy import Connection, select
 
 from loopml.errors import DeploymentNotFound, InvalidParameter, ProjectNotFound, UnknownColumnError
 from loopml.serving._feedback import labels_for
-from loopml.serving._predlog import (
-    SEGMENT_SCHEMA,
-    SHADOW_MARK,
-    _local_tables,
-    _stored_signature,
-    segment_digests,
-)
+from loopml.serving._predlog import SEGMENT_SCHEMA, SHADOW_MARK
 from loopml.serving._predlog_columns import (
     INPUT_PREFIX,
     PREDICTION_COLUMN,
@@ -66,9 +60,11 @@ from loopml.serving._predlog_columns import (
     cast_to,
     check_typed,
     common_type,
+    stored_signature,
     typed_columns,
     typed_values,
 )
+from loopml.serving._predlog_reading import local_tables, segment_digests
 from loopml.serving._reading import TimeBound, time_bound_ms
 from loopml.store import Store, tables
 
@@ -237,7 +233,7 @@ def read_prediction_rows(
     parts = [reader.segment(pq.ParquetFile(io.BytesIO(artifacts.get_bytes(d)))) for d in digests]
     stored = len(parts)
     for folder in wal_folders:
-        parts += [reader.table(t) for t in _local_tables(Path(folder), schema=None)]
+        parts += [reader.table(t) for t in local_tables(Path(folder), schema=None)]
     if not known and not any(len(p.rows) for p in parts):
         raise DeploymentNotFound(
             f"No endpoint named {endpoint!r}: it is not deployed"
@@ -374,7 +370,7 @@ class _Reader:
 
     def _signature_types(self, version: str) -> dict[str, str] | None:
         if version not in self._signatures:
-            self._signatures[version] = _stored_signature(self._store, version)
+            self._signatures[version] = stored_signature(self._store, version)
         return self._signatures[version]
 
     def _empty(self) -> _Part:

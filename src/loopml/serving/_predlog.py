@@ -37,9 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import contextlib
 import fcntl
-import io
 import logging
 import os
 import shutil
@@ -53,11 +51,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -68,9 +64,8 @@ from loopml._private_fs import (
     open_private_file,
 )
 from loopml.artifacts import ArtifactStore
-from loopml.errors import InvalidParameter, LoopmlError, PredictionTooLarge
+from loopml.errors import InvalidParameter, PredictionTooLarge
 from loopml.registry._signature import Signature
-from loopml.serving._feedback import labels_for
 from loopml.serving._payloads import FloatRows
 from loopml.serving._predlog_columns import (
     INPUT_PREFIX,
@@ -78,6 +73,7 @@ from loopml.serving._predlog_columns import (
     ROWS_COLUMN,
     SignatureTypes,
     check_typed,
+    stored_signature,
     typed_columns,
 )
 from loopml.serving._wal import (
@@ -95,11 +91,12 @@ __all__ = [
     "QUARANTINE",
     "SEGMENT_SCHEMA",
     "SHADOW_MARK",
+    "STAGED_SUFFIX",
     "PredictionLog",
     "PredictionRecord",
     "SetAside",
-    "read_predictions",
-    "segment_digests",
+    "rows_to_table",
+    "valid_rows",
 ]
 
 _log = logging.getLogger(__name__)
@@ -125,7 +122,8 @@ SHADOW_MARK = ":shadow:"
 QUARANTINE = "quarantine"
 """The sub-folder of a log folder where files that could not be fully read are kept."""
 
-_STAGED = ".segments"
+STAGED_SUFFIX = ".segments"
+"""The suffix of a WAL file's staged folder of segments, waiting to be stored."""
 _STAGING = ".segments.tmp"
 _LOCK = "LOCK"
 _RETRY_SECONDS = 1.0
@@ -355,7 +353,7 @@ class PredictionLog:
 
     def _signature_types(self, model_version: str) -> dict[str, str] | None:
         if model_version not in self._signatures:
-            self._signatures[model_version] = _stored_signature(self._store, model_version)
+            self._signatures[model_version] = stored_signature(self._store, model_version)
         return self._signatures[model_version]
 
     def on_quarantine(self, listener: Callable[[SetAside], None]) -> None:
@@ -382,7 +380,7 @@ class PredictionLog:
             shutil.rmtree(leftover)
         current = self._writer_path()
         found: list[Path] = [p for _, p in wal_files(self.folder) if p != current]
-        staged = {p.name[: -len(_STAGED)] for p in self.folder.glob(f"*{_STAGED}")}
+        staged = {p.name[: -len(STAGED_SUFFIX)] for p in self.folder.glob(f"*{STAGED_SUFFIX}")}
         found += [self.folder / f"{stem}.log" for stem in sorted(staged)]
         with self._flush_lock:
             return sum(self._flush_file(path) for path in dict.fromkeys(found))
@@ -458,7 +456,7 @@ class PredictionLog:
 
     def _flush_file(self, wal: Path) -> int:
         """Turn WAL file ``wal`` (or its staged segments) into stored segments."""
-        staged = wal.with_suffix(_STAGED)
+        staged = wal.with_suffix(STAGED_SUFFIX)
         if not staged.exists():
             if not wal.exists():
                 return 0
@@ -466,7 +464,7 @@ class PredictionLog:
         elif wal.exists():
             # Crashed after staging, before removing the WAL (or setting it aside): the
             # staged copy is complete; whether the WAL must be kept is decided again.
-            _, refused, unreadable = _valid_rows(scan_wal(wal))
+            _, refused, unreadable = valid_rows(scan_wal(wal))
             self._remove_wal(wal, refused, unreadable)
         rows = 0
         for segment in sorted(staged.glob("*.parquet")):
@@ -534,33 +532,6 @@ class PredictionLog:
                 [row],
             )
         return int(table.num_rows)
-
-
-def _stored_signature(store: Store, model_version: str) -> dict[str, str] | None:
-    """The input types of model version ``name/N`` as stored, when one version has that name.
-
-    Model names are per project: when several projects have a ``name/N``, or the
-    stored signature is not readable, the segment's types are inferred instead.
-    """
-    name, _, number = model_version.rpartition("/")
-    if not name or not number.isdigit() or int(number) > _INT32_MAX:
-        return None
-    model, version = tables.MODEL, tables.MODEL_VERSION
-    query = (
-        select(version.c.signature)
-        .join(model, model.c.id == version.c.model_id)
-        .where(model.c.name == name, version.c.version == int(number))
-        .limit(2)
-    )
-    with store.read() as connection:
-        found = connection.execute(query).scalars().all()
-    if len(found) != 1 or not isinstance(found[0], dict):
-        return None
-    try:
-        signature = Signature.from_dict(found[0])
-    except LoopmlError:
-        return None
-    return {c.name: c.type for c in signature.inputs}
 
 
 def _private_folder(folder: Path) -> None:
@@ -683,7 +654,6 @@ _Row = tuple[str, int, str, str, str, float, str, str]  # a segment row, in SEGM
 _Parsed = tuple[_Row, FloatRows | None]
 _TEXT_FIELDS = ("request_id", "endpoint", "route", "model_version")
 _INT64 = (-(2**63), 2**63 - 1)
-_INT32_MAX = 2**31 - 1
 
 
 def _segment_row(record: dict[str, Any]) -> _Parsed:
@@ -743,7 +713,7 @@ def _text(record: dict[str, Any], name: str) -> str:
     return _json_text(record[name])
 
 
-def _valid_rows(contents: WalContents) -> tuple[list[_Parsed], int, int]:
+def valid_rows(contents: WalContents) -> tuple[list[_Parsed], int, int]:
     """The segment rows of a WAL file's records, how many were refused, and bytes set aside.
 
     The bytes set aside are those in no valid frame plus the frames of refused records.
@@ -761,7 +731,7 @@ def _valid_rows(contents: WalContents) -> tuple[list[_Parsed], int, int]:
     return rows, refused, unreadable
 
 
-def _rows_to_table(
+def rows_to_table(
     parsed: list[_Parsed], signature_types: SignatureTypes | None = None, *, typed: bool = True
 ) -> pa.Table:
     """A segment: the columns of :data:`SEGMENT_SCHEMA`, then (``typed``) the typed ones."""
@@ -792,7 +762,7 @@ def _stage(
     Returns:
         How many records were refused, and how many bytes of ``wal`` were not staged.
     """
-    rows, refused, unreadable = _valid_rows(scan_wal(wal))
+    rows, refused, unreadable = valid_rows(scan_wal(wal))
     by_endpoint: dict[str, list[_Parsed]] = {}
     for parsed in rows:
         by_endpoint.setdefault(parsed[0][2], []).append(parsed)
@@ -804,118 +774,10 @@ def _stage(
         path = staging / f"{index:04d}.parquet"
         fd = open_private_file(path, os.O_WRONLY)
         with os.fdopen(fd, "wb") as handle:
-            pq.write_table(_rows_to_table(group, signature_types), handle, compression="zstd")
+            pq.write_table(rows_to_table(group, signature_types), handle, compression="zstd")
             handle.flush()
             os.fsync(handle.fileno())
     fsync_dir(staging)
     staging.rename(staged)
     fsync_dir(wal.parent)
     return refused, unreadable
-
-
-# -- reading ---------------------------------------------------------------------
-
-
-def read_predictions(
-    store: Store,
-    artifacts: ArtifactStore,
-    endpoint: str,
-    since_ms: int | None = None,
-    until_ms: int | None = None,
-    with_feedback: bool = False,
-    wal_folders: Sequence[Path] = (),
-) -> pd.DataFrame:
-    """Return the logged predictions of ``endpoint``, oldest first.
-
-    Args:
-        store: the metadata store.
-        artifacts: the artifact store holding the segments.
-        endpoint: the endpoint name.
-        since_ms: only predictions answered at or after this time (ms since the epoch).
-        until_ms: only predictions answered before this time (ms since the epoch).
-        with_feedback: add ``label`` and ``feedback_at`` columns (``None``/``<NA>``
-            where no feedback arrived yet); a shadow's row gets the label of the
-            request it copied.
-        wal_folders: also read records not flushed yet from these local WAL folders.
-
-    Returns:
-        One row per request id, with the columns of :data:`SEGMENT_SCHEMA`
-        (``inputs`` and ``output`` as JSON text).
-    """
-    with store.read() as connection:
-        digests = segment_digests(connection, endpoint, since_ms, until_ms)
-    tables_: list[pa.Table] = [
-        pq.read_table(io.BytesIO(artifacts.get_bytes(d)), schema=SEGMENT_SCHEMA) for d in digests
-    ]
-    for folder in wal_folders:
-        tables_ += _local_tables(Path(folder))
-    frame = pa.concat_tables(tables_).to_pandas() if tables_ else _empty()
-    mask = frame["endpoint"] == endpoint
-    if since_ms is not None:
-        mask &= frame["ts"] >= since_ms
-    if until_ms is not None:
-        mask &= frame["ts"] < until_ms
-    frame = frame[mask].drop_duplicates("request_id", keep="first")
-    frame = frame.sort_values(["ts", "request_id"], kind="stable").reset_index(drop=True)
-    if with_feedback:
-        # A shadow's copy (``<id>:shadow:<model>``) takes the label of the request it copied.
-        answered = [str(r).split(SHADOW_MARK, 1)[0] for r in frame["request_id"]]
-        with store.read() as connection:
-            labels = labels_for(connection, endpoint, list(dict.fromkeys(answered)))
-        frame["label"] = pd.Series(
-            [labels[r][0] if r in labels else None for r in answered], dtype=object
-        )
-        frame["feedback_at"] = pd.array(
-            [labels[r][1] if r in labels else None for r in answered], dtype="Int64"
-        )
-    return frame
-
-
-def segment_digests(
-    connection: Connection, endpoint: str, since_ms: int | None, until_ms: int | None
-) -> list[str]:
-    """The digests of ``endpoint``'s stored segments that overlap ``[since_ms, until_ms)``.
-
-    Args:
-        connection: an open connection to the metadata store.
-        endpoint: the endpoint name.
-        since_ms: leave out segments that end before this time (ms); ``None``: no bound.
-        until_ms: leave out segments that start at or after this time (ms); ``None``: no bound.
-
-    Returns:
-        The digests, oldest segment first. A segment may also hold rows outside the
-        window: the caller filters its rows by time.
-    """
-    query = select(_segment.c.digest).where(_segment.c.endpoint == endpoint)
-    if since_ms is not None:
-        query = query.where(_segment.c.last_at >= since_ms)
-    if until_ms is not None:
-        query = query.where(_segment.c.first_at < until_ms)
-    return [str(d) for d in connection.execute(query.order_by(_segment.c.first_at)).scalars()]
-
-
-def _local_tables(folder: Path, schema: pa.Schema | None = SEGMENT_SCHEMA) -> list[pa.Table]:
-    """What ``folder`` holds that is not in the store yet: staged segments, then WAL records.
-
-    Args:
-        folder: a prediction log's folder.
-        schema: read only these columns; None reads staged segments whole and gives
-            WAL records their typed columns too.
-    """
-    found: list[pa.Table] = []
-    for staged in sorted(folder.glob(f"*{_STAGED}")):
-        for path in sorted(staged.glob("*.parquet")):
-            with contextlib.suppress(OSError, pa.ArrowInvalid):  # flushed and removed meanwhile
-                found.append(pq.read_table(path, schema=schema))
-    for _, wal in wal_files(folder):
-        with contextlib.suppress(OSError):
-            rows, _, _ = _valid_rows(scan_wal(wal))
-            if rows:
-                table = _rows_to_table(rows, typed=schema is None)
-                found.append(table if schema is None else table.select(schema.names))
-    return found
-
-
-def _empty() -> pd.DataFrame:
-    frame: pd.DataFrame = SEGMENT_SCHEMA.empty_table().to_pandas()
-    return frame

@@ -39,12 +39,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
+from sqlalchemy import select
 
+from loopml.errors import LoopmlError
+from loopml.registry._signature import Signature
 from loopml.serving._payloads import FloatRows
 from loopml.serving._wal import MAX_FRAME
+from loopml.store import Store, tables
+
+INT32_MAX = 2**31 - 1
+"""The largest version number the store holds."""
 
 __all__ = [
     "INPUT_PREFIX",
+    "INT32_MAX",
     "MAX_REQUEST_ROWS",
     "PREDICTION_COLUMN",
     "ROWS_COLUMN",
@@ -55,6 +63,7 @@ __all__ = [
     "check_typed",
     "common_type",
     "request_rows",
+    "stored_signature",
     "typed_columns",
     "typed_values",
 ]
@@ -462,3 +471,30 @@ def check_typed(schema: pa.Schema, table: pa.Table | None = None) -> str | None:
         if np.any(valid & (lengths != expected)):
             return f"{name!r} has a list whose length is not its request's '{ROWS_COLUMN}'"
     return None
+
+
+def stored_signature(store: Store, model_version: str) -> dict[str, str] | None:
+    """The input types of model version ``name/N`` as stored, when one version has that name.
+
+    Model names are per project: when several projects have a ``name/N``, or the
+    stored signature is not readable, the segment's types are inferred instead.
+    """
+    name, _, number = model_version.rpartition("/")
+    if not name or not number.isdigit() or int(number) > INT32_MAX:
+        return None
+    model, version = tables.MODEL, tables.MODEL_VERSION
+    query = (
+        select(version.c.signature)
+        .join(model, model.c.id == version.c.model_id)
+        .where(model.c.name == name, version.c.version == int(number))
+        .limit(2)
+    )
+    with store.read() as connection:
+        found = connection.execute(query).scalars().all()
+    if len(found) != 1 or not isinstance(found[0], dict):
+        return None
+    try:
+        signature = Signature.from_dict(found[0])
+    except LoopmlError:
+        return None
+    return {c.name: c.type for c in signature.inputs}

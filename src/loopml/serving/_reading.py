@@ -79,7 +79,7 @@ def predictions(
     """
     from loopml import settings
     from loopml.serving._claim import local_log_folders
-    from loopml.serving._predlog import read_predictions
+    from loopml.serving._predlog_reading import read_predictions
     from loopml.tracking import get_client
 
     if not isinstance(endpoint, str) or not endpoint:
