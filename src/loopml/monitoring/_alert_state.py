@@ -31,7 +31,7 @@ from loopml.errors import AlertNotFound, InvalidParameter
 from loopml.monitoring._results import CheckResult, MonitorResult
 from loopml.store import Store, now_ms, tables
 
-__all__ = ["NO_DATA_CHECK", "Alert", "ack_alert", "apply_alerts", "list_alerts"]
+__all__ = ["NO_DATA_CHECK", "Alert", "ack_alert", "apply_alerts", "check_limit", "list_alerts"]
 
 _alert = tables.MONITOR_ALERT
 _monitor = tables.MONITOR
@@ -178,10 +178,7 @@ def list_alerts(
         raise InvalidParameter(
             f"The 'state' parameter must be 'firing' or 'resolved'. Got {state!r} instead."
         )
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
-        raise InvalidParameter(
-            f"The 'limit' parameter must be an int from 1 to 100000. Got {limit!r} instead."
-        )
+    check_limit(limit)
     with store.read() as conn:
         project_id = store.require_project(conn, project)
         query = (
@@ -291,3 +288,15 @@ def _alert_of(row: Any, monitor_name: str) -> Alert:
         acked_by=row.acked_by,
         ack_note=row.ack_note,
     )
+
+
+def check_limit(limit: object) -> None:
+    """Refuse a listing ``limit`` that is not an int from 1 to 100,000.
+
+    Raises:
+        InvalidParameter: naming the limit and what was given.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+        raise InvalidParameter(
+            f"The 'limit' parameter must be an int from 1 to 100000. Got {limit!r} instead."
+        )

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from loopml._names import closest
 from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter, MonitorNotFound
-from loopml.monitoring._alert_state import Alert, apply_alerts
+from loopml.monitoring._alert_state import Alert, apply_alerts, check_limit
 from loopml.monitoring._results import CheckResult, MonitorResult
 from loopml.monitoring._sinks import sink_from_spec
 from loopml.monitoring._spec import MonitorSpec
@@ -258,7 +258,7 @@ class MonitorStore:
             MonitorNotFound: no such monitor.
             InvalidParameter: a bad ``limit``.
         """
-        _check_limit(limit)
+        check_limit(limit)
         monitor = self.get(name, project=project)
         query = select(_result.c.id, _result.c.digest).where(_result.c.monitor_id == monitor.id)
         if since_ms is not None:
@@ -307,7 +307,7 @@ class MonitorStore:
             InvalidParameter: a bad ``limit``, or a ``check``/``column`` the monitor never
                 recorded (naming the closest one).
         """
-        _check_limit(limit)
+        check_limit(limit)
         monitor = self.get(name, project=project)
         query = select(_check).where(_check.c.monitor_id == monitor.id)
         with self.store.read() as conn:
@@ -419,11 +419,4 @@ def _require_known(conn: Connection, monitor: MonitorRecord, attribute: str, val
             f"Monitor {monitor.name!r} has recorded no {attribute} {value!r}"
             + (f" (did you mean {hint!r}?)" if hint else "")
             + (f"; it has: {', '.join(sorted(known)[:20])}." if known else "; it never ran.")
-        )
-
-
-def _check_limit(limit: object) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
-        raise InvalidParameter(
-            f"The 'limit' parameter must be an int from 1 to 100000. Got {limit!r} instead."
         )
