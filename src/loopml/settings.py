@@ -242,6 +242,16 @@ SETTINGS: dict[str, Setting] = {
             _parse_positive_int,
         ),
         Setting(
+            "LOOPML_SERVE_LOG_PROBABILITIES",
+            "bool",
+            False,
+            "Whether loopml serve logs every request's class probabilities (one more "
+            "predict_proba call per batch) for models that have them, so monitors can "
+            "estimate performance before labels arrive (an endpoint's log_probabilities "
+            "setting overrides it).",
+            _parse_bool,
+        ),
+        Setting(
             "LOOPML_APPROVER_ROLES",
             "path",
             None,

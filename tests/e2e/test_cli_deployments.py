@@ -64,7 +64,8 @@ def _fails(cli: Cli, *args: str) -> str:
 def test_set_show_history_rollback_list(cli: Cli) -> None:
     made = cli(
         "deployments", "set", "credit", *ROUTES, *P, "--sticky-key", "customer",
-        "--max-batch-size", "16", "--max-wait-ms", "2.5", "--reason", "launch",
+        "--max-batch-size", "16", "--max-wait-ms", "2.5", "--log-probabilities",
+        "--reason", "launch",
     )  # fmt: skip
     assert made.exit_code == 0, made.output
     assert "revision 1" in made.stdout
@@ -78,7 +79,12 @@ def test_set_show_history_rollback_list(cli: Cli) -> None:
         {"model": "credit/2", "weight": 10.0, "mode": "canary"},
         {"model": "credit/3", "weight": 0.0, "mode": "shadow"},
     ]
-    assert shown["settings"] == {"max_batch_size": 16, "max_wait_ms": 2.5, "sticky_key": "customer"}
+    assert shown["settings"] == {
+        "max_batch_size": 16,
+        "max_wait_ms": 2.5,
+        "sticky_key": "customer",
+        "log_probabilities": True,
+    }
     assert shown["reason"] == "launch"
 
     table = cli("deployments", "show", "credit", *P)

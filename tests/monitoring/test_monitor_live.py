@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -176,3 +177,85 @@ def test_drift_on_live_traffic_alerts_through_a_webhook_and_metrics(
         stop()
     assert 'loopml_monitor_status{endpoint="cancer",monitor="cancer-live"} 1.0' in text
     assert 'loopml_monitor_drift{column="mean radius"' in text
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def test_performance_is_estimated_on_live_traffic_before_labels_arrive(
+    client: TrackingClient, tmp_path: Path
+) -> None:
+    """An endpoint that logs class probabilities: CBPE calibrated on a labelled window
+    estimates the accuracy and AUC of a later unlabelled one; realised AUC is reported."""
+    store, artifacts = client.store, client.artifacts
+    frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
+    train = frame.sample(frac=0.5, random_state=1)
+    live = frame.drop(train.index)
+    features = train.drop(columns="target")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(features, train["target"])
+    registry = RegistryClient(store, artifacts)
+    registry.register(model, "cancer", project="p", input_example=features.head(5))
+    deployments = DeploymentClient(store, registry)
+    deployments.set("cancer", ["cancer/1:100"], project="p", settings={"log_probabilities": True})
+
+    app = create_app(store, artifacts, None, "p", tmp_path / "wal", ServerOptions())
+    url, stop = start_in_thread(app)
+    inputs = live.drop(columns="target")
+    since = now_ms()
+    ids = _send(url, inputs.to_dict(orient="records"))
+    feedback = httpx.post(
+        f"{url}/v1/endpoints/cancer/feedback",
+        json={
+            "items": [
+                {"request_id": i, "label": int(y)} for i, y in zip(ids, live["target"], strict=True)
+            ]
+        },
+        timeout=30,
+    )
+    assert feedback.status_code == 200, feedback.text
+    labelled = (since, now_ms() + 1)
+    unlabelled_since = now_ms() + 1
+    while now_ms() < unlabelled_since:  # the windows must not share a millisecond
+        pass
+    _send(url, inputs.sample(200, random_state=2).to_dict(orient="records"))
+    unlabelled = (unlabelled_since, now_ms() + 1)
+    stop()
+
+    from loopml.monitoring._predictions import read_window
+
+    def prediction_rows(
+        endpoint: str, start: int, end: int, route: str | None, version: str | None
+    ) -> PredictionWindow:
+        return read_window(store, artifacts, endpoint, start, end, route, version)
+
+    readers = Readers(store, artifacts, DataClient(store, artifacts), registry, prediction_rows)
+    monitors = MonitorStore(store, artifacts)
+    monitors.create(
+        MonitorSpec(
+            name="cancer-cbpe",
+            endpoint="cancer",
+            reference=f"window:{_iso(labelled[0])}/{_iso(labelled[1])}",
+            checks={
+                "estimated_performance": {"metrics": ["accuracy", "auc"]},
+                "performance": {"min_labels": 100, "metrics": ["accuracy", "auc"]},
+            },
+        ),
+        project="p",
+    )
+    result = run_monitor(monitors, readers, "cancer-cbpe", project="p", window=unlabelled)
+    estimated = {c.method: c for c in result.checks if c.check == "estimated_performance"}
+    assert set(estimated) == {"accuracy", "auc"}, [c.message for c in result.checks]
+    accuracy = estimated["accuracy"]
+    assert accuracy.status == "ok" and accuracy.statistic is not None
+    assert accuracy.detail["estimated"] is True
+    realised_accuracy = float((model.predict(inputs) == live["target"]).mean())
+    assert abs(accuracy.statistic - realised_accuracy) < 0.1
+    assert estimated["auc"].statistic is not None and estimated["auc"].statistic > 0.9
+    realised = [c for c in result.checks if c.check == "performance"]
+    assert realised and all(c.status == "no_data" for c in realised)  # no labels yet
+
+    labelled_run = run_monitor(monitors, readers, "cancer-cbpe", project="p", window=labelled)
+    auc = [c for c in labelled_run.checks if c.check == "performance" and c.method == "auc"]
+    assert auc and auc[0].statistic is not None and auc[0].statistic > 0.9

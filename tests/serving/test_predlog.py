@@ -155,14 +155,20 @@ def test_float_rows_are_logged_as_bytes_and_read_back_as_their_columns(
     ("fields", "problem"),
     [
         ([], "not an object"),
-        ({"names": [], "b64": ""}, "non-empty 'names'"),
+        ({"names": [], "b64": ""}, "'names' list of distinct strings"),
+        ({"names": ["a", "a"], "b64": ""}, "'names' list of distinct strings"),
+        ({"names": [1], "b64": ""}, "'names' list of distinct strings"),
         ({"names": ["a"], "b64": "!!"}, "'b64' is not base64"),
+        ({"names": ["a"], "b64": "AAAA"}, "3 bytes, not whole float64 values"),
+        ({"names": ["a"], "b64": ""}, "0 values do not fill"),
         ({"names": ["a", "b"], "b64": "AAAAAAAAAAA="}, "do not fill rows of 2 columns"),
     ],
 )
-def test_a_damaged_float_record_is_refused_by_name(fields: object, problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        _predlog._float_rows_from(fields)
+@pytest.mark.parametrize("name", ["inputs_f64", "proba_f64"])
+def test_a_damaged_float_record_is_refused_by_name(fields: object, problem: str, name: str) -> None:
+    with pytest.raises(ValueError, match=problem) as raised:
+        _predlog._float_rows_from(fields, name)
+    assert name in str(raised.value)
 
 
 def test_group_commit_under_concurrency(

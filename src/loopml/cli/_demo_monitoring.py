@@ -3,12 +3,15 @@
 A monitor of the demo endpoint compares the served inputs with the data the
 champion was trained on. It judges the labelled traffic first (nothing moved), then
 the traffic whose inputs drifted: the drifting columns alert, and the run's HTML
-report is written next to the model card. (Acting on the alert -- retraining,
-gating, promoting -- is the automation that comes next.)
+report is written next to the model card. The endpoint logs class probabilities, so
+the monitor also estimates the accuracy of the drifted traffic before any label
+arrives (CBPE, calibrated on the labelled traffic). (Acting on the alert --
+retraining, gating, promoting -- is the automation that comes next.)
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -16,9 +19,10 @@ from rich.table import Table
 
 from loopml.cli._format import fmt_value
 
-__all__ = ["MONITOR", "monitor_demo"]
+__all__ = ["ESTIMATING", "MONITOR", "monitor_demo"]
 
 MONITOR = "breast-cancer-live"
+ESTIMATING = "breast-cancer-estimated"
 
 
 def monitor_demo(
@@ -49,6 +53,16 @@ def monitor_demo(
         sinks=(),
         description="loopml demo: the served inputs against the champion's training data",
     )
+    labelled = "/".join(datetime.fromtimestamp(t / 1000, tz=UTC).isoformat() for t in normal)
+    estimating = MonitorSpec(
+        name=ESTIMATING,
+        endpoint=endpoint,
+        reference=f"window:{labelled}",
+        checks={"estimated_performance": {"metrics": ["accuracy"]}},
+        sinks=(),
+        description="loopml demo: accuracy estimated from calibrated probabilities (CBPE)",
+    )
+    create_monitor(estimating, project=project, replace=True)
     create_monitor(spec, project=project, replace=True)
     console.print(
         f"Monitoring: monitor [bold]{MONITOR}[/] compares what {endpoint} is sent with the "
@@ -80,6 +94,16 @@ def monitor_demo(
             "-" if check.p_value is None else f"{check.p_value:.2g}",
         )
     console.print(table)
+    estimate = run_monitor(store, sources, ESTIMATING, project=project, window=drifted)
+    for check in estimate.checks:
+        low, high = check.interval or (None, None)
+        console.print(
+            f"  [green]✓[/] {check.segment}: accuracy estimated before any label arrived "
+            f"{fmt_value(check.statistic)} [{fmt_value(low)}, {fmt_value(high)}] "
+            f"({check.status}; CBPE calibrated on the labelled traffic)",
+            highlight=False,
+            soft_wrap=True,
+        )
     path = (settings.home() / "reports" / f"monitor-{MONITOR}-{moved.id}.html").resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_report(moved, path, history=[calm])

@@ -87,6 +87,7 @@ def serve_demo(
         ENDPOINT,
         [f"{model}@champion:{100 - CANARY_WEIGHT}", f"{canary}:{CANARY_WEIGHT}:canary"],
         project=project,
+        settings={"log_probabilities": True},  # for the monitor's estimated performance
         reason="loopml demo: champion with a canary",
     )
     routes = ", ".join(str(r) for r in deployment.routes)

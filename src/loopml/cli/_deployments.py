@@ -138,6 +138,13 @@ def set_deployment(
     max_wait_ms: Annotated[
         float | None, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill.")
     ] = None,
+    log_probabilities: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-probabilities/--no-log-probabilities",
+            help="Log class probabilities with every prediction (for estimated performance).",
+        ),
+    ] = None,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why: kept with the revision.")
     ] = None,
@@ -171,7 +178,12 @@ def set_deployment(
                 "--route credit/7:10:canary --route credit/8:shadow."
             )
         routes = list(route)
-    flags = {"sticky_key": sticky_key, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
+    flags = {
+        "sticky_key": sticky_key,
+        "max_batch_size": max_batch_size,
+        "max_wait_ms": max_wait_ms,
+        "log_probabilities": log_probabilities,
+    }
     settings.update({k: v for k, v in flags.items() if v is not None})
     deployment = _client().set(
         endpoint, routes, project=_project_name(project), settings=settings, reason=reason

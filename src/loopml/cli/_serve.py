@@ -117,6 +117,15 @@ def serve(
         bool,
         typer.Option("--trust", help="Load pickled (pyfunc) models others registered."),
     ] = False,
+    log_probabilities: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-probabilities/--no-log-probabilities",
+            help="Log every request's class probabilities for models that have them, for "
+            "monitors that estimate performance before labels arrive (default: "
+            "LOOPML_SERVE_LOG_PROBABILITIES; an endpoint's setting overrides it).",
+        ),
+    ] = None,
     allowed_hosts: Annotated[
         str | None,
         typer.Option(
@@ -174,6 +183,7 @@ def serve(
         "max_wait_ms": _or_setting(max_wait_ms, "LOOPML_SERVE_MAX_WAIT_MS"),
         "max_queue": _or_setting(max_queue, "LOOPML_SERVE_MAX_QUEUE"),
         "trust": trust,
+        "log_probabilities": _or_setting(log_probabilities, "LOOPML_SERVE_LOG_PROBABILITIES"),
         "allowed_hosts": _allowed_hosts(
             host, _or_setting(allowed_hosts, "LOOPML_SERVE_ALLOWED_HOSTS")
         ),
@@ -399,6 +409,7 @@ def _build(config: dict[str, Any]) -> FastAPI:
         ),
         poll_interval=config["poll_interval"],
         trust=config["trust"],
+        log_probabilities=config["log_probabilities"],
         payload=PayloadLimits(max_rows=config["max_rows"], max_columns=config["max_columns"]),
         allowed_hosts=tuple(config["allowed_hosts"]),
         token=config["token"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.errors import InsufficientData
 from loopml.monitoring._context import Check, CheckContext
@@ -117,17 +118,42 @@ def estimated_performance(context: CheckContext, options: dict[str, Any]) -> lis
     """Quality estimated from calibrated scores before labels arrive (CBPE)."""
     from loopml.monitoring._estimated import estimate_performance
 
-    reference = context.reference.table
-    if "label" not in reference.column_names or not any(
-        c.startswith("proba_") for c in reference.column_names
-    ):
+    reference = _with_probabilities(context.reference.table)
+    current = _with_probabilities(context.current.table)
+    if "label" not in reference.column_names or not reference.num_rows:
         raise InsufficientData(
             "estimated_performance needs a reference of labelled predictions with class "
             "probabilities: set the monitor's reference to a window of the prediction log "
-            "('window:7d@-7d')."
+            "('window:7d@-7d') of an endpoint that logs them (deployment setting "
+            "log_probabilities, or loopml serve --log-probabilities)."
         )
     metrics = tuple(options.get("metrics") or ("accuracy", "auc"))
-    return estimate_performance(reference, context.current.table, metrics=metrics)
+    if not current.num_rows:
+        raise InsufficientData(
+            "estimated_performance needs class probabilities in the current data: none of "
+            "its rows has them (does the endpoint log them? deployment setting "
+            "log_probabilities, or loopml serve --log-probabilities)."
+        )
+    return estimate_performance(
+        reference,
+        current,
+        metrics=metrics,
+        by=("route",) if context.spec.endpoint else (),
+        thresholds=options.get("thresholds"),
+        min_rows=int(options.get("min_rows", 100)),
+    )
+
+
+def _with_probabilities(table: pa.Table) -> pa.Table:
+    """The rows of ``table`` that have every ``proba_`` column (none when it has none):
+    a window of the prediction log also holds requests logged without probabilities."""
+    names = [c for c in table.column_names if c.startswith("proba_")]
+    if not names:
+        return table.slice(0, 0)
+    valid = pc.is_valid(table.column(names[0]))
+    for name in names[1:]:
+        valid = pc.and_(valid, pc.is_valid(table.column(name)))
+    return table.filter(valid)
 
 
 def fairness(context: CheckContext, options: dict[str, Any]) -> list[CheckResult]:

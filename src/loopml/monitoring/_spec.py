@@ -58,7 +58,7 @@ CHECK_OPTIONS: dict[str, frozenset[str]] = {
     "data_quality": frozenset({"dataset"}),
     "multivariate": frozenset({"threshold", "sample"}),
     "performance": frozenset({"metrics", "thresholds", "min_labels", "task"}),
-    "estimated_performance": frozenset({"metrics"}),
+    "estimated_performance": frozenset({"metrics", "thresholds", "min_rows"}),
     "fairness": frozenset({"sensitive", "thresholds", "positive", "min_group"}),
     "attribution": frozenset({"method", "ndcg_threshold", "sample"}),
 }
@@ -434,7 +434,7 @@ def _check_options(kind: str, options: Mapping[str, Any]) -> None:
                     f"The {option!r} parameter{where} must be a number in (0, 1]. "
                     f"Got {_shown(options[option])} instead."
                 )
-        elif option in ("sample", "min_labels", "min_group"):
+        elif option in ("sample", "min_labels", "min_group", "min_rows"):
             _check_int(value, option, where)
         elif option in ("tolerances", "thresholds"):
             if not isinstance(value, Mapping) or not all(

@@ -32,12 +32,18 @@ rather than handed to the WAL thread: two thread wake-ups fewer, ~0.2 ms.
 
 The queue is bounded: :meth:`Batcher.submit` raises :class:`Overloaded`, with a
 Retry-After estimate, rather than let memory grow without limit.
+
+A route that logs class probabilities (``log_probabilities``) calls ``predict_proba``
+on the same batch right after ``predict``, and each request's rows of them go to the
+log with its predictions. When that second call fails, the predictions are still
+answered and logged, without probabilities (a warning says so once per route).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 import time
 from collections import deque
@@ -55,8 +61,11 @@ from loopml.registry._loaded import LoadedModel
 from loopml.serving._metrics import ServerMetrics
 from loopml.serving._payloads import Columns, FloatRows, Payload, to_columns
 from loopml.serving._predlog import PredictionLog, PredictionRecord
+from loopml.serving._probabilities import logged_probabilities
 
 __all__ = ["INLINE_SECONDS", "BatchPolicy", "Batcher", "LogUnavailable", "Outcome", "Overloaded"]
+
+_log = logging.getLogger(__name__)
 
 INLINE_SECONDS = 0.02
 """A lone request is predicted on the event loop when its route's lone calls take at most this."""
@@ -88,10 +97,12 @@ class BatchPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a request gets: its predictions, and the model version that made them."""
+    """What a request gets: its predictions, the model version that made them and, when
+    the route logs them, its rows' class probabilities (columns named by class key)."""
 
     predictions: list[Any]
     model_version: str
+    probabilities: FloatRows | None = None
 
 
 class Overloaded(Exception):
@@ -132,6 +143,8 @@ class Batcher:
             request to a fast model is then predicted on the event loop (see the
             module docstring). None for routes whose calls must never hold up the
             loop, such as shadows.
+        log_probabilities: also compute and log class probabilities (ignored, with a
+            warning, for a model without ``predict_proba``).
     """
 
     def __init__(
@@ -145,6 +158,7 @@ class Batcher:
         metrics: ServerMetrics,
         policy: BatchPolicy,
         quiet: Callable[[], bool] | None = None,
+        log_probabilities: bool = False,
     ) -> None:
         self.model = model
         self.endpoint = endpoint
@@ -159,6 +173,16 @@ class Batcher:
         self._logging: set[asyncio.Task[None]] = set()
         self._seconds_per_call = 0.0
         self._quiet = quiet
+        self._log_probabilities = log_probabilities and model.has_proba
+        if log_probabilities and not model.has_proba:
+            _log.warning(
+                "Endpoint %r, route %r: model %s has no predict_proba, so no class "
+                "probabilities are logged for it.",
+                endpoint,
+                route,
+                model.version.ref,
+            )
+        self._proba_failed = False
         # Moving average of the calls for one request of few rows; None until the first,
         # which runs in a worker thread (a slow model must not hold up the loop even once).
         self._lone_seconds: float | None = None
@@ -384,6 +408,7 @@ class Batcher:
                 inputs=item.payload,
                 output=result.predictions,
                 latency_ms=(now - item.arrived) * 1000,
+                probabilities=result.probabilities,
             )
             for item, result in zip(batch, results, strict=True)
             if isinstance(result, Outcome)
@@ -406,26 +431,54 @@ class Batcher:
         if len(batch) == 1:
             return [self._predict_one(batch[0].payload)]
         try:
-            values = self._values(_merge([item.payload for item in batch]))
+            values, probabilities = self._call(_merge([item.payload for item in batch]))
         except Exception:
             return [self._predict_one(item.payload) for item in batch]
         results: list[Outcome | BaseException] = []
         start = 0
         for item in batch:
-            results.append(Outcome(values[start : start + item.rows], self.version))
-            start += item.rows
+            end = start + item.rows
+            rows = (
+                None
+                if probabilities is None
+                else FloatRows(probabilities.names, probabilities.values[start:end])
+            )
+            results.append(Outcome(values[start:end], self.version, rows))
+            start = end
         return results
 
     def _predict_one(self, payload: Payload) -> Outcome | BaseException:
         try:
-            return Outcome(self._values(payload), self.version)
+            values, probabilities = self._call(payload)
         except Exception as exc:
             return exc
+        return Outcome(values, self.version, probabilities)
 
-    def _values(self, payload: Payload) -> list[Any]:
-        result = self.model.predict(_frame(payload, self._float_inputs))
+    def _call(self, payload: Payload) -> tuple[list[Any], FloatRows | None]:
+        """The predictions of ``payload``'s rows and, when logged, their class probabilities."""
+        frame = _frame(payload, self._float_inputs)
+        result = self.model.predict(frame)
         values: list[Any] = result.tolist() if hasattr(result, "tolist") else list(result)
-        return values
+        return values, self._probabilities(frame) if self._log_probabilities else None
+
+    def _probabilities(self, frame: pd.DataFrame) -> FloatRows | None:
+        """The rows' class probabilities to log; None (warned once) when they cannot be had."""
+        try:
+            found = logged_probabilities(self.model, frame)
+            problem = None if found is not None else "two of its classes have the same key"
+        except Exception as exc:
+            found, problem = None, f"predict_proba failed: {exc}"
+        if problem is not None and not self._proba_failed:
+            self._proba_failed = True
+            _log.warning(
+                "Endpoint %r, route %r: the class probabilities of model %s are not logged "
+                "(%s); its predictions are.",
+                self.endpoint,
+                self.route,
+                self.version,
+                problem,
+            )
+        return found
 
     def _retry_after(self) -> int:
         calls_waiting = len(self._queue) / max(1, self.policy.max_batch_size) + 1

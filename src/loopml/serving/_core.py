@@ -49,6 +49,7 @@ from loopml.serving._predlog import SHADOW_MARK, PredictionLog, SetAside
 from loopml.serving._probabilities import (
     BODY_FIELD,
     QUERY_FIELD,
+    class_labels,
     class_probabilities,
     wants_probabilities,
 )
@@ -111,6 +112,7 @@ class ServerCore:
         self._limit = options.max_body_bytes
         self._payload_limits = options.payload
         self._default_batch = options.batch
+        self._log_probabilities = options.log_probabilities
         self._executor = ThreadPoolExecutor(
             max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="loopml-predict"
         )
@@ -153,6 +155,11 @@ class ServerCore:
             ),
             # A shadow's call must never hold up the traffic that is answered.
             quiet=None if route.mode == "shadow" else self._quiet,
+            log_probabilities=(
+                self._log_probabilities
+                if settings.log_probabilities is None
+                else settings.log_probabilities
+            ),
         )
         self._batchers.add(batcher)
         return batcher
@@ -304,7 +311,14 @@ class ServerCore:
         request_id = self.request_ids.issue(live.deployment.endpoint)
         rows = row_count(payload)
         outcome = await self._submit(batcher, request_id, payload, rows)
-        classes = await self._probabilities(batcher.model, payload) if probabilities else None
+        classes = None
+        if probabilities:
+            logged = outcome.probabilities
+            classes = (
+                await self._probabilities(batcher.model, payload)
+                if logged is None
+                else (class_labels(batcher.model, len(logged.names)), logged.values.tolist())
+            )
         for shadow in live.router.shadows():
             self._shadow(
                 live.batchers[shadow.model],

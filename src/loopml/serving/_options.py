@@ -32,6 +32,8 @@ class ServerOptions:
             Add the bound address when it is not a loopback one.
         token: when set, every request but health probes needs ``Authorization: Bearer
             <token>``.
+        log_probabilities: log class probabilities for every request to a model that
+            has them (an endpoint's deployment setting ``log_probabilities`` overrides it).
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -42,6 +44,7 @@ class ServerOptions:
     payload: PayloadLimits = DEFAULT_LIMITS
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     token: str | None = field(default=None, repr=False)
+    log_probabilities: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.max_body_bytes, bool) or not (

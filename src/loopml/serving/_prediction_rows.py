@@ -19,13 +19,20 @@ one per input feature     its value (bool, int64, float64 or string; see
                           :mod:`loopml.serving._predlog_columns`); a feature
                           named like one of these columns is ``in.<name>``
 ``prediction``            the prediction for the row
+``proba_<class>``         the row's probability of that class (float64), when
+                          the endpoint logs class probabilities; null for
+                          requests that logged none
 ``label``                 the label for the row, None until feedback arrives
 ``feedback_at``           when the request's label arrived (ms), null before
 ========================  ====================================================
 
+An input feature named like one of these columns, or starting with ``proba_``, is
+read as ``in.<name>``.
+
 Segments with typed columns are read column by column (only the features asked
 for); older segments, and typed columns that fail their check, are read from the
-JSON text instead, by the same conversion, so both read alike. A label pairs with
+JSON text instead, by the same conversion, so both read alike (the JSON holds no
+probabilities: such a segment's requests have none). A label pairs with
 the rows as the route comparison pairs them: a list label gives row ``i`` its
 ``i``-th value when it is as long as the request; any other label gives the value
 to a request of one row; a label that pairs with nothing leaves ``label`` None
@@ -56,10 +63,12 @@ from loopml.serving._predlog import SEGMENT_SCHEMA, SHADOW_MARK
 from loopml.serving._predlog_columns import (
     INPUT_PREFIX,
     PREDICTION_COLUMN,
+    PROBA_PREFIX,
     ROWS_COLUMN,
     cast_to,
     check_typed,
     common_type,
+    is_typed_column,
     stored_signature,
     typed_columns,
     typed_values,
@@ -76,6 +85,7 @@ __all__ = ["BASE_COLUMNS", "PredictionRows", "prediction_rows", "read_prediction
 BASE_COLUMNS = ("request_id", "row", "ts", "route", "model_version")
 """The columns every row has before its features."""
 _TAIL = ("prediction", "label", "feedback_at")
+_PROBA_COLUMN = "proba_"  # proba_<class> in the rows read; proba.<class> in a segment
 _REQUEST = ("request_id", "ts", "endpoint", "route", "model_version")
 # Over this many requests, the endpoint's labels are read in one scan instead of by id.
 _LABELS_BY_ID = 20_000
@@ -110,6 +120,7 @@ class _Part:
     rows: np.ndarray
     features: dict[str, pa.ChunkedArray | pa.Array]
     prediction: pa.ChunkedArray | pa.Array
+    probabilities: dict[str, pa.ChunkedArray | pa.Array]  # class key -> list<float64>
 
 
 def prediction_rows(
@@ -307,6 +318,7 @@ class _Reader:
                     ROWS_COLUMN,
                     PREDICTION_COLUMN,
                     *(INPUT_PREFIX + n for n in chosen),
+                    *(n for n in schema.names if n.startswith(PROBA_PREFIX)),
                 ]
                 part = self._typed_part(file.read(columns=read))
                 if part is not None:
@@ -324,7 +336,7 @@ class _Reader:
         if ROWS_COLUMN in table.column_names:
             problem = check_typed(table.schema)
             if problem is None:
-                typed = [n for n in table.column_names if _typed_name(n)]
+                typed = [n for n in table.column_names if is_typed_column(n)]
                 part = self._typed_part(table.select([*_REQUEST, *typed]))
                 if part is not None:
                     return part
@@ -353,6 +365,11 @@ class _Reader:
             table.column(ROWS_COLUMN).to_numpy().astype(np.int64),
             {n: c for n, c in features.items() if self._wanted is None or n in self._wanted},
             table.column(PREDICTION_COLUMN),
+            {
+                n[len(PROBA_PREFIX) :]: table.column(n)
+                for n in table.column_names
+                if n.startswith(PROBA_PREFIX)
+            },
         )
 
     def _from_json(self, table: pa.Table) -> _Part:
@@ -379,11 +396,8 @@ class _Reader:
             np.zeros(0, dtype=np.int64),
             {},
             pa.array([], pa.list_(pa.null())),
+            {},
         )
-
-
-def _typed_name(name: str) -> bool:
-    return name in (ROWS_COLUMN, PREDICTION_COLUMN) or name.startswith(INPUT_PREFIX)
 
 
 def _has_base(schema: pa.Schema) -> bool:
@@ -422,6 +436,7 @@ def _first_of_each_request(parts: list[_Part]) -> list[_Part]:
                 part.rows[keep],
                 {n: c.filter(mask) for n, c in part.features.items()},
                 part.prediction.filter(mask),
+                {k: c.filter(mask) for k, c in part.probabilities.items()},
             )
         )
     return kept
@@ -440,6 +455,7 @@ def _expand(parts: list[_Part], wanted: list[str] | None, seen: set[str]) -> pa.
                 tuple(sorted(seen)),
             )
     names = sorted({n for p in parts for n in p.features}) if wanted is None else wanted
+    classes = list(dict.fromkeys(k for p in parts for k in p.probabilities))
     pieces: list[dict[str, pa.Array | pa.ChunkedArray]] = []
     for part in parts:
         if not len(part.rows):
@@ -457,15 +473,23 @@ def _expand(parts: list[_Part], wanted: list[str] | None, seen: set[str]) -> pa.
                 pa.nulls(total) if column is None else _flat(column, part.rows)
             )
         piece["prediction"] = _flat(part.prediction, part.rows)
+        for key in classes:
+            column = part.probabilities.get(key)
+            piece[PROBA_PREFIX + key] = (
+                pa.nulls(total, pa.float64()) if column is None else _flat(column, part.rows)
+            )
         pieces.append(piece)
+    keys = [*BASE_COLUMNS, *(INPUT_PREFIX + n for n in names), "prediction"]
+    keys += [PROBA_PREFIX + k for k in classes]
     output = [*BASE_COLUMNS, *(_plain(n) for n in names), "prediction"]
+    output += [_PROBA_COLUMN + k for k in classes]
     columns: dict[str, pa.ChunkedArray] = {}
-    for key, name in zip(
-        [*BASE_COLUMNS, *(INPUT_PREFIX + n for n in names), "prediction"], output, strict=True
-    ):
+    for key, name in zip(keys, output, strict=True):
         arrays = [piece[key] for piece in pieces]
         if key in BASE_COLUMNS:
             kind = pa.int32() if key == "row" else SEGMENT_SCHEMA.field(key).type
+        elif key.startswith(PROBA_PREFIX):
+            kind = pa.float64()
         else:
             kind = common_type([a.type for a in arrays])
         columns[name] = pa.chunked_array(
@@ -476,7 +500,8 @@ def _expand(parts: list[_Part], wanted: list[str] | None, seen: set[str]) -> pa.
 
 def _plain(name: str) -> str:
     """A feature's column name: itself, or ``in.<name>`` when it is one of the others'."""
-    return INPUT_PREFIX + name if name in BASE_COLUMNS or name in _TAIL else name
+    taken = name in BASE_COLUMNS or name in _TAIL or name.startswith(_PROBA_COLUMN)
+    return INPUT_PREFIX + name if taken else name
 
 
 def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:

@@ -68,11 +68,11 @@ from loopml.errors import InvalidParameter, PredictionTooLarge
 from loopml.registry._signature import Signature
 from loopml.serving._payloads import FloatRows
 from loopml.serving._predlog_columns import (
-    INPUT_PREFIX,
-    PREDICTION_COLUMN,
     ROWS_COLUMN,
     SignatureTypes,
     check_typed,
+    is_typed_column,
+    probability_columns,
     stored_signature,
     typed_columns,
 )
@@ -143,6 +143,8 @@ class PredictionRecord:
         output: the prediction (any JSON value).
         latency_ms: time taken to answer, in milliseconds.
         ts: when the request was answered, in ms since the epoch.
+        probabilities: each row's class probabilities, columns named by class key
+            (see :mod:`loopml.serving._probabilities`), when the route logs them.
     """
 
     request_id: str
@@ -153,10 +155,11 @@ class PredictionRecord:
     output: Any
     latency_ms: float
     ts: int = field(default_factory=now_ms)
+    probabilities: FloatRows | None = None
 
 
 _FIELDS = tuple(f.name for f in fields(PredictionRecord))
-_JSON_FIELDS = ("inputs", "output")
+_ENCODED_FIELDS = ("inputs", "output", "probabilities")
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,7 +563,7 @@ def _segment_index(path: Path) -> pa.Table | None:
     except (pa.ArrowInvalid, OSError):
         return None
     if typed:
-        if any(not _typed_name(n) for n in schema.names[len(SEGMENT_SCHEMA) :]):
+        if any(not is_typed_column(n) for n in schema.names[len(SEGMENT_SCHEMA) :]):
             return None
         problem = check_typed(schema, table.select(schema.names[len(SEGMENT_SCHEMA) :]))
         if problem is not None:
@@ -570,10 +573,6 @@ def _segment_index(path: Path) -> pa.Table | None:
     if endpoint.null_count or ts.null_count or len(endpoint.unique()) > 1:
         return None
     return table
-
-
-def _typed_name(name: str) -> bool:
-    return name in (ROWS_COLUMN, PREDICTION_COLUMN) or name.startswith(INPUT_PREFIX)
 
 
 def _readable_rows(path: Path) -> int:
@@ -604,14 +603,17 @@ def _frame_fields(record: PredictionRecord) -> dict[str, Any]:
     :class:`FloatRows` inputs are the exception: they are written as their float64
     bytes (``inputs_f64``), exact and several times faster to write than decimal
     text, which matters for a request of thousands of rows; the flusher writes
-    their JSON text, off the request's path.
+    their JSON text, off the request's path. Class probabilities, when logged, are
+    written the same way (``proba_f64``).
     """
-    fields = {f: getattr(record, f) for f in _FIELDS if f not in _JSON_FIELDS}
+    fields = {f: getattr(record, f) for f in _FIELDS if f not in _ENCODED_FIELDS}
     if isinstance(record.inputs, FloatRows):
         fields["inputs_f64"] = _float_rows_fields(record.inputs)
     else:
         fields["inputs_json"] = _json_text(record.inputs)
     fields["output_json"] = _json_text(record.output)
+    if record.probabilities is not None:
+        fields["proba_f64"] = _float_rows_fields(record.probabilities)
     return fields
 
 
@@ -621,25 +623,33 @@ def _float_rows_fields(rows: FloatRows) -> dict[str, Any]:
     return {"names": list(rows.names), "b64": base64.b64encode(data).decode("ascii")}
 
 
-def _float_rows_from(fields: Any) -> FloatRows:
-    """The :class:`FloatRows` that :func:`_float_rows_fields` wrote.
+def _float_rows_from(fields: Any, name: str) -> FloatRows:
+    """The :class:`FloatRows` that :func:`_float_rows_fields` wrote as field ``name``.
 
     Raises:
         ValueError: ``fields`` is not such a record (a corrupt or foreign WAL).
     """
     if not isinstance(fields, dict):
-        raise ValueError("inputs_f64 is not an object")
+        raise ValueError(f"{name} is not an object")
     names, text = fields.get("names"), fields.get("b64")
-    if not (isinstance(names, list) and names and isinstance(text, str)):
-        raise ValueError("inputs_f64 needs a non-empty 'names' list and a 'b64' string")
+    if not (
+        isinstance(names, list)
+        and names
+        and all(isinstance(n, str) for n in names)
+        and len(set(names)) == len(names)
+        and isinstance(text, str)
+    ):
+        raise ValueError(f"{name} needs a 'names' list of distinct strings and a 'b64' string")
     try:
         data = base64.b64decode(text, validate=True)
     except binascii.Error as exc:
-        raise ValueError(f"inputs_f64's 'b64' is not base64: {exc}") from None
+        raise ValueError(f"{name}'s 'b64' is not base64: {exc}") from None
+    if len(data) % _F64.itemsize:
+        raise ValueError(f"{name}'s 'b64' holds {len(data)} bytes, not whole float64 values")
     values = np.frombuffer(data, dtype=_F64)
-    if values.size % len(names):
-        raise ValueError(f"{values.size} values do not fill rows of {len(names)} columns")
-    return FloatRows(tuple(map(str, names)), values.reshape(-1, len(names)))
+    if not values.size or values.size % len(names):
+        raise ValueError(f"{name}: {values.size} values do not fill rows of {len(names)} columns")
+    return FloatRows(tuple(names), values.reshape(-1, len(names)))
 
 
 _F64 = np.dtype("<f8")
@@ -650,14 +660,15 @@ def _json_text(value: Any) -> str:
 
 
 _Row = tuple[str, int, str, str, str, float, str, str]  # a segment row, in SEGMENT_SCHEMA order
-# A segment row, with its inputs as FloatRows when they came so.
-_Parsed = tuple[_Row, FloatRows | None]
+# A segment row, with its inputs as FloatRows when they came so, and its class probabilities.
+_Parsed = tuple[_Row, FloatRows | None, FloatRows | None]
 _TEXT_FIELDS = ("request_id", "endpoint", "route", "model_version")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
 def _segment_row(record: dict[str, Any]) -> _Parsed:
-    """The segment row of a WAL record, with its FloatRows inputs (or None).
+    """The segment row of a WAL record, with its FloatRows inputs and its class
+    probabilities (or None).
 
     Raises:
         ValueError: a field is missing or of the wrong type, or the inputs or output
@@ -673,13 +684,16 @@ def _segment_row(record: dict[str, Any]) -> _Parsed:
         raise ValueError("'latency_ms' must be a number")
     floats = None
     if "inputs_f64" in record:
-        floats = _float_rows_from(record["inputs_f64"])
+        floats = _float_rows_from(record["inputs_f64"], "inputs_f64")
         inputs_text = _json_text(floats.columns_json())
     else:
         inputs_text = _text(record, "inputs")
         _check_json(inputs_text, "inputs")
     output_text = _text(record, "output")
     _check_json(output_text, "output")
+    probabilities = None
+    if "proba_f64" in record:
+        probabilities = _float_rows_from(record["proba_f64"], "proba_f64")
     row = (
         record["request_id"],
         ts,
@@ -690,7 +704,7 @@ def _segment_row(record: dict[str, Any]) -> _Parsed:
         inputs_text,
         output_text,
     )
-    return row, floats
+    return row, floats, probabilities
 
 
 def _check_json(text: str, name: str) -> None:
@@ -735,7 +749,7 @@ def rows_to_table(
     parsed: list[_Parsed], signature_types: SignatureTypes | None = None, *, typed: bool = True
 ) -> pa.Table:
     """A segment: the columns of :data:`SEGMENT_SCHEMA`, then (``typed``) the typed ones."""
-    rows = [row for row, _ in parsed]
+    rows = [row for row, _, _ in parsed]
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SEGMENT_SCHEMA)
     table = pa.table(
         {name: list(values) for name, values in zip(SEGMENT_SCHEMA.names, columns, strict=True)},
@@ -744,11 +758,13 @@ def rows_to_table(
     if not typed:
         return table
     columns_, _ = typed_columns(
-        [row[6] if floats is None else floats for row, floats in parsed],
+        [row[6] if floats is None else floats for row, floats, _ in parsed],
         [row[7] for row in rows],
         [row[4] for row in rows],
         signature_types,
     )
+    counts = columns_[ROWS_COLUMN].to_numpy().astype(np.int64)
+    columns_.update(probability_columns([p for _, _, p in parsed], counts))
     for name, column in columns_.items():
         table = table.append_column(name, column)
     return table

@@ -7,7 +7,10 @@ flusher writes (off the request path):
 * ``in.<feature>`` (``list<T>``): the feature's value for each of those rows, null
   where the request did not send the feature;
 * ``out.prediction`` (``list<T>``): the prediction for each row (nulls when the
-  output does not hold one value per row).
+  output does not hold one value per row);
+* ``proba.<class>`` (``list<float64>``), only when some request logged class
+  probabilities: each row's probability of that class, null for requests that logged
+  none (see :mod:`loopml.serving._probabilities` for the class keys).
 
 ``T`` is one of :data:`VALUE_TYPES`. A feature is typed by the signature of the
 versions answering in the segment when they agree on its type and every value fits
@@ -23,8 +26,9 @@ logged shapes are converted in bulk (Arrow's JSON reader over all of a segment's
 texts, or one stacked float array), anything else request by request.
 
 A segment's typed columns are checked before they are trusted (:func:`check_typed`):
-allowed types only, every list as long as its request's ``rows``, a prediction list
-for every request, and at most :data:`MAX_REQUEST_ROWS` rows per request.
+allowed types only (``float64`` for probabilities), every list as long as its
+request's ``rows``, a prediction list for every request, and at most
+:data:`MAX_REQUEST_ROWS` rows per request.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ __all__ = [
     "INT32_MAX",
     "MAX_REQUEST_ROWS",
     "PREDICTION_COLUMN",
+    "PROBA_PREFIX",
     "ROWS_COLUMN",
     "VALUE_TYPES",
     "SignatureTypes",
@@ -62,6 +67,8 @@ __all__ = [
     "cast_to",
     "check_typed",
     "common_type",
+    "is_typed_column",
+    "probability_columns",
     "request_rows",
     "stored_signature",
     "typed_columns",
@@ -74,6 +81,18 @@ PREDICTION_COLUMN = "out.prediction"
 """The segment column of the predictions, one per row."""
 ROWS_COLUMN = "rows"
 """The segment column of how many rows each request held."""
+PROBA_PREFIX = "proba."
+"""A segment's column ``proba.<class>`` holds each row's probability of that class."""
+
+
+def is_typed_column(name: str) -> bool:
+    """Whether ``name`` is one of a segment's typed columns (not a :data:`SEGMENT_SCHEMA` one)."""
+    return (
+        name in (ROWS_COLUMN, PREDICTION_COLUMN)
+        or name.startswith(INPUT_PREFIX)
+        or name.startswith(PROBA_PREFIX)
+    )
+
 
 VALUE_TYPES: tuple[pa.DataType, ...] = (
     pa.null(),
@@ -440,17 +459,18 @@ def check_typed(schema: pa.Schema, table: pa.Table | None = None) -> str | None:
         table: ``rows``, ``out.prediction`` and any ``in.*`` columns read from it,
             checked for lengths.
     """
-    names = [n for n in schema.names if n.startswith(INPUT_PREFIX) or n == PREDICTION_COLUMN]
+    names = [n for n in schema.names if is_typed_column(n) and n != ROWS_COLUMN]
     if ROWS_COLUMN not in schema.names or schema.field(ROWS_COLUMN).type != pa.int32():
         return f"'{ROWS_COLUMN}' is not an int32 column"
     if PREDICTION_COLUMN not in names:
         return f"'{PREDICTION_COLUMN}' is missing"
     for name in names:
         kind = schema.field(name).type
+        allowed = _PROBABILITY_TYPES if name.startswith(PROBA_PREFIX) else VALUE_TYPES
         if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or (
-            kind.value_type not in VALUE_TYPES
+            kind.value_type not in allowed
         ):
-            return f"{name!r} is of type {kind}, not a list of {', '.join(map(str, VALUE_TYPES))}"
+            return f"{name!r} is of type {kind}, not a list of {', '.join(map(str, allowed))}"
     if table is None:
         return None
     counts = table.column(ROWS_COLUMN)
@@ -471,6 +491,32 @@ def check_typed(schema: pa.Schema, table: pa.Table | None = None) -> str | None:
         if np.any(valid & (lengths != expected)):
             return f"{name!r} has a list whose length is not its request's '{ROWS_COLUMN}'"
     return None
+
+
+_PROBABILITY_TYPES = (pa.null(), pa.float64())
+
+
+def probability_columns(
+    probabilities: Sequence[FloatRows | None], rows: np.ndarray
+) -> dict[str, pa.Array]:
+    """``proba.<class>`` columns of a segment's requests (none when no request logged any).
+
+    A request's probabilities that are not one row per predicted row (a damaged record)
+    are left out, as for a request that logged none.
+
+    Args:
+        probabilities: each request's class probabilities (columns named by class key).
+        rows: how many rows each request held.
+    """
+    keys = list(dict.fromkeys(k for p in probabilities if p is not None for k in p.names))
+    columns: dict[str, pa.Array] = {}
+    for key in keys:
+        present: dict[int, Any] = {}
+        for index, (found, count) in enumerate(zip(probabilities, rows.tolist(), strict=True)):
+            if found is not None and key in found.names and found.values.shape[0] == count:
+                present[index] = found.values[:, found.names.index(key)]
+        columns[PROBA_PREFIX + key] = _list_column(present, rows, pa.float64())
+    return columns
 
 
 def stored_signature(store: Store, model_version: str) -> dict[str, str] | None:

@@ -189,11 +189,15 @@ class DeploymentSettings:
         sticky_key: request field whose value picks the route (same value, same
             route), keeping A/B groups stable; None routes each request at random.
             A request is routed as a whole, by the value in its first row.
+        log_probabilities: log every request's class probabilities (one more
+            ``predict_proba`` call per batch), which estimated performance (CBPE) and
+            realised ROC AUC and log loss of monitors need.
     """
 
     max_batch_size: int | None = None
     max_wait_ms: float | None = None
     sticky_key: str | None = None
+    log_probabilities: bool | None = None
 
     def __post_init__(self) -> None:
         size = self.max_batch_size
@@ -208,6 +212,9 @@ class DeploymentSettings:
         key = self.sticky_key
         if key is not None and (not isinstance(key, str) or not key.strip()):
             raise InvalidParameter(f"sticky_key must be a non-empty str or None; got {key!r}.")
+        logs = self.log_probabilities
+        if logs is not None and not isinstance(logs, bool):
+            raise InvalidParameter(f"log_probabilities must be true or false; got {logs!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings that are set (None values left out)."""
@@ -226,7 +233,7 @@ class DeploymentSettings:
             return data
         if not isinstance(data, Mapping):
             raise InvalidParameter(f"Deployment settings must be a mapping; got {data!r}.")
-        known = {"max_batch_size", "max_wait_ms", "sticky_key"}
+        known = {"max_batch_size", "max_wait_ms", "sticky_key", "log_probabilities"}
         unknown = set(data) - known
         if unknown:
             raise InvalidParameter(
