@@ -1,0 +1,1 @@
+"""Automation: triggers, the scheduler, the continuous-training loop and canary analysis."""
