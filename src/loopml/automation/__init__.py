@@ -1,0 +1,1 @@
+"""Automation: triggers, the scheduler and the continuous-training loop."""
