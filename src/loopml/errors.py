@@ -28,7 +28,14 @@ __all__ = [
     "EnvironmentNotCaptured",
     "FilterSyntaxError",
     "ForbiddenAddress",
+    "GitBranchNotFound",
+    "GitError",
+    "GitFileTooLarge",
+    "GitPathNotFound",
+    "GitTimeout",
+    "GitUnreachable",
     "InsufficientData",
+    "InvalidGitSource",
     "InvalidParameter",
     "LoopmlError",
     "LoopmlWarning",
@@ -554,3 +561,53 @@ class AlertDeliveryFailed(MonitoringError, ConnectionError):
     def __init__(self, message: str, *, attempts: int = 1) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+# --- automation ------------------------------------------------------------------
+
+
+class GitError(LoopmlError):
+    """The base of the errors raised by the git watcher behind git triggers
+    (``loopml.automation._git``). ``url`` is the repository's URL with any credentials
+    redacted; messages name it and end with the last line git wrote, when git ran.
+    """
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class InvalidGitSource(GitError, ValueError):
+    """Raised by ``GitSource`` and the git watcher's functions for input they refuse before
+    running git: a URL that is not a local path or an https/http/ssh/git/file/scp-like
+    address (transport helpers such as ``ext::``, option-like values, control characters),
+    a branch name git would refuse, a bad glob pattern, commit id or file path.
+    """
+
+
+class GitUnreachable(GitError, ConnectionError):
+    """Raised by the git watcher when the repository cannot be listed or fetched (no such
+    repository, connection refused, authentication needed, a commit the server lacks).
+    """
+
+
+class GitTimeout(GitUnreachable, TimeoutError):
+    """Raised by the git watcher when git did not finish within its timeout (git and the
+    processes it started are killed), or another process held the cache that long.
+    """
+
+
+class GitBranchNotFound(GitError, LookupError):
+    """Raised by the git watcher when the repository has no branch of the name watched."""
+
+
+class GitPathNotFound(GitError, FileNotFoundError):
+    """Raised by the git watcher's ``read_file`` when the commit has no regular file at the
+    path (missing, a folder, a symbolic link or a submodule).
+    """
+
+
+class GitFileTooLarge(GitError, ValueError):
+    """Raised by the git watcher's ``read_file`` when the file is larger than the limit
+    asked for; nothing of it is read.
+    """
