@@ -17,6 +17,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ArtifactManifestError",
     "ArtifactNotFound",
+    "AutomationError",
     "DataSourceError",
     "DataValidationError",
     "DatasetNotFound",
@@ -37,6 +38,7 @@ __all__ = [
     "InsufficientData",
     "InvalidGitSource",
     "InvalidParameter",
+    "LeaseLost",
     "LoopmlError",
     "LoopmlWarning",
     "MaterializerError",
@@ -69,6 +71,7 @@ __all__ = [
     "StoreUnavailable",
     "StoreVersionError",
     "TagNotFound",
+    "TriggerNotFound",
     "UnknownColumnError",
     "UntrustedCheckError",
     "UntrustedModelError",
@@ -563,10 +566,27 @@ class AlertDeliveryFailed(MonitoringError, ConnectionError):
         self.attempts = attempts
 
 
-# --- automation ------------------------------------------------------------------
+# --- automation ----------------------------------------------------------------
 
 
-class GitError(LoopmlError):
+class AutomationError(LoopmlError):
+    """The base of the errors raised by ``loopml.automation`` (triggers, the scheduler)."""
+
+
+class TriggerNotFound(AutomationError, KeyError):
+    """Raised by ``loopml.automation`` (``loopml triggers ...``) when no trigger has the
+    name asked for in the project. The message names the closest trigger, if any."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "trigger not found"
+
+
+class LeaseLost(AutomationError):
+    """Raised inside a scheduler that no longer holds the scheduler lease (another one
+    took it over after it expired): what it was about to write is not written."""
+
+
+class GitError(AutomationError):
     """The base of the errors raised by the git watcher behind git triggers
     (``loopml.automation._git``). ``url`` is the repository's URL with any credentials
     redacted; messages name it and end with the last line git wrote, when git ran.

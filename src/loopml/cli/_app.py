@@ -28,6 +28,7 @@ from loopml.cli import (
     _runs,
     _serve,
     _settings,
+    _triggers,
 )
 from loopml.cli._client import READ_COMMANDS
 from loopml.cli._output import debug_enabled, report_error, report_usage_error
@@ -179,6 +180,9 @@ app.add_typer(_models.app, name="models")
 app.add_typer(_deployments.app, name="deployments")
 app.add_typer(_monitor.app, name="monitor")
 app.add_typer(_monitor.alerts_app, name="alerts")
+app.add_typer(_triggers.app, name="triggers")
+app.add_typer(_triggers.app, name="trigger", hidden=True)  # `loopml trigger fire NAME` reads well
+app.command("scheduler")(_triggers.scheduler)
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)

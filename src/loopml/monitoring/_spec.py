@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_CHECKS",
     "MonitorSpec",
     "parse_duration_ms",
+    "read_spec_yaml",
     "spec_from_yaml",
 ]
 
@@ -271,22 +272,31 @@ def spec_from_yaml(source: str | Path) -> MonitorSpec:
     Raises:
         InvalidParameter: the file cannot be read, is not YAML, or is not a valid monitor.
     """
+    return MonitorSpec.from_dict(read_spec_yaml(source, "monitor"))
+
+
+def read_spec_yaml(source: str | Path, what: str) -> Any:
+    """The data of a stored object's YAML (a path, or the text): safe types only, no
+    aliases, no repeated keys, bounded size and depth.
+
+    Raises:
+        InvalidParameter: the file cannot be read or is not such YAML (naming ``what``).
+    """
     if isinstance(source, Path):
         try:
             text = source.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidParameter(f"Cannot read monitor file {str(source)!r}: {exc}") from None
+            raise InvalidParameter(f"Cannot read {what} file {str(source)!r}: {exc}") from None
     else:
         text = source
     if len(text) > 1_000_000:
-        raise InvalidParameter("A monitor's YAML must be under 1 MB.")
+        raise InvalidParameter(f"A {what}'s YAML must be under 1 MB.")
     try:
-        data = yaml.load(text, Loader=_MonitorLoader)  # noqa: S506 -- a SafeLoader
+        return yaml.load(text, Loader=_MonitorLoader)  # noqa: S506 -- a SafeLoader
     except yaml.YAMLError as exc:
-        raise InvalidParameter(f"The monitor is not valid YAML: {_one_line(exc)}") from None
+        raise InvalidParameter(f"The {what} is not valid YAML: {_one_line(exc)}") from None
     except RecursionError:
-        raise InvalidParameter("The monitor's YAML is nested too deeply.") from None
-    return MonitorSpec.from_dict(data)
+        raise InvalidParameter(f"The {what}'s YAML is nested too deeply.") from None
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

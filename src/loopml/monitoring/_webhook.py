@@ -128,9 +128,19 @@ class WebhookSink:
             AlertDeliveryFailed: the retries ran out, or the answer was final (a 3xx,
                 a 4xx other than 429) or the server's TLS certificate is invalid.
         """
+        self.send(self.body(event))
+
+    def send(self, body: dict[str, Any]) -> None:
+        """Post ``body`` as JSON, retrying transient failures (what :meth:`deliver` does
+        with an alert's body; automation's webhook actions send their own).
+
+        Raises:
+            ForbiddenAddress: the host resolves to a forbidden address (nothing is sent).
+            AlertDeliveryFailed: see :meth:`deliver`.
+        """
         from loopml.monitoring import _http  # the HTTP stack loads on the first alert only
 
-        payload = orjson.dumps(self.body(event))
+        payload = orjson.dumps(body)
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
