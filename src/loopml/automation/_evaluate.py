@@ -38,6 +38,7 @@ MAX_WAITING = 1000
 """At most this many events wait in a trigger's state; older ones are folded into a count."""
 _SHOWN_EVENTS = 20  # events kept in a firing's record (the newest), besides their count
 
+_STATE_DEFAULTS: dict[str, Any] = {"last_fired_at": None, "last_reason": None, "dropped": 0}
 _trigger = tables.TRIGGER
 _firing = tables.TRIGGER_FIRING
 _evaluation = tables.TRIGGER_EVALUATION
@@ -66,6 +67,8 @@ def evaluate(
     *,
     fence: Callable[[Connection], None] | None = None,
     git: GitPoll | None = None,
+    quiet: bool = False,
+    unfinished: int | None = None,
 ) -> Outcome:
     """Evaluate the trigger of ``row`` (a ``trigger`` table row) once.
 
@@ -75,16 +78,25 @@ def evaluate(
         now_ms: now.
         fence: called in the write transaction; raises to abort it (the lease check).
         git: reads a git source's new commits.
+        quiet: the caller found nothing after the trigger's cursor
+            (:func:`~loopml.automation._changes.changed`): the source is not polled.
+        unfinished: its unfinished firings, as the caller read them this tick (None:
+            read here). A count read earlier can only be too high, as only this
+            evaluation adds firings of this trigger: at worst a firing waits a tick.
 
     Returns:
         The outcome; ``conflict`` when another writer changed the trigger meanwhile
         (nothing was written: the next tick evaluates it again).
     """
-    spec = TriggerSpec.from_dict(row.spec)
     state: dict[str, Any] = dict(row.state or {})
-    watched = Watched(int(row.id), int(row.project_id), spec.kind, spec.source)
     cursor = dict(state.get("cursor") or {})
-    events, after = poll(store, watched, cursor, now_ms, git=git)
+    # Parsing (validating) the spec is most of a quiet trigger's cost: only when needed.
+    spec = None if quiet and not state.get("pending") else TriggerSpec.from_dict(row.spec)
+    events: list[Event] = []
+    after = cursor
+    if spec is not None and not quiet:
+        watched = Watched(int(row.id), int(row.project_id), spec.kind, spec.source)
+        events, after = poll(store, watched, cursor, now_ms, git=git)
     waiting = [Event.from_dict(e) for e in state.get("pending", [])]
     seen = {e.key for e in waiting}
     fresh = [e for e in events if e.key not in seen]
@@ -94,9 +106,10 @@ def evaluate(
         dropped += len(waiting) - MAX_WAITING
         waiting = waiting[-MAX_WAITING:]
     decision: Decision | None = None
-    if waiting:
-        with store.read() as connection:
-            unfinished = _unfinished(connection, int(row.id))
+    if waiting and spec is not None:
+        if unfinished is None:
+            with store.read() as connection:
+                unfinished = _unfinished(connection, int(row.id))
         decision = decide(
             spec.kind,
             spec.hygiene,
@@ -114,7 +127,8 @@ def evaluate(
     }
     if decision is not None and decision.outcome == "fired":
         new_state["last_fired_at"] = now_ms
-    if new_state == state:
+    # A new trigger's state lacks the keys read with these defaults: no write for that.
+    if new_state == {**_STATE_DEFAULTS, **state}:
         return Outcome(int(row.id), decision)
     record = decision is not None and (
         bool(fresh) or decision.reason != state.get("last_reason") or decision.outcome != "waiting"
@@ -131,7 +145,7 @@ def evaluate(
             return Outcome(int(row.id), decision, conflict=True)
         firing_ids: list[int] = []
         duplicates = 0
-        if decision is not None and decision.outcome == "fired":
+        if spec is not None and decision is not None and decision.outcome == "fired":
             for index, group in enumerate(decision.fire):
                 made = _insert_firing(
                     connection, row.id, spec, group, dropped if index == 0 else 0, now_ms

@@ -4,7 +4,8 @@ One scheduler is active per store (:mod:`loopml.automation._lease`); the others 
 lease and take over when it expires. Each tick of the active one:
 
 1. evaluates every trigger that is not paused (:func:`~loopml.automation._evaluate.evaluate`,
-   each in its own fenced transaction);
+   each that writes in its own fenced transaction), polling only the sources that have
+   something after their cursor (:mod:`loopml.automation._changes`, one query per kind);
 2. claims pending firings (``pending`` → ``running``, fenced) and runs their actions in
    worker threads, at most ``max_actions`` at once; each ends ``succeeded`` or ``failed``
    with its result or error.
@@ -28,9 +29,10 @@ from sqlalchemy import and_, or_, select, update
 
 from loopml._identity import current_identity
 from loopml.automation._actions import ActionFailed, run_action
+from loopml.automation._changes import changed, next_tick, unfinished_counts
 from loopml.automation._evaluate import evaluate
 from loopml.automation._lease import DEFAULT_TTL, Lease, new_holder
-from loopml.automation._sources import GitPoll
+from loopml.automation._sources import GitPoll, Watched
 from loopml.errors import InvalidParameter, LeaseLost
 from loopml.store import Store, now_ms, tables
 
@@ -39,6 +41,7 @@ __all__ = ["DEFAULT_TICK", "Scheduler", "TickReport"]
 DEFAULT_TICK = 1.0
 """Seconds between two ticks of the active scheduler."""
 _CLAIM_BATCH = 16
+_MAX_CACHED_TICKS = 100_000  # (cron, zone, cursor) -> next tick; a cursor moves rarely
 
 _log = logging.getLogger(__name__)
 _trigger = tables.TRIGGER
@@ -95,6 +98,7 @@ class Scheduler:
         self._max_actions = max_actions
         self._running: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
+        self._next_ticks: dict[tuple[str, str, int], int] = {}
 
     @property
     def holder(self) -> str:
@@ -144,13 +148,36 @@ class Scheduler:
         return report
 
     def _evaluate_all(self, report: TickReport) -> None:
+        """Evaluate every trigger; poll only those whose source may have something new.
+
+        One read transaction finds them (:func:`~loopml.automation._changes.changed`,
+        one query per kind) and counts every trigger's unfinished firings; each trigger
+        that has something to write still writes in its own fenced transaction.
+        """
+        now = now_ms()
         with self.store.read() as connection:
             rows = connection.execute(
                 select(_trigger).where(_trigger.c.paused.is_(False)).order_by(_trigger.c.id)
             ).all()
-        for row in rows:
+            cursors = [(_watched(row), dict((row.state or {}).get("cursor") or {})) for row in rows]
+            fresh = changed(connection, cursors)
+            unfinished = unfinished_counts(connection)
+        for row, (watched, cursor) in zip(rows, cursors, strict=True):
+            quiet = (
+                row.id not in fresh
+                and watched.kind != "git"
+                and not self._tick_due(watched, cursor, now)
+            )
             try:
-                outcome = evaluate(self.store, row, now_ms(), fence=self.lease.fence, git=self.git)
+                outcome = evaluate(
+                    self.store,
+                    row,
+                    now_ms(),
+                    fence=self.lease.fence,
+                    git=self.git,
+                    quiet=quiet,
+                    unfinished=unfinished.get(int(row.id), 0),
+                )
             except LeaseLost:
                 raise
             except Exception as exc:  # one broken trigger must not stop the others
@@ -159,6 +186,22 @@ class Scheduler:
                 continue
             report.evaluated += 1
             report.fired.extend(outcome.firing_ids)
+
+    def _tick_due(self, watched: Watched, cursor: dict[str, Any], now: int) -> bool:
+        """Whether a schedule trigger has a tick due (other kinds: False)."""
+        if watched.kind != "schedule" or "tick" not in cursor:
+            return watched.kind == "schedule"
+        key = (
+            str(watched.source["cron"]),
+            str(watched.source.get("timezone", "UTC")),
+            int(cursor["tick"]),
+        )
+        due = self._next_ticks.get(key)
+        if due is None:
+            if len(self._next_ticks) >= _MAX_CACHED_TICKS:
+                self._next_ticks.clear()
+            due = self._next_ticks[key] = next_tick(*key)
+        return now >= due
 
     def _start_firings(self, report: TickReport) -> None:
         with self._lock:
@@ -252,3 +295,12 @@ class Scheduler:
                 .where(_firing.c.id == firing_id, _firing.c.holder == self.holder)
                 .values(status=status, finished_at=now_ms(), result=result)
             )
+
+
+def _watched(row: Any) -> Watched:
+    """What the trigger of ``row`` watches, read from its stored spec without validating it."""
+    spec = row.spec if isinstance(row.spec, dict) else {}
+    source = spec.get("source")
+    return Watched(
+        int(row.id), int(row.project_id), str(row.kind), source if isinstance(source, dict) else {}
+    )
