@@ -32,7 +32,7 @@ from loopml.automation._evaluate import evaluate
 from loopml.automation._lease import DEFAULT_TTL, Lease, new_holder
 from loopml.automation._sources import GitPoll
 from loopml.errors import InvalidParameter, LeaseLost
-from loopml.store import Store, now_ms, tables
+from loopml.store import Node, Store, add_edge, now_ms, tables
 
 __all__ = ["DEFAULT_TICK", "Scheduler", "TickReport"]
 
@@ -247,8 +247,17 @@ class Scheduler:
             _log.exception("The action of firing %d failed unexpectedly.", firing_id)
             status, result = "failed", {"error": f"{type(exc).__name__}: {exc}"}
         with self.store.write() as connection:
-            connection.execute(
+            recorded = connection.execute(
                 update(_firing)
                 .where(_firing.c.id == firing_id, _firing.c.holder == self.holder)
                 .values(status=status, finished_at=now_ms(), result=result)
-            )
+            ).rowcount
+            run_id = result.get("run")
+            if recorded and isinstance(run_id, str) and run_id:
+                add_edge(
+                    connection,
+                    Node("trigger_firing", str(firing_id)),
+                    Node("run", run_id),
+                    "started",
+                    now_ms(),
+                )
