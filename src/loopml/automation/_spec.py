@@ -359,7 +359,7 @@ def _check_kind_values(name: str, kind: str, source: Mapping[str, Any]) -> None:
         from loopml.automation._schedule import check_timezone
         from loopml.monitoring._spec import check_cron
 
-        check_cron(source["cron"])
+        check_cron(source["cron"], "source.cron")
         check_timezone(source.get("timezone", "UTC"))
     elif kind == "pipeline" and source.get("status", "succeeded") not in (
         "succeeded",
