@@ -6,7 +6,12 @@ forest from each ``--tree`` in turn (the order alternates every round), each tim
 a fresh ``LOOPML_HOME`` and WAL folder with this virtualenv and ``PYTHONPATH`` set to
 that tree's ``src``, and runs ``serving.py``'s warm-up, concurrency-1 and
 concurrency-16 phases against it with the same load client. It prints every run and
-each tree's median requests/s, its ratio to the first tree's and the load average.
+each tree's medians: requests/s and its ratio to the first tree's; the model call's
+time and requests (the server's ``/metrics`` around c=16: at c=16 the answers per
+second are about the requests per call over the call's time, so a slower model call
+on a busy machine reads as a slower server); the server's CPU per answer split by
+thread (``/proc/PID/task``, named by ``py-spy dump``), which puts a number on the
+prediction log's flusher and WAL threads; and the load average.
 
 Example (the tree before a change against this checkout)::
 
@@ -227,6 +232,31 @@ def describe(result: dict[str, Any]) -> str:
     )
 
 
+def summary(name: str, runs: list[dict[str, Any]], first: float) -> str:
+    """One tree's medians: requests/s (and its ratio to the first tree's), the model
+    call, the share of the phase spent in model calls, the CPU per answer by thread."""
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    rps = [r["rps"] for r in runs]
+    in_calls = statistics.median(
+        r["rps"] * r["call_ms"] / 1e3 / max(r["requests_per_call"], 1.0) for r in runs
+    )
+    names = sorted({n for r in runs for n in r["thread_ms_per_request"]})
+    threads = ", ".join(
+        f"{n} {statistics.median(r['thread_ms_per_request'].get(n, 0.0) for r in runs):.3f}"
+        for n in names
+    )
+    return (
+        f"{name}: median {median('rps'):.0f} req/s over {len(runs)} runs (min {min(rps):.0f}, "
+        f"max {max(rps):.0f}); {median('rps') / first:.3f}x the first tree; model call "
+        f"{median('call_ms'):.1f} ms for {median('requests_per_call'):.1f} requests, "
+        f"{in_calls:.0%} of the time in model calls; server CPU "
+        f"{median('server_ms_per_request'):.2f} ms per answer ({threads})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = Settings(args.duration, args.warmup, repeats=1)
@@ -248,14 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     first = statistics.median(r["rps"] for r in runs if r["tree"] == args.tree[0].name)
     for tree in args.tree:
-        mine = [r["rps"] for r in runs if r["tree"] == tree.name]
-        median = statistics.median(mine)
-        cpu = statistics.median(r["server_ms_per_request"] for r in runs if r["tree"] == tree.name)
-        print(
-            f"{tree.name}: median {median:.0f} req/s over {len(mine)} runs "
-            f"(min {min(mine):.0f}, max {max(mine):.0f}); {median / first:.3f}x "
-            f"{args.tree[0].name}; median server CPU {cpu:.2f} ms per request"
-        )
+        print(summary(tree.name, [r for r in runs if r["tree"] == tree.name], first))
     load_end = os.getloadavg()
     print(
         f"load average (1, 5, 15 min): start {load_start[0]:.2f} {load_start[1]:.2f} "
