@@ -301,7 +301,7 @@ class TriggerSpec:
             )
         action, hygiene = data.get("action"), data.get("hygiene") or {}
         for part, value, names in (
-            ("action", action, {"pipeline", "params", "webhook", "timeout"}),
+            ("action", action, {"pipeline", "params", "webhook", "automation", "timeout"}),
             ("hygiene", hygiene, set(Hygiene.__dataclass_fields__)),
         ):
             if not isinstance(value, Mapping):
