@@ -230,12 +230,14 @@ def test_a_new_scheduler_resumes_an_attempt_in_the_middle_of_its_analysis(
     )
     triggers.fire("by-hand", project=P, key="k1", data={"flip": "0"})
     first = Scheduler(tracking.store, trust=True, artifacts=tracking.artifacts, holder="one")
+    automations = AutomationStore(tracking.store)
     for _ in range(12):  # fire, start the attempt, then one step per tick
         first.tick()
-        (attempt,) = AutomationStore(tracking.store).attempts("credit-ct", project=P)
-        if attempt.state == "collecting":
-            break
         _settle(first)
+        started = automations.attempts("credit-ct", project=P)
+        if started and started[0].state == "collecting":
+            break
+    (attempt,) = automations.attempts("credit-ct", project=P)
     assert attempt.state == "collecting"
     _traffic(tracking, tmp_path / "a", "credit/2", 100, {"champion": 0.8, "candidate": 0.95})
     first.tick()
