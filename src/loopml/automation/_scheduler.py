@@ -13,6 +13,9 @@ A firing left ``running`` by a scheduler that died (its holder is not the lease'
 holder any more) is claimed again and its action run again: actions are at least once,
 firings exactly once. The webhook action sends the firing's id as ``Idempotency-Key``
 for receivers to drop repeats.
+
+3. advances every unfinished automation attempt (:mod:`~loopml.automation._attempt`) by
+   one step, each in a worker thread (at most one step of an attempt at a time).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from loopml._identity import current_identity
+from loopml.artifacts import ArtifactStore
 from loopml.automation._actions import ActionFailed, run_action
+from loopml.automation._driver import AttemptDriver
 from loopml.automation._evaluate import evaluate
 from loopml.automation._lease import DEFAULT_TTL, Lease, new_holder
 from loopml.automation._sources import GitPoll
@@ -68,6 +73,7 @@ class Scheduler:
         trust: run pipeline actions of triggers stored by other accounts.
         max_actions: actions running at once.
         git: reads a git trigger's new commits (None: git triggers see nothing).
+        artifacts: the artifact store automation attempts use (default: the default one).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class Scheduler:
         trust: bool = False,
         max_actions: int = 4,
         git: GitPoll | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         if isinstance(tick, bool) or not isinstance(tick, int | float) or not 0.05 <= tick <= 60:
             raise InvalidParameter(f"The scheduler tick must be 0.05 to 60 seconds; got {tick!r}.")
@@ -95,6 +102,9 @@ class Scheduler:
         self._max_actions = max_actions
         self._running: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
+        self._attempts = AttemptDriver(
+            store, artifacts, trusted=lambda by: trust or (by is not None and by == self.identity)
+        )
 
     @property
     def holder(self) -> str:
@@ -138,6 +148,7 @@ class Scheduler:
         try:
             self._evaluate_all(report)
             self._start_firings(report)
+            self._attempts.tick(self._pool, self.lease.fence)
         except LeaseLost as exc:
             report.leader = False
             report.errors.append(str(exc))
@@ -240,6 +251,7 @@ class Scheduler:
                 firing=firing,
                 project=str(mapping[tables.PROJECT.c.name]),
                 trusted=trusted,
+                store=self.store,
             )
         except ActionFailed as exc:
             status, result = "failed", {"error": str(exc)}
