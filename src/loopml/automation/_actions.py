@@ -196,4 +196,6 @@ def _last_json(text: str) -> dict[str, Any] | None:
 
 def _tail(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else "no output")[-_OUTPUT_LIMIT:]
+    # The CLI's one ``error:`` line says what failed; the ``hint:`` after it does not.
+    errors = [line for line in lines if line.startswith("error:")]
+    return ((errors or lines)[-1] if lines else "no output")[-_OUTPUT_LIMIT:]
