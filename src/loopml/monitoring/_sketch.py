@@ -560,7 +560,9 @@ def _sketch_columns(out: TableSketch, file: pq.ParquetFile) -> None:
     """Sketch ``file`` into ``out`` column by column; the same state as batch by batch."""
     missing = [name for name in out.columns if name not in file.schema_arrow.names]
     if missing:
-        raise InvalidParameter(f"Every sketched column must be in the file. Got none of {missing}.")
+        raise InvalidParameter(
+            f"Every sketched column must be in the file. Got a file without {missing}."
+        )
     for name, col in out.columns.items():
         for values in column_chunks(file, name):
             try:
