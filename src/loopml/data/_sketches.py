@@ -13,8 +13,8 @@ identical to one computed over the whole table.
 * :class:`Moments` -- count, mean and sum of squared deviations merged with the
   parallel formulas of Chan, Golub and LeVeque (numerically stable).
 * :func:`hash_uint64`, :func:`hash_objects` -- 64-bit hashes of numbers (SplitMix64
-  finaliser over the value's bits) and of strings/bytes (SipHash, through
-  ``pandas.util.hash_array``).
+  finaliser over the value's bits) and of strings/bytes (the SipHash of
+  ``pandas.util.hash_array``, computed in NumPy by ``_siphash``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from loopml.data._siphash import siphash_strings
 
 __all__ = [
     "DISTINCT_EXACT_LIMIT",
@@ -85,18 +87,9 @@ def hash_objects(values: pa.Array, *, generic: bool = False) -> U64:
     Returns:
         A ``uint64`` array, one hash per value.
     """
-    # pandas' SipHash over the UTF-8 bytes is the only vectorised string hash at
-    # hand (pyarrow exposes none); imported here so that importing loopml stays cheap.
-    from pandas.util import hash_array
-
-    if len(values) == 0:
-        return np.empty(0, dtype=np.uint64)
-    objects = np.empty(len(values), dtype=object)
     if generic:
-        objects[:] = [str(v) for v in values.to_pylist()]
-    else:
-        objects[:] = values.to_numpy(zero_copy_only=False)
-    return np.asarray(hash_array(objects, categorize=False), dtype=np.uint64)
+        values = pa.array([str(v) for v in values.to_pylist()], pa.large_string())
+    return siphash_strings(values)
 
 
 def position_sample_mask(start: int, length: int, rate: float) -> npt.NDArray[np.bool_]:
