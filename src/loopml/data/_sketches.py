@@ -41,6 +41,7 @@ __all__ = [
     "column_accumulator",
     "hash_objects",
     "hash_uint64",
+    "merge_moments",
     "position_sample_mask",
     "quantiles",
 ]
@@ -245,24 +246,44 @@ class Moments:
         n_b = int(x.size)
         if n_b == 0:
             return
-        # Values near the float limit overflow the sums to inf: the moments are then
-        # inf (honestly unrepresentable), and NumPy's overflow warning is expected.
+        # Values near the float limit overflow a plain sum; their mean never overflows,
+        # so it is taken over the values scaled into [-1, 1] then. The squared
+        # deviations may still be inf (honestly unrepresentable): NumPy's overflow
+        # warning is expected.
         with np.errstate(over="ignore", invalid="ignore"):
             mean_b = float(x.mean())
+            if not math.isfinite(mean_b):
+                scale = float(np.abs(x).max())
+                mean_b = float((x / scale).mean()) * scale
             m2_b = float(np.square(x - mean_b).sum())
         if self.n == 0:
             self.n, self.mean, self.m2 = n_b, mean_b, m2_b
             return
-        n = self.n + n_b
-        delta = mean_b - self.mean
-        self.mean += delta * n_b / n
-        self.m2 += m2_b + delta * delta * self.n * n_b / n
-        self.n = n
+        merged = merge_moments(self, Moments(n_b, mean_b, m2_b))
+        self.n, self.mean, self.m2 = merged.n, merged.mean, merged.m2
 
     @property
     def std(self) -> float:
         """Population standard deviation (``ddof=0``)."""
         return math.sqrt(max(self.m2, 0.0) / self.n) if self.n else math.nan
+
+
+def merge_moments(a: Moments, b: Moments) -> Moments:
+    """The moments of two parts together (Chan et al.); the mean stays finite when both
+    are, even for means near the float limit of opposite signs."""
+    if a.n == 0:
+        return Moments(b.n, b.mean, b.m2)
+    if b.n == 0:
+        return Moments(a.n, a.mean, a.m2)
+    n = a.n + b.n
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = b.mean - a.mean
+        mean = a.mean + delta * b.n / n
+        if not math.isfinite(mean) and math.isfinite(a.mean) and math.isfinite(b.mean):
+            # delta * b.n overflowed (means near the float limit): the weighted form cannot.
+            mean = a.mean * (a.n / n) + b.mean * (b.n / n)
+        m2 = a.m2 + (b.m2 + delta * delta * a.n * b.n / n)
+    return Moments(n, mean, m2)
 
 
 def quantiles(values: npt.NDArray[Any], levels: Sequence[float]) -> list[float]:

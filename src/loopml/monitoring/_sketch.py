@@ -45,7 +45,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopml.data._sketches import Moments, hash_objects
+from loopml.data._sketches import Moments, hash_objects, merge_moments
 from loopml.errors import InvalidParameter
 from loopml.monitoring._parquet_columns import column_chunks, is_parquet_file
 
@@ -298,7 +298,7 @@ class ColumnSketch:
             out.neg_inf = self.neg_inf + other.neg_inf
             out.pos_inf = self.pos_inf + other.pos_inf
             out.min, out.max = min(self.min, other.min), max(self.max, other.max)
-            out.moments = _merge_moments(self.moments, other.moments)
+            out.moments = merge_moments(self.moments, other.moments)
             out.counts = self.counts + other.counts
             return out
         out.other = self.other + other.other
@@ -782,16 +782,6 @@ def _numbers(arr: pa.Array) -> npt.NDArray[Any]:
     return np.frombuffer(
         arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize
     )
-
-
-def _merge_moments(a: Moments, b: Moments) -> Moments:
-    if a.n == 0:
-        return Moments(b.n, b.mean, b.m2)
-    if b.n == 0:
-        return Moments(a.n, a.mean, a.m2)
-    n = a.n + b.n
-    delta = b.mean - a.mean
-    return Moments(n, a.mean + delta * b.n / n, a.m2 + b.m2 + delta * delta * a.n * b.n / n)
 
 
 def _is_numeric_type(t: pa.DataType) -> bool:
