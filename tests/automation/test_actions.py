@@ -5,12 +5,9 @@ private address unless allowed — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -19,6 +16,7 @@ import loopml
 from loopml.automation import Action, Firing, Scheduler, TriggerSpec, TriggerStore
 from loopml.store import Store, tables
 from loopml.tracking import TrackingClient
+from webhook_support import Delivery, webhook_receiver
 
 PIPELINE = """
 import loopml
@@ -122,35 +120,14 @@ def test_a_pipeline_stored_by_another_account_runs_only_when_trusted(
     assert again.attempts == 2 and "--trust" not in error and "could not run" in error, error
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.headers["Idempotency-Key"], json.loads(body)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[Any]]]:
-    _Receiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Receiver.received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+def receiver() -> Iterator[tuple[str, list[Delivery]]]:
+    with webhook_receiver() as found:
+        yield found
 
 
 def test_a_webhook_action_posts_the_firing(
-    client: TrackingClient, receiver: tuple[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+    client: TrackingClient, receiver: tuple[str, list[Delivery]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOOPML_WEBHOOK_ALLOW_PRIVATE", "1")
     hook, received = receiver
@@ -166,7 +143,7 @@ def test_a_webhook_action_posts_the_firing(
 
 
 def test_a_webhook_to_a_private_address_is_refused_and_sends_nothing(
-    client: TrackingClient, receiver: tuple[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+    client: TrackingClient, receiver: tuple[str, list[Delivery]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LOOPML_WEBHOOK_ALLOW_PRIVATE", raising=False)
     hook, received = receiver
