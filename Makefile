@@ -50,6 +50,7 @@ bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python bench/serving.py --vs mlflow --peer-python $(PEERS)/bin/python
 	$(BIN)/python bench/monitoring.py --vs evidently --peer-python $(PEERS)/bin/python
 	$(BIN)/python bench/monitor_window.py
+	$(BIN)/python bench/canary_analysis.py
 	$(BIN)/python bench/scheduler.py
 
 clean:

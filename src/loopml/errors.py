@@ -18,6 +18,7 @@ __all__ = [
     "ArtifactManifestError",
     "ArtifactNotFound",
     "AutomationError",
+    "AutomationNotFound",
     "DataSourceError",
     "DataValidationError",
     "DatasetNotFound",
@@ -579,6 +580,14 @@ class TriggerNotFound(AutomationError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "trigger not found"
+
+
+class AutomationNotFound(AutomationError, KeyError):
+    """Raised by ``loopml.automation`` (:class:`AutomationStore`) when no automation has
+    the name asked for in the project. The message names the closest one, if any."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "automation not found"
 
 
 class LeaseLost(AutomationError):

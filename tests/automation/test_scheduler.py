@@ -4,18 +4,15 @@ real ``loopml scheduler`` processes, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +21,7 @@ from loopml.automation import Action, Hygiene, Lease, Scheduler, TriggerSpec, Tr
 from loopml.errors import LeaseLost
 from loopml.store import Store, tables
 from loopml.tracking import TrackingClient
+from webhook_support import Delivery, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
@@ -40,32 +38,11 @@ def _wait_for(condition: Callable[[], bool], what: str, deadline: float = DEADLI
     raise AssertionError(f"timed out waiting for {what}")
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.headers["Idempotency-Key"], json.loads(body)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[Any]]]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[Delivery]]]:
     monkeypatch.setenv("LOOPML_WEBHOOK_ALLOW_PRIVATE", "1")
-    _Receiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Receiver.received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with webhook_receiver() as found:
+        yield found
 
 
 def _firings(store: Store) -> list[Any]:
@@ -145,7 +122,7 @@ def test_a_standby_takes_over_when_the_active_scheduler_is_killed(
 def test_firings_happen_exactly_once_while_schedulers_are_killed(
     client: TrackingClient,
     schedulers: _Schedulers,
-    receiver: tuple[str, list[Any]],
+    receiver: tuple[str, list[Delivery]],
 ) -> None:
     hook, received = receiver
     triggers = TriggerStore(client.store)

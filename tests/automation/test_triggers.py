@@ -20,7 +20,7 @@ from loopml.automation._hygiene import decide
 from loopml.automation._sources import Event
 from loopml.data import DataClient
 from loopml.errors import InvalidParameter, ProjectNotFound, TriggerNotFound
-from loopml.store import Store, now_ms, tables
+from loopml.store import Node, Store, now_ms, tables, walk
 from loopml.tracking import TrackingClient
 
 WEBHOOK = Action(webhook="https://hooks.example.com/x")
@@ -168,6 +168,10 @@ def test_new_dataset_versions_fire_with_cooldown_debounce_and_evidence(
     assert fired.firing_id is not None
     (firing,) = _firings(store)
     assert [e["data"]["version"] for e in firing.events] == [2, 3]  # folded, the first excluded
+    with store.read() as connection:
+        upstream = walk(connection, Node("trigger_firing", str(firing.id)), "upstream")
+    assert {(e.src.kind, e.relation) for e in upstream} == {("dataset_version", "triggered")}
+    assert len(upstream) == 2
     data.register("credit", pd.DataFrame({"x": list(range(10))}), project="p")
     held = evaluate(store, _row(store, "on-data"), now_ms())
     assert held.decision is not None and held.decision.reason.startswith("cooldown until")

@@ -3,13 +3,10 @@ a real webhook receiver, and the monitor's figures on the next server's ``/metri
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import numpy as np
@@ -32,38 +29,17 @@ from loopml.serving._server import ServerOptions, create_app
 from loopml.store import now_ms
 from loopml.tracking import TrackingClient
 from server_support import start_in_thread
+from webhook_support import Delivery, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
 SHIFTED = {"mean radius": 1.4, "worst area": 1.8}
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: ClassVar[list[dict[str, Any]]] = []
-    handler = type("Receiver", (_Receiver,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+def receiver() -> Iterator[tuple[str, list[Delivery]]]:
+    with webhook_receiver() as found:
+        yield found
 
 
 def _send(url: str, rows: list[dict[str, Any]]) -> list[str]:
@@ -79,7 +55,7 @@ def _send(url: str, rows: list[dict[str, Any]]) -> list[str]:
 def test_drift_on_live_traffic_alerts_through_a_webhook_and_metrics(
     client: TrackingClient,
     tmp_path: Path,
-    receiver: tuple[str, list[dict[str, Any]]],
+    receiver: tuple[str, list[Delivery]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LOOPML_WEBHOOK_ALLOW_PRIVATE", "1")
@@ -166,7 +142,7 @@ def test_drift_on_live_traffic_alerts_through_a_webhook_and_metrics(
     assert perf and all(c.status == "no_data" for c in perf)  # no labels yet: never a pass
     firing = list_alerts(store, project="p", state="firing")
     assert set(SHIFTED) <= {a.column for a in firing}
-    hooked = {e["column"] for e in received if e.get("state") == "firing"}
+    hooked = {d.body["column"] for d in received if d.body.get("state") == "firing"}
     assert set(SHIFTED) <= hooked
 
     app = create_app(store, artifacts, None, "p", tmp_path / "wal-2", ServerOptions())

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,7 +26,8 @@ from loopml.monitoring import (
     layout_from_profile,
     sketch,
 )
-from loopml.monitoring._sketch import Z_EDGES
+from loopml.monitoring._parquet_columns import BATCH_ROWS
+from loopml.monitoring._sketch import Z_EDGES, SketchKind
 
 _floats = st.one_of(
     st.none(),
@@ -239,3 +242,37 @@ def test_decimals_are_sketched_as_floats() -> None:
     s = sketch(pa.table({"d": dec, "f": pa.array([1.5, None, -2.25])}))
     assert s.layout["d"] == s.layout["f"]
     assert s.columns["d"].counts.tolist() == s.columns["f"].counts.tolist()
+
+
+def test_a_parquet_file_is_sketched_by_column_as_batch_by_batch(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(3.0, 2.0, 70_000)
+    x[::97], x[::131], x[5] = np.nan, np.inf, -np.inf
+    table = pa.table(
+        {
+            "x": pa.array(x, mask=np.arange(x.size) % 89 == 0),
+            "n": rng.integers(0, 9, x.size),
+            "c": pa.array(rng.choice(["a", "b", None, "ç"], x.size)),
+            "d": pa.array(rng.choice(["u", "v"], x.size)).dictionary_encode(),
+        }
+    )
+    path = tmp_path / "data.parquet"
+    pq.write_table(table, path, row_group_size=30_000)
+    by_batch = sketch(lambda: pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS))
+    by_column = sketch(pq.ParquetFile(path))
+    assert by_column.to_bytes() == by_batch.to_bytes()
+    assert by_column.rows == 70_000
+    kinds: dict[str, SketchKind] = {"n": "categorical"}
+    assert infer_layout(pq.ParquetFile(path), kinds=kinds) == infer_layout(table, kinds=kinds)
+    some = sketch(pq.ParquetFile(path), by_batch.layout, columns=["c", "x"])
+    assert list(some.columns) == ["c", "x"]
+    assert some.to_bytes() == sketch(table, by_batch.layout, columns=["c", "x"]).to_bytes()
+
+
+def test_a_parquet_file_must_hold_the_layout_columns_and_types(tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"x": ["a", "b"]}), path)
+    with pytest.raises(InvalidParameter, match="must be in the file"):
+        sketch(pq.ParquetFile(path), {"y": SketchLayout("categorical")})
+    with pytest.raises(InvalidParameter, match="Column 'x': A numeric sketch"):
+        sketch(pq.ParquetFile(path), {"x": SketchLayout("numeric")})

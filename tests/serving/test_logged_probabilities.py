@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from predlog_support import log_records
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from test_server_probabilities import Served
 
 from loopml.artifacts import ArtifactStore
 from loopml.errors import InvalidParameter
@@ -124,16 +124,6 @@ def test_log_probabilities_setting_is_checked() -> None:
     assert DeploymentSettings.from_dict({"log_probabilities": True}).log_probabilities is True
     with pytest.raises(InvalidParameter, match="log_probabilities must be true or false"):
         DeploymentSettings.from_dict({"log_probabilities": "yes"})
-
-
-@dataclass
-class Served:
-    url: str
-    store: Store
-    artifacts: ArtifactStore
-    features: pd.DataFrame
-    model: LogisticRegression
-    stop: Any
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ of the pipeline never takes the scheduler with it), bounded by the action's
 ``timeout``; the run's id and status are the firing's result. Parameters may name the
 newest event's fields (``{event.version}``), filled in as text.
 
+An automation action starts an attempt of the named automation (once per firing: the
+attempt's key is the firing's id); the scheduler advances it from then on.
+
 A webhook action posts the firing (trigger, key, events) as JSON, with monitoring's
 SSRF-checked webhook client (loopback and private addresses refused unless
 ``LOOPML_WEBHOOK_ALLOW_PRIVATE``) and an ``Idempotency-Key`` header holding the
@@ -24,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopml.errors import AutomationError
+from loopml.store import Store
 
 __all__ = ["ActionFailed", "fill_params", "run_action"]
 
@@ -73,14 +77,19 @@ def run_action(
     firing: Mapping[str, Any],
     project: str,
     trusted: bool,
+    store: Store | None = None,
 ) -> dict[str, Any]:
     """Do ``action`` for ``firing`` and return what to record as its result.
+
+    ``store`` is needed by an automation action (it starts an attempt there).
 
     Raises:
         ActionFailed: the action failed, timed out, or may not run untrusted.
     """
     events = [e for e in firing.get("events", []) if "key" in e]
     newest: Mapping[str, Any] = events[-1]["data"] if events else {}
+    if "automation" in action:
+        return _automation(str(action["automation"]), firing, project, store)
     if "webhook" in action:
         return _webhook(str(action["webhook"]), firing, float(action.get("timeout", 30.0)))
     if not trusted:
@@ -132,6 +141,19 @@ def _pipeline(action: Mapping[str, Any], event: Mapping[str, Any], project: str)
     return result
 
 
+def _automation(
+    name: str, firing: Mapping[str, Any], project: str, store: Store | None
+) -> dict[str, Any]:
+    from loopml.automation._automation_store import AutomationStore
+
+    if store is None:
+        raise ActionFailed(f"The automation {name!r} can only be started with a store.")
+    attempt = AutomationStore(store).start(
+        name, project=project, key=f"firing-{firing.get('id')}", events=firing.get("events", [])
+    )
+    return {"automation": name, "attempt": attempt.id}
+
+
 def _webhook(url: str, firing: Mapping[str, Any], timeout: float) -> dict[str, Any]:
     from loopml.errors import AlertDeliveryFailed, ForbiddenAddress
     from loopml.monitoring import WebhookSink
@@ -174,4 +196,6 @@ def _last_json(text: str) -> dict[str, Any] | None:
 
 def _tail(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else "no output")[-_OUTPUT_LIMIT:]
+    # The CLI's one ``error:`` line says what failed; the ``hint:`` after it does not.
+    errors = [line for line in lines if line.startswith("error:")]
+    return ((errors or lines)[-1] if lines else "no output")[-_OUTPUT_LIMIT:]

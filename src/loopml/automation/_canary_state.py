@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from loopml.data._sketches import Moments as RunningMoments
+from loopml.data._sketches import merge_moments
 from loopml.errors import InvalidParameter
 
 __all__ = [
@@ -125,15 +127,11 @@ class Moments:
 
     def merge(self, other: Moments) -> Moments:
         """Combine two summaries as if their rows had been summarised together (Chan et al.)."""
-        if other.n == 0:
-            return self
-        if self.n == 0:
-            return other
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        mean = self.mean + delta * other.n / n
-        m2 = self.m2 + other.m2 + delta * delta * self.n * other.n / n
-        return Moments(n, mean, m2)
+        merged = merge_moments(
+            RunningMoments(self.n, self.mean, self.m2),
+            RunningMoments(other.n, other.mean, other.m2),
+        )
+        return Moments(merged.n, merged.mean, merged.m2)
 
     @property
     def value(self) -> float:

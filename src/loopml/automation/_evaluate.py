@@ -30,9 +30,9 @@ from loopml.automation._hygiene import Decision, decide, dedup_key
 from loopml.automation._sources import Event, GitPoll, Watched, poll
 from loopml.automation._spec import TriggerSpec
 from loopml.automation._triggers import UNFINISHED
-from loopml.store import Store, tables
+from loopml.store import Node, Store, add_edge, tables
 
-__all__ = ["MAX_WAITING", "Outcome", "evaluate"]
+__all__ = ["MAX_WAITING", "Outcome", "evaluate", "event_node"]
 
 MAX_WAITING = 1000
 """At most this many events wait in a trigger's state; older ones are folded into a count."""
@@ -210,4 +210,29 @@ def _insert_firing(
         .on_conflict_do_nothing(index_elements=["trigger_id", "dedup_key"])
         .returning(_firing.c.id)
     ).scalar()
-    return None if inserted is None else int(inserted)
+    if inserted is None:
+        return None
+    firing = Node("trigger_firing", str(inserted))
+    for event in events[-_SHOWN_EVENTS:]:
+        source = event_node(event.key)
+        if source is not None:
+            add_edge(connection, source, firing, "triggered", now_ms)
+    return int(inserted)
+
+
+_EVENT_KINDS = {
+    "dataset": "dataset_version",
+    "alert": "monitor_alert",
+    "version": "model_version",
+    "alias": "alias_event",
+    "run": "run",
+    "commit": "git_commit",
+}
+
+
+def event_node(key: str) -> Node | None:
+    """The lineage node of the object an event key names (``dataset:42`` → a dataset
+    version), or None for events that name no stored object (ticks, manual requests)."""
+    kind, _, ident = key.partition(":")
+    found = _EVENT_KINDS.get(kind)
+    return None if found is None or not ident else Node(found, ident)

@@ -14,6 +14,9 @@ A firing left ``running`` by a scheduler that died (its holder is not the lease'
 holder any more) is claimed again and its action run again: actions are at least once,
 firings exactly once. The webhook action sends the firing's id as ``Idempotency-Key``
 for receivers to drop repeats.
+
+3. advances every unfinished automation attempt (:mod:`~loopml.automation._attempt`) by
+   one step, each in a worker thread (at most one step of an attempt at a time).
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from loopml._identity import current_identity
+from loopml.artifacts import ArtifactStore
 from loopml.automation._actions import ActionFailed, run_action
 from loopml.automation._changes import changed, next_tick, unfinished_counts
+from loopml.automation._driver import AttemptDriver
 from loopml.automation._evaluate import evaluate
 from loopml.automation._lease import DEFAULT_TTL, Lease, new_holder
 from loopml.automation._sources import GitPoll, Watched
 from loopml.errors import InvalidParameter, LeaseLost
-from loopml.store import Store, now_ms, tables
+from loopml.store import Node, Store, add_edge, now_ms, tables
 
 __all__ = ["DEFAULT_TICK", "Scheduler", "TickReport"]
 
@@ -71,6 +76,7 @@ class Scheduler:
         trust: run pipeline actions of triggers stored by other accounts.
         max_actions: actions running at once.
         git: reads a git trigger's new commits (None: git triggers see nothing).
+        artifacts: the artifact store automation attempts use (default: the default one).
     """
 
     def __init__(
@@ -83,6 +89,7 @@ class Scheduler:
         trust: bool = False,
         max_actions: int = 4,
         git: GitPoll | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         if isinstance(tick, bool) or not isinstance(tick, int | float) or not 0.05 <= tick <= 60:
             raise InvalidParameter(f"The scheduler tick must be 0.05 to 60 seconds; got {tick!r}.")
@@ -99,6 +106,9 @@ class Scheduler:
         self._running: dict[int, Future[None]] = {}
         self._lock = threading.Lock()
         self._next_ticks: dict[tuple[str, str, int], int] = {}
+        self._attempts = AttemptDriver(
+            store, artifacts, trusted=lambda by: trust or (by is not None and by == self.identity)
+        )
 
     @property
     def holder(self) -> str:
@@ -142,6 +152,7 @@ class Scheduler:
         try:
             self._evaluate_all(report)
             self._start_firings(report)
+            self._attempts.tick(self._pool, self.lease.fence)
         except LeaseLost as exc:
             report.leader = False
             report.errors.append(str(exc))
@@ -283,6 +294,7 @@ class Scheduler:
                 firing=firing,
                 project=str(mapping[tables.PROJECT.c.name]),
                 trusted=trusted,
+                store=self.store,
             )
         except ActionFailed as exc:
             status, result = "failed", {"error": str(exc)}
@@ -290,11 +302,20 @@ class Scheduler:
             _log.exception("The action of firing %d failed unexpectedly.", firing_id)
             status, result = "failed", {"error": f"{type(exc).__name__}: {exc}"}
         with self.store.write() as connection:
-            connection.execute(
+            recorded = connection.execute(
                 update(_firing)
                 .where(_firing.c.id == firing_id, _firing.c.holder == self.holder)
                 .values(status=status, finished_at=now_ms(), result=result)
-            )
+            ).rowcount
+            run_id = result.get("run")
+            if recorded and isinstance(run_id, str) and run_id:
+                add_edge(
+                    connection,
+                    Node("trigger_firing", str(firing_id)),
+                    Node("run", run_id),
+                    "started",
+                    now_ms(),
+                )
 
 
 def _watched(row: Any) -> Watched:

@@ -339,7 +339,7 @@ def _manual(
         Event(
             f"manual:{r.key}",
             int(r.at),
-            f"fired by hand by {r.created_by or 'an unknown account'}",
+            f"a request by {r.created_by or 'an unknown account'} (key {r.key})",
             1,
             {**(r.data if isinstance(r.data, dict) else {}), "by": r.created_by},
         )

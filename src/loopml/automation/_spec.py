@@ -171,21 +171,28 @@ class Action:
         params: the pipeline's parameters; text may hold ``{event.FIELD}``, replaced by
             that field of the firing's newest event (``{event.version}``).
         webhook: an http(s) URL that gets the firing as JSON.
+        automation: the name of an automation (same project) to start an attempt of,
+            with the firing's events as its trigger data.
         timeout: seconds the action may take before it is stopped and failed.
     """
 
     pipeline: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     webhook: str | None = None
+    automation: str | None = None
     timeout: float = 3600.0
 
     def __post_init__(self) -> None:
-        if (self.pipeline is None) == (self.webhook is None):
+        chosen = [x for x in (self.pipeline, self.webhook, self.automation) if x is not None]
+        if len(chosen) != 1:
             raise InvalidParameter(
-                "A trigger's action must be exactly one of 'pipeline' (MODULE:NAME) or "
-                f"'webhook' (an http(s) URL). Got pipeline={self.pipeline!r}, "
-                f"webhook={self.webhook!r}."
+                "A trigger's action must be exactly one of 'pipeline' (MODULE:NAME), "
+                "'webhook' (an http(s) URL) or 'automation' (a name). Got "
+                f"pipeline={self.pipeline!r}, webhook={self.webhook!r}, "
+                f"automation={self.automation!r}."
             )
+        if self.automation is not None:
+            check_name("automation", self.automation)
         if self.pipeline is not None:
             _check_text(self.pipeline, "action.pipeline")
             if ":" not in self.pipeline or self.pipeline.startswith("-"):
@@ -294,7 +301,7 @@ class TriggerSpec:
             )
         action, hygiene = data.get("action"), data.get("hygiene") or {}
         for part, value, names in (
-            ("action", action, {"pipeline", "params", "webhook", "timeout"}),
+            ("action", action, {"pipeline", "params", "webhook", "automation", "timeout"}),
             ("hygiene", hygiene, set(Hygiene.__dataclass_fields__)),
         ):
             if not isinstance(value, Mapping):
@@ -359,7 +366,7 @@ def _check_kind_values(name: str, kind: str, source: Mapping[str, Any]) -> None:
         from loopml.automation._schedule import check_timezone
         from loopml.monitoring._spec import check_cron
 
-        check_cron(source["cron"])
+        check_cron(source["cron"], "source.cron")
         check_timezone(source.get("timezone", "UTC"))
     elif kind == "pipeline" and source.get("status", "succeeded") not in (
         "succeeded",

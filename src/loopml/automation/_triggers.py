@@ -364,10 +364,17 @@ def _row(store: Store, connection: Connection, name: str, project: str) -> Any:
 
 
 def _trigger_of(row: Any, project: str) -> Trigger:
+    try:
+        spec = TriggerSpec.from_dict(row.spec)
+    except (InvalidParameter, TypeError) as exc:
+        raise InvalidParameter(
+            f"Trigger {row.name!r} of project {project!r} is stored damaged ({exc}); "
+            "create it again with --replace, or delete it."
+        ) from None
     return Trigger(
         int(row.id),
         project,
-        TriggerSpec.from_dict(row.spec),
+        spec,
         bool(row.paused),
         row.created_by,
         int(row.created_at),

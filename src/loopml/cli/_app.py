@@ -29,6 +29,7 @@ from loopml.cli import (
     _serve,
     _settings,
     _triggers,
+    _up,
 )
 from loopml.cli._client import READ_COMMANDS
 from loopml.cli._output import debug_enabled, report_error, report_usage_error
@@ -183,6 +184,9 @@ app.add_typer(_monitor.alerts_app, name="alerts")
 app.add_typer(_triggers.app, name="triggers")
 app.add_typer(_triggers.app, name="trigger", hidden=True)  # `loopml trigger fire NAME` reads well
 app.command("scheduler")(_triggers.scheduler)
+app.command("up", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    _up.up
+)
 app.command("gc")(_gc.gc)
 app.command("settings")(_settings.show_settings)
 app.command("demo")(_demo.demo)

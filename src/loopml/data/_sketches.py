@@ -13,8 +13,8 @@ identical to one computed over the whole table.
 * :class:`Moments` -- count, mean and sum of squared deviations merged with the
   parallel formulas of Chan, Golub and LeVeque (numerically stable).
 * :func:`hash_uint64`, :func:`hash_objects` -- 64-bit hashes of numbers (SplitMix64
-  finaliser over the value's bits) and of strings/bytes (SipHash, through
-  ``pandas.util.hash_array``).
+  finaliser over the value's bits) and of strings/bytes (the SipHash of
+  ``pandas.util.hash_array``, computed in NumPy by ``_siphash``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopml.data._siphash import siphash_strings
+
 __all__ = [
     "DISTINCT_EXACT_LIMIT",
     "QUANTILE_KEYS",
@@ -39,6 +41,7 @@ __all__ = [
     "column_accumulator",
     "hash_objects",
     "hash_uint64",
+    "merge_moments",
     "position_sample_mask",
     "quantiles",
 ]
@@ -85,18 +88,9 @@ def hash_objects(values: pa.Array, *, generic: bool = False) -> U64:
     Returns:
         A ``uint64`` array, one hash per value.
     """
-    # pandas' SipHash over the UTF-8 bytes is the only vectorised string hash at
-    # hand (pyarrow exposes none); imported here so that importing loopml stays cheap.
-    from pandas.util import hash_array
-
-    if len(values) == 0:
-        return np.empty(0, dtype=np.uint64)
-    objects = np.empty(len(values), dtype=object)
     if generic:
-        objects[:] = [str(v) for v in values.to_pylist()]
-    else:
-        objects[:] = values.to_numpy(zero_copy_only=False)
-    return np.asarray(hash_array(objects, categorize=False), dtype=np.uint64)
+        values = pa.array([str(v) for v in values.to_pylist()], pa.large_string())
+    return siphash_strings(values)
 
 
 def position_sample_mask(start: int, length: int, rate: float) -> npt.NDArray[np.bool_]:
@@ -252,24 +246,44 @@ class Moments:
         n_b = int(x.size)
         if n_b == 0:
             return
-        # Values near the float limit overflow the sums to inf: the moments are then
-        # inf (honestly unrepresentable), and NumPy's overflow warning is expected.
+        # Values near the float limit overflow a plain sum; their mean never overflows,
+        # so it is taken over the values scaled into [-1, 1] then. The squared
+        # deviations may still be inf (honestly unrepresentable): NumPy's overflow
+        # warning is expected.
         with np.errstate(over="ignore", invalid="ignore"):
             mean_b = float(x.mean())
+            if not math.isfinite(mean_b):
+                scale = float(np.abs(x).max())
+                mean_b = float((x / scale).mean()) * scale
             m2_b = float(np.square(x - mean_b).sum())
         if self.n == 0:
             self.n, self.mean, self.m2 = n_b, mean_b, m2_b
             return
-        n = self.n + n_b
-        delta = mean_b - self.mean
-        self.mean += delta * n_b / n
-        self.m2 += m2_b + delta * delta * self.n * n_b / n
-        self.n = n
+        merged = merge_moments(self, Moments(n_b, mean_b, m2_b))
+        self.n, self.mean, self.m2 = merged.n, merged.mean, merged.m2
 
     @property
     def std(self) -> float:
         """Population standard deviation (``ddof=0``)."""
         return math.sqrt(max(self.m2, 0.0) / self.n) if self.n else math.nan
+
+
+def merge_moments(a: Moments, b: Moments) -> Moments:
+    """The moments of two parts together (Chan et al.); the mean stays finite when both
+    are, even for means near the float limit of opposite signs."""
+    if a.n == 0:
+        return Moments(b.n, b.mean, b.m2)
+    if b.n == 0:
+        return Moments(a.n, a.mean, a.m2)
+    n = a.n + b.n
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = b.mean - a.mean
+        mean = a.mean + delta * b.n / n
+        if not math.isfinite(mean) and math.isfinite(a.mean) and math.isfinite(b.mean):
+            # delta * b.n overflowed (means near the float limit): the weighted form cannot.
+            mean = a.mean * (a.n / n) + b.mean * (b.n / n)
+        m2 = a.m2 + (b.m2 + delta * delta * a.n * b.n / n)
+    return Moments(n, mean, m2)
 
 
 def quantiles(values: npt.NDArray[Any], levels: Sequence[float]) -> list[float]:

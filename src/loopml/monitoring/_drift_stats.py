@@ -57,6 +57,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loopml.monitoring._sketch import Z_EDGES, ColumnSketch
+from loopml.monitoring._tails import beta_ppf, binom_sf, ncx2_sf, norm_sf
 
 __all__ = [
     "CATEGORICAL_METHODS",
@@ -179,14 +180,12 @@ def compare(
 
 def missing_rate(reference: ColumnSketch, current: ColumnSketch, *, tolerance: float) -> Effect:
     """Difference of the missing shares (null and NaN) of the two sides."""
-    from scipy.stats import norm
-
     n, m = reference.rows, current.rows
     p1, p2 = reference.missing / n, current.missing / m
     d = abs(p2 - p1)
     s1, s2 = (reference.missing + 0.5) / (n + 1), (current.missing + 0.5) / (m + 1)
     se = math.sqrt(s1 * (1 - s1) / n + s2 * (1 - s2) / m)
-    p = float(norm.sf((d - tolerance) / se))
+    p = norm_sf((d - tolerance) / se)
     detail = {"reference": p1, "current": p2, "raw_p_value": p}
     return Effect("missing_rate", d, tolerance, p, (max(0.0, d - 1.96 * se), d + 1.96 * se), detail)
 
@@ -196,14 +195,12 @@ def unseen_share(reference: ColumnSketch, current: ColumnSketch, *, tolerance: f
 
     The caller checks that the reference is not capped.
     """
-    from scipy.stats import beta, binom
-
     seen = np.isin(current.hashes, reference.hashes, assume_unique=True)
     x, m = int(current.counts[~seen].sum()), current.count
     share = x / m
-    p = float(binom.sf(x - 1, m, tolerance)) if x > 0 else 1.0
-    lo = float(beta.ppf(0.025, x, m - x + 1)) if x > 0 else 0.0
-    hi = float(beta.ppf(0.975, x + 1, m - x)) if x < m else 1.0
+    p = binom_sf(x - 1, m, tolerance) if x > 0 else 1.0
+    lo = beta_ppf(0.025, x, m - x + 1) if x > 0 else 0.0
+    hi = beta_ppf(0.975, x + 1, m - x) if x < m else 1.0
     top = np.argsort(-current.counts[~seen], kind="stable")[:_PLOT_CATEGORIES]
     detail = {
         "reference": 0.0,
@@ -275,8 +272,6 @@ def _ks(a: F64, b: F64, tol: float) -> _Raw:
 
 
 def _chi2(a: F64, b: F64, tol: float) -> _Raw:
-    from scipy.stats import ncx2
-
     n, m = a.sum(), b.sum()
     total = a + b
     a, b, total = a[total > 0], b[total > 0], total[total > 0]
@@ -293,7 +288,7 @@ def _chi2(a: F64, b: F64, tol: float) -> _Raw:
     p, q = a / n, b / m
     v = math.sqrt(0.5 * float(((p - q) ** 2 / (p + q)).sum()))
     scale = 4.0 * n * m / (n + m)  # chi2 ≈ scale · V² under the alternative
-    p_value = float(ncx2.sf(chi2, df, scale * tol * tol))
+    p_value = ncx2_sf(chi2, df, scale * tol * tol)
     half = 1.96 * math.sqrt((2 * df + 4 * chi2) / scale**2) / max(2 * v, 1e-12)
     interval = (max(0.0, v - half), min(1.0, v + half))
     return _Raw(v, p_value, interval, {"df": df, "chi2": chi2})
@@ -307,8 +302,6 @@ def _bootstrap(
     tol: float,
     rng: np.random.Generator,
 ) -> _Raw:
-    from scipy.stats import norm
-
     n, m = int(a.sum()), int(b.sum())
     if n == 0 or m == 0:  # wasserstein with no finite value on a side: no distance to measure
         far = math.inf if n != m else 0.0
@@ -320,7 +313,7 @@ def _bootstrap(
     se = float(reps.std(ddof=1))
     # With every replicate equal (se 0) the effect is known exactly.
     exact = 0.0 if effect > tol else 1.0
-    p_value = float(norm.sf((effect - tol) / se)) if se > 0 else exact
+    p_value = norm_sf((effect - tol) / se) if se > 0 else exact
     lo, hi = np.quantile(reps, [0.025, 0.975])
     interval = (max(0.0, 2.0 * plug_in - float(hi)), max(0.0, 2.0 * plug_in - float(lo)))
     return _Raw(effect, p_value, interval, {"plug_in": plug_in, "bootstrap": _BOOTSTRAP})

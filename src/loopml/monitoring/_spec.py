@@ -249,7 +249,7 @@ class _MonitorLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in a monitor", event.start_mark
+                None, None, "aliases (*name) are not allowed here", event.start_mark
             )
         return super().compose_node(parent, index)
 
@@ -357,7 +357,7 @@ def window_reference_ms(reference: str, now_ms: int) -> tuple[int, int]:
     return time_bound_ms(match.group(1), "reference"), time_bound_ms(match.group(2), "reference")
 
 
-def check_cron(text: object) -> str:
+def check_cron(text: object, parameter: str = "schedule") -> str:
     """Validate cron text (five fields, or ``@daily`` style), return it.
 
     Raises:
@@ -369,7 +369,7 @@ def check_cron(text: object) -> str:
     five = len(fields) == 5 or (len(fields) == 1 and fields[0].startswith("@"))
     if not isinstance(text, str) or not five or not croniter.is_valid(text):
         raise InvalidParameter(
-            "The 'schedule' parameter must be cron text such as '0 6 * * *' (minute hour "
+            f"The {parameter!r} parameter must be cron text such as '0 6 * * *' (minute hour "
             f"day-of-month month day-of-week) or '@daily'. Got {text!r} instead."
         )
     return text

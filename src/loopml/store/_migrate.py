@@ -20,7 +20,7 @@ from loopml.errors import StoreVersionError
 
 __all__ = ["HEAD_REVISION", "MIGRATIONS", "current_revision", "migrate"]
 
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x100F_0001  # any constant: loopml's advisory-lock id for migrations
 

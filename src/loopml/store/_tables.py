@@ -29,6 +29,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "ALIAS_EVENT",
     "APPROVAL",
+    "AUTOMATION",
+    "AUTOMATION_ATTEMPT",
+    "AUTOMATION_STEP",
     "DATASET",
     "DATASET_SCHEMA",
     "DATASET_VERSION",
@@ -870,8 +873,70 @@ class SchedulerLeaseRow(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class AutomationRow(Base):
+    """A declared continuous-training automation (``spec``: model, endpoint, training
+    pipeline, gate data, canary share and analysis policy); ``paused`` ones start no
+    attempt and advance none."""
+
+    __tablename__ = "automation"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AutomationAttemptRow(Base):
+    """One run of an automation: a stored state machine (``state``, its JSON ``data``).
+
+    ``key`` is unique per automation (the firing that started it), so a firing starts
+    one attempt whatever is retried. ``version`` grows at every transition: a writer
+    that read an older version changes nothing.
+    """
+
+    __tablename__ = "automation_attempt"
+    __table_args__ = (
+        UniqueConstraint("automation_id", "key"),
+        Index("ix_automation_attempt_state", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    automation_id: Mapped[int] = mapped_column(ForeignKey("automation.id"))
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    state: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AutomationStepRow(Base):
+    """One transition of an attempt: from, to, why, what it read and what it did."""
+
+    __tablename__ = "automation_step"
+    __table_args__ = (Index("ix_automation_step_attempt", "attempt_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("automation_attempt.id"))
+    at: Mapped[int] = mapped_column(BigInteger)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 TRIGGER = cast(Table, TriggerRow.__table__)
 TRIGGER_EVENT = cast(Table, TriggerEventRow.__table__)
 TRIGGER_FIRING = cast(Table, TriggerFiringRow.__table__)
 TRIGGER_EVALUATION = cast(Table, TriggerEvaluationRow.__table__)
 SCHEDULER_LEASE = cast(Table, SchedulerLeaseRow.__table__)
+AUTOMATION = cast(Table, AutomationRow.__table__)
+AUTOMATION_ATTEMPT = cast(Table, AutomationAttemptRow.__table__)
+AUTOMATION_STEP = cast(Table, AutomationStepRow.__table__)
