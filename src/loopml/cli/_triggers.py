@@ -7,6 +7,7 @@ become the app's one red line and exit code 1.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -82,7 +83,9 @@ def create(
     param: Annotated[
         list[str] | None,
         typer.Option(
-            "--param", help="A pipeline parameter KEY=VALUE; '{event.FIELD}' takes the event's."
+            "--param",
+            "-P",
+            help="A pipeline parameter KEY=VALUE; '{event.FIELD}' takes the event's.",
         ),
     ] = None,
     webhook: Annotated[
@@ -277,7 +280,8 @@ def history_(
 def fire(
     name: _Name,
     key: Annotated[
-        str | None, typer.Option("--key", help="Fire at most once for this key (idempotent).")
+        str | None,
+        typer.Option("--key", "-k", help="Fire at most once for this key (idempotent)."),
     ] = None,
     field: Annotated[
         list[str] | None,
@@ -299,16 +303,22 @@ def fire(
 
 
 @app.command("pause")
-def pause(name: _Name, project: _Project = None) -> None:
+def pause(name: _Name, project: _Project = None, as_json: _Json = False) -> None:
     """Stop evaluating a trigger (what happens meanwhile is seen when it resumes)."""
-    _store().set_paused(name, True, project=_project(project))
+    trigger = _store().set_paused(name, True, project=_project(project))
+    if as_json:
+        print_json(trigger.to_dict())
+        return
     out().print(f"Trigger {name!r} paused.")
 
 
 @app.command("resume")
-def resume(name: _Name, project: _Project = None) -> None:
+def resume(name: _Name, project: _Project = None, as_json: _Json = False) -> None:
     """Evaluate a paused trigger again."""
-    _store().set_paused(name, False, project=_project(project))
+    trigger = _store().set_paused(name, False, project=_project(project))
+    if as_json:
+        print_json(trigger.to_dict())
+        return
     out().print(f"Trigger {name!r} resumed.")
 
 
@@ -317,6 +327,7 @@ def delete(
     name: _Name,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     project: _Project = None,
+    as_json: _Json = False,
 ) -> None:
     """Delete a trigger with its history."""
     store, chosen = _store(), _project(project)
@@ -324,6 +335,9 @@ def delete(
     if not yes and not typer.confirm(f"Delete trigger {name!r} and its history?"):
         raise typer.Exit(1)
     store.delete(name, project=chosen)
+    if as_json:
+        print_json({"deleted": name, "project": chosen})
+        return
     out().print(f"Trigger {name!r} deleted.")
 
 
@@ -342,6 +356,7 @@ def scheduler(
     once: Annotated[
         bool, typer.Option("--once", help="One tick, wait for its actions, then exit.")
     ] = False,
+    as_json: _Json = False,
 ) -> None:
     """Run the triggers: evaluate each every tick and run what fires (one active per store)."""
     from loopml import settings
@@ -360,6 +375,9 @@ def scheduler(
     if once:
         report = runner.tick()
         runner.close()
+        if as_json:
+            print_json(report.__dict__)
+            return
         console.print(
             f"{'active' if report.leader else 'standby'}: {report.evaluated} trigger(s) "
             f"evaluated, {len(report.fired)} fired, {len(report.started)} action(s) run"
@@ -369,6 +387,10 @@ def scheduler(
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
-    console.print(f"Scheduler {runner.holder} started (Ctrl-C stops it).", highlight=False)
+    if as_json:  # one line announcing it, as `loopml serve --json` does
+        print_json({"scheduler": runner.holder, "pid": os.getpid()})
+    else:
+        console.print(f"Scheduler {runner.holder} started (Ctrl-C stops it).", highlight=False)
     runner.run(stop)
-    console.print("Scheduler stopped.")
+    if not as_json:
+        console.print("Scheduler stopped.")

@@ -36,14 +36,26 @@ def up(
             help="Both: load pickled models and run pipelines that other accounts stored.",
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="The server announces itself as one JSON line on stdout."),
+    ] = False,
 ) -> None:
     """Serve endpoints and run the triggers in one command (arguments go to `loopml serve`)."""
-    serve_args = list(context.args)
+    serve_args = [*context.args, *(["--trust"] if trust else []), *(["--json"] if as_json else [])]
+    _check_serve_args(context, serve_args)
     base = [sys.executable, "-m", "loopml.cli"]
     commands = {
-        "serve": [*base, "serve", *serve_args, *(["--trust"] if trust else [])],
+        "serve": [*base, "serve", *serve_args],
         "scheduler": [*base, "scheduler", *(["--trust"] if trust else [])],
     }
+
+    def say(text: str) -> None:
+        if as_json:
+            typer.echo(text, err=True)
+        else:
+            out().print(text, highlight=False)
+
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -55,10 +67,9 @@ def up(
     try:
         for name, command in commands.items():
             children[name] = subprocess.Popen(command)
-        out().print(
+        say(
             f"loopml up: server pid {children['serve'].pid}, scheduler pid "
-            f"{children['scheduler'].pid} (Ctrl-C stops both).",
-            highlight=False,
+            f"{children['scheduler'].pid} (Ctrl-C stops both)."
         )
         first: tuple[str, int] | None = None
         while not stopping and first is None:
@@ -74,8 +85,28 @@ def up(
             signal.signal(number, handler)
     if first is not None:
         name, code = first
-        out().print(f"loopml up: {name} stopped (exit {code}); stopped the other too.")
+        say(f"loopml up: {name} stopped (exit {code}); stopped the other too.")
         raise typer.Exit(code or 1)
+
+
+def _check_serve_args(context: typer.Context, args: list[str]) -> None:
+    """Parse ``args`` as `loopml serve` would, before anything starts.
+
+    Raises:
+        UsageError: an option serve does not know, or a bad value (named as ``loopml
+            up``'s, so its one-line error points at ``loopml up --help``).
+    """
+    from typer._click.exceptions import NoSuchOption, UsageError
+
+    serve = getattr(context.find_root().command, "commands", {}).get("serve")
+    if serve is None:
+        return
+    try:
+        serve.make_context(f"{context.command_path} serve", list(args))
+    except NoSuchOption as exc:
+        raise NoSuchOption(exc.option_name, ctx=context) from None
+    except UsageError as exc:
+        raise UsageError(exc.message, ctx=context) from None
 
 
 def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
