@@ -62,6 +62,7 @@ def flows(tmp_path: Path, fluent_store: str) -> str:
     return f"{path}:retrain"
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # back-end independent; slow
 @pytest.mark.slow
 def test_pipeline_actions_run_with_event_params_or_fail_with_their_error(
     client: TrackingClient, flows: str
@@ -91,6 +92,7 @@ def test_pipeline_actions_run_with_event_params_or_fail_with_their_error(
     assert "failed at step 'train': ValueError: training diverged" in error, error
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # back-end independent; slow
 def test_a_pipeline_stored_by_another_account_runs_only_when_trusted(
     client: TrackingClient, tmp_path: Path
 ) -> None:

@@ -187,6 +187,7 @@ def test_a_better_candidate_is_retrained_gated_canaried_and_promoted(
     assert decision.outcome["decision"] == "promote"
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # back-end independent; slow
 def test_a_worse_candidate_is_rolled_back_and_rejected(
     world: tuple[TrackingClient, AttemptDriver, Path],
 ) -> None:
@@ -204,6 +205,7 @@ def test_a_worse_candidate_is_rolled_back_and_rejected(
     assert "rollback" in (live.reason or "")
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # back-end independent; slow
 def test_a_candidate_failing_the_policy_stops_at_the_gate(
     world: tuple[TrackingClient, AttemptDriver, Path],
 ) -> None:
@@ -219,6 +221,7 @@ def test_a_candidate_failing_the_policy_stops_at_the_gate(
     assert len(deployments.history(ENDPOINT, project=P)) == 1  # the endpoint was never touched
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # back-end independent; slow
 def test_a_new_scheduler_resumes_an_attempt_in_the_middle_of_its_analysis(
     world: tuple[TrackingClient, AttemptDriver, Path],
 ) -> None:

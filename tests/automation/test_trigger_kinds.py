@@ -73,6 +73,7 @@ def _fired(store: Store, name: str) -> list[list[dict[str, Any]]]:
 # -- pipeline -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # back-end independent; slow
 @pytest.mark.slow
 def test_finished_pipeline_runs_fire_by_status(
     client: TrackingClient, fluent_store: str, tmp_path: Path

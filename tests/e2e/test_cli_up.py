@@ -42,6 +42,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # back-end independent; slow
 def test_up_serves_and_schedules_and_stops_both(client: TrackingClient, tmp_path: Path) -> None:
     features, target = load_iris(return_X_y=True, as_frame=True)
     model = LogisticRegression(max_iter=300).fit(features, target)
