@@ -32,8 +32,6 @@ on malformed bytes.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +46,18 @@ import pyarrow.compute as pc
 from loopml.data._sketches import Moments, hash_objects, merge_moments
 from loopml.errors import InvalidParameter
 from loopml.monitoring._parquet_columns import column_chunks, is_parquet_file
+from loopml.monitoring._sketch_values import (
+    array_b64,
+    array_from_b64,
+    float64_values,
+    is_categorical_type,
+    is_numeric_type,
+    json_float,
+    number_view,
+    require_valid,
+    stored_count,
+    stored_float,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,14 +217,14 @@ class ColumnSketch:
                 self._update_categorical(arr)
 
     def _update_numeric(self, arr: pa.Array) -> None:
-        if not _is_numeric_type(arr.type):
+        if not is_numeric_type(arr.type):
             raise InvalidParameter(
                 f"A numeric sketch needs integers, floats or decimals. Got {arr.type} instead."
             )
         nulls = arr.null_count
         if nulls:
             arr = arr.drop_null()
-        x = _float64(arr)
+        x = float64_values(arr)
         finite_mask = np.isfinite(x)
         if finite_mask.all():
             finite = x
@@ -234,7 +244,7 @@ class ColumnSketch:
 
     def _update_categorical(self, arr: pa.Array) -> None:
         value_type = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
-        if not _is_categorical_type(value_type):
+        if not is_categorical_type(value_type):
             raise InvalidParameter(
                 "A categorical sketch needs strings, booleans, integers or dictionaries of "
                 f"them. Got {arr.type} instead."
@@ -254,7 +264,7 @@ class ColumnSketch:
             values = vc.field("values")
         text = values.cast(pa.large_string())
         hashes = hash_objects(text)
-        counts = _numbers(vc.field("counts")).astype(np.int64)
+        counts = number_view(vc.field("counts")).astype(np.int64)
         if self.capped:  # above the threshold: certainly not among the smallest hashes
             keep = hashes <= self.hashes[-1]
             self.other += int(counts[~keep].sum())
@@ -324,19 +334,19 @@ class ColumnSketch:
             "limit": self.limit,
             "rows": self.rows,
             "missing": self.missing,
-            "counts": _b64(self.counts),
+            "counts": array_b64(self.counts),
         }
         if self.kind == "numeric":
             m = self.moments
             return d | {
                 "neg_inf": self.neg_inf,
                 "pos_inf": self.pos_inf,
-                "min": _json_float(self.min),
-                "max": _json_float(self.max),
-                "moments": [m.n, _json_float(m.mean), _json_float(m.m2)],
+                "min": json_float(self.min),
+                "max": json_float(self.max),
+                "moments": [m.n, json_float(m.mean), json_float(m.m2)],
             }
         return d | {
-            "hashes": _b64(self.hashes),
+            "hashes": array_b64(self.hashes),
             "names": self.names.tolist(),
             "other": self.other,
             "capped": self.capped,
@@ -345,63 +355,72 @@ class ColumnSketch:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnSketch:
         """Rebuild (and validate) a sketch written by :meth:`to_dict`."""
-        _require(isinstance(d, Mapping), "a column must be an object")
+        require_valid(isinstance(d, Mapping), "a column must be an object")
         lay = d.get("layout")
-        _require(isinstance(lay, Mapping), "a column's layout must be an object")
-        assert isinstance(lay, Mapping)  # for mypy: _require raised otherwise
+        require_valid(isinstance(lay, Mapping), "a column's layout must be an object")
+        assert isinstance(lay, Mapping)  # for mypy: require_valid raised otherwise
         layout = SketchLayout(
             kind=cast(SketchKind, lay.get("kind")),
-            center=_float(lay.get("center")),
-            scale=_float(lay.get("scale")),
+            center=stored_float(lay.get("center")),
+            scale=stored_float(lay.get("scale")),
         )
-        out = cls(layout, _count(d.get("limit"), "limit", minimum=1))
-        out.rows = _count(d.get("rows"), "rows")
-        out.missing = _count(d.get("missing"), "missing")
-        counts = _from_b64(d.get("counts"), np.int64, "counts")
-        _require(bool((counts >= 0).all()), "counts must be >= 0")
+        out = cls(layout, stored_count(d.get("limit"), "limit", minimum=1))
+        out.rows = stored_count(d.get("rows"), "rows")
+        out.missing = stored_count(d.get("missing"), "missing")
+        counts = array_from_b64(d.get("counts"), np.int64, "counts")
+        require_valid(bool((counts >= 0).all()), "counts must be >= 0")
         if layout.kind == "numeric":
-            _require(counts.size == _NBINS, f"a numeric sketch has {_NBINS} counts")
+            require_valid(counts.size == _NBINS, f"a numeric sketch has {_NBINS} counts")
             out.counts = counts
-            out.neg_inf = _count(d.get("neg_inf"), "neg_inf")
-            out.pos_inf = _count(d.get("pos_inf"), "pos_inf")
-            out.min, out.max = _float(d.get("min"), math.inf), _float(d.get("max"), -math.inf)
-            _require(
+            out.neg_inf = stored_count(d.get("neg_inf"), "neg_inf")
+            out.pos_inf = stored_count(d.get("pos_inf"), "pos_inf")
+            out.min, out.max = (
+                stored_float(d.get("min"), math.inf),
+                stored_float(d.get("max"), -math.inf),
+            )
+            require_valid(
                 (out.min <= out.max) == bool(counts.sum()), "min <= max exactly when values exist"
             )
             moments = d.get("moments")
-            _require(isinstance(moments, list) and len(moments) == 3, "moments must be [n, m, m2]")
+            require_valid(
+                isinstance(moments, list) and len(moments) == 3, "moments must be [n, m, m2]"
+            )
             assert isinstance(moments, list)
             out.moments = Moments(
-                _count(moments[0], "moments"), _float(moments[1], 0.0), _float(moments[2], 0.0)
+                stored_count(moments[0], "moments"),
+                stored_float(moments[1], 0.0),
+                stored_float(moments[2], 0.0),
             )
             finite = int(counts.sum())
-            _require(out.moments.n == finite, "moments count must equal the bin counts")
-            _require(
+            require_valid(out.moments.n == finite, "moments count must equal the bin counts")
+            require_valid(
                 out.rows == out.missing + out.neg_inf + out.pos_inf + finite,
                 "rows must equal missing + infinities + binned values",
             )
         else:
-            hashes = _from_b64(d.get("hashes"), np.uint64, "hashes")
+            hashes = array_from_b64(d.get("hashes"), np.uint64, "hashes")
             names = d.get("names")
-            _require(isinstance(names, list), "names must be a list of strings")
+            require_valid(isinstance(names, list), "names must be a list of strings")
             assert isinstance(names, list)
-            _require(
+            require_valid(
                 isinstance(names, list) and all(isinstance(n, str) for n in names),
                 "names must be a list of strings",
             )
-            _require(
+            require_valid(
                 hashes.size == counts.size == len(names) <= out.limit,
                 "hashes, names and counts must align, at most 'limit' of them",
             )
-            _require(bool((hashes[1:] > hashes[:-1]).all()), "hashes must be sorted and unique")
-            _require(all(len(n) <= _NAME_CHARS for n in names), "names are at most 128 chars")
+            require_valid(
+                bool((hashes[1:] > hashes[:-1]).all()), "hashes must be sorted and unique"
+            )
+            require_valid(all(len(n) <= _NAME_CHARS for n in names), "names are at most 128 chars")
             out.hashes, out.counts = hashes, counts
             out.names = np.asarray(names, dtype=object).reshape(-1)
-            out.other = _count(d.get("other"), "other")
+            out.other = stored_count(d.get("other"), "other")
             capped = d.get("capped")
-            _require(isinstance(capped, bool), "capped must be a boolean")
+            require_valid(isinstance(capped, bool), "capped must be a boolean")
             out.capped = bool(capped)
-            _require(
+            require_valid(
                 out.rows == out.missing + out.other + int(counts.sum()),
                 "rows must equal missing + other + category counts",
             )
@@ -473,30 +492,34 @@ class TableSketch:
         Raises:
             InvalidParameter: The bytes are not a valid sketch (the message says why).
         """
-        _require(
+        require_valid(
             isinstance(data, bytes | bytearray | memoryview), "a sketch must be given as bytes"
         )
-        _require(len(data) <= MAX_SKETCH_BYTES, f"a sketch is at most {MAX_SKETCH_BYTES} bytes")
+        require_valid(
+            len(data) <= MAX_SKETCH_BYTES, f"a sketch is at most {MAX_SKETCH_BYTES} bytes"
+        )
         try:
             d = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidParameter(f"The sketch is not valid: not JSON ({exc}).") from None
-        _require(isinstance(d, dict), "a sketch must be a JSON object")
-        _require(d.get("format") == "loopml.table_sketch", "format must be 'loopml.table_sketch'")
-        _require(d.get("version") == 1, "version must be 1")
-        out = cls({}, _count(d.get("limit"), "limit", minimum=1))
-        out.rows = _count(d.get("rows"), "rows")
+        require_valid(isinstance(d, dict), "a sketch must be a JSON object")
+        require_valid(
+            d.get("format") == "loopml.table_sketch", "format must be 'loopml.table_sketch'"
+        )
+        require_valid(d.get("version") == 1, "version must be 1")
+        out = cls({}, stored_count(d.get("limit"), "limit", minimum=1))
+        out.rows = stored_count(d.get("rows"), "rows")
         columns = d.get("columns")
-        _require(isinstance(columns, list), "columns must be a list")
+        require_valid(isinstance(columns, list), "columns must be a list")
         for item in columns:
-            _require(
+            require_valid(
                 isinstance(item, list) and len(item) == 2 and isinstance(item[0], str),
                 "each column must be [name, sketch]",
             )
-            _require(item[0] not in out.columns, f"column {item[0]!r} appears twice")
+            require_valid(item[0] not in out.columns, f"column {item[0]!r} appears twice")
             col = ColumnSketch.from_dict(item[1])
-            _require(col.rows == out.rows, f"column {item[0]!r} must have the table's rows")
-            _require(col.limit == out.limit, f"column {item[0]!r} must have the table's limit")
+            require_valid(col.rows == out.rows, f"column {item[0]!r} must have the table's rows")
+            require_valid(col.limit == out.limit, f"column {item[0]!r} must have the table's limit")
             out.columns[item[0]] = col
         return out
 
@@ -612,7 +635,7 @@ def infer_layout(
 
 
 def _add_finite(moments: Moments, values: pa.Array) -> None:
-    x = _float64(values.drop_null())
+    x = float64_values(values.drop_null())
     moments.update(x[np.isfinite(x)])
 
 
@@ -673,9 +696,9 @@ def _choose_kinds(
         t = schema.field(name).type
         natural: SketchKind | None = (
             "numeric"
-            if _is_numeric_type(t)
+            if is_numeric_type(t)
             else "categorical"
-            if _is_categorical_type(t) or pa.types.is_dictionary(t)
+            if is_categorical_type(t) or pa.types.is_dictionary(t)
             else None
         )
         kind = kinds.get(name, natural)
@@ -686,7 +709,7 @@ def _choose_kinds(
                 )
             continue
         fits = (
-            _is_numeric_type(t)
+            is_numeric_type(t)
             if kind == "numeric"
             else natural == "categorical" or (pa.types.is_integer(t))
         )
@@ -762,77 +785,3 @@ def _bin_index(finite: npt.NDArray[np.float64], layout: SketchLayout) -> npt.NDA
     if tail.size:
         idx[tail] = np.searchsorted(Z_EDGES, z[tail], side="right")
     return idx
-
-
-def _float64(arr: pa.Array) -> npt.NDArray[np.float64]:
-    """Non-null numbers as float64 (decimals through Arrow's cast, not per value)."""
-    if pa.types.is_decimal(arr.type):
-        arr = arr.cast(pa.float64())
-    return np.asarray(_numbers(arr), dtype=np.float64)
-
-
-def _numbers(arr: pa.Array) -> npt.NDArray[Any]:
-    """An integer or float array without nulls as a NumPy view of its values buffer.
-
-    ``Array.to_numpy`` would do the same, but it imports pandas first (pyarrow's pandas
-    shim): 37 MiB resident that the sketches otherwise never need.
-    """
-    assert arr.null_count == 0, "a null's slot holds no value"  # callers drop nulls first
-    dtype = np.dtype(arr.type.to_pandas_dtype())
-    return np.frombuffer(
-        arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize
-    )
-
-
-def _is_numeric_type(t: pa.DataType) -> bool:
-    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
-
-
-def _is_categorical_type(t: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_string_view(t)
-        or pa.types.is_boolean(t)
-        or pa.types.is_integer(t)
-    )
-
-
-def _b64(a: npt.NDArray[Any]) -> str:
-    return base64.b64encode(
-        np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes()
-    ).decode()
-
-
-def _from_b64(text: object, dtype: type[np.generic], what: str) -> npt.NDArray[Any]:
-    _require(isinstance(text, str), f"{what} must be a base64 string")
-    try:
-        raw = base64.b64decode(cast(str, text), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidParameter(f"The sketch is not valid: {what} is not base64.") from None
-    _require(len(raw) % 8 == 0, f"{what} must hold 8-byte numbers")
-    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
-
-
-def _json_float(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _float(x: object, default: float | None = None) -> float:
-    if x is None and default is not None:
-        return default
-    _require(isinstance(x, int | float) and not isinstance(x, bool), "numbers must be numbers")
-    return float(cast(float, x))
-
-
-def _count(x: object, what: str, *, minimum: int = 0) -> int:
-    _require(
-        isinstance(x, int) and not isinstance(x, bool) and x >= minimum,
-        f"{what} must be an integer >= {minimum}",
-    )
-    return cast(int, x)
-
-
-def _require(ok: bool, why: str) -> None:
-    if not ok:
-        raise InvalidParameter(f"The sketch is not valid: {why}.")
